@@ -1,0 +1,67 @@
+"""The contract every implementation answers, whatever the framework.
+
+For a case (spec, float64 master parameters, batch, state, mode) and a dtype,
+an adapter returns an `Outcome`:
+
+* outputs: the component's outputs by name ("Y", "loss", ...);
+* grads: for cotangents c (a dict keyed by output names), the gradient of
+  Σ_k <c_k, output_k> with respect to every parameter and every
+  differentiable input, keyed by the reference's names ("W1", "b1", "X", ...);
+  a random cotangent on "Y" is the random upstream gradient, {"loss": 1} the
+  loss gradient;
+* state: the new non-trainable state (batch-norm running statistics).
+
+`jvp` returns the forward-mode derivative of the outputs along tangents keyed
+like grads (the framework's forward mode, checked against its reverse mode).
+Results come back as float64 NumPy arrays, converted only after the framework
+computed in the dtype under test.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import NamedTuple
+
+import numpy as np
+
+from conformance.case import Arrays, Case
+
+
+class Outcome(NamedTuple):
+    outputs: Arrays
+    grads: Arrays
+    state: Arrays
+
+
+class Unsupported(Exception):
+    """This backend cannot answer this question (a skip, with the reason)."""
+
+
+class Backend(ABC):
+    name: str
+    device: str
+
+    @abstractmethod
+    def version(self) -> str:
+        """The framework version, as reported in the matrix."""
+
+    def conventions(self) -> dict[str, object]:
+        """Spec fields this framework fixes (leaky_kink, momentum, ...), by field name."""
+        return {}
+
+    @abstractmethod
+    def run(self, case: Case, cotangents: Arrays | None = None) -> Outcome:
+        """Outputs, gradients of Σ <cotangent, output> (if cotangents given) and new state."""
+
+    def jvp(self, case: Case, tangents: Arrays) -> Arrays:
+        """Forward-mode derivative of every output along `tangents`."""
+        raise Unsupported(f"{self.name} has no forward mode")
+
+
+def as_float64(arrays: dict[str, object]) -> Arrays:
+    return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
+
+
+def cast_floats(arrays: Arrays, dtype: str) -> Arrays:
+    """Floating arrays cast to dtype; integer arrays (labels) unchanged."""
+    return {k: (v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in arrays.items()}

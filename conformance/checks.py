@@ -1,0 +1,237 @@
+"""The properties, each under a stable id, written once as functions of the backend.
+
+A property takes a Context (which case, framework, dtype, device) and the
+backend, computes what it needs, and asserts through conformance.compare.
+`run_property` is the single entry point, used by the pytest tests and by
+`python -m conformance replay`.
+
+Ids (stable: reports, known issues and reproducers refer to them):
+  forward-agreement        outputs and loss vs the float64 reference
+  gradient-agreement       every parameter and input gradient, random upstream gradient
+  loss-gradient-agreement  gradient of the loss itself
+  finite-differences       <∇f, v> vs central differences along random v (float64)
+  reverse-vs-forward       <u, J v> from forward mode = <Jᵀ u, v> from reverse mode
+  upstream-linearity       grads(a u + b w) = a grads(u) + b grads(w)
+  batch-decomposition      mean-loss gradient = mean of per-example gradients
+  kink-convention          gradients with pre-activations exactly 0, under the framework's convention
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from hypothesis import reject
+
+from conformance import record
+from conformance.backends import Backend, Unsupported, get_backend
+from conformance.case import Arrays, Case
+from conformance.compare import Context, assert_agree, assert_identity
+from conformance.components import component
+from conformance.tolerances import (
+    FINITE_DIFFERENCE_RTOL,
+    FINITE_DIFFERENCE_STEP,
+    IDENTITY_RTOL,
+)
+
+
+class NotApplicable(Exception):
+    """The property does not apply to this framework or dtype (reported as a skip)."""
+
+
+@dataclass(frozen=True)
+class Property:
+    id: str
+    check: Callable[[Context, Backend], None]
+    frameworks_only: bool  # the reference would only be compared with itself
+    float64_only: bool
+
+    def not_applicable(self, framework: str, dtype: str) -> str | None:
+        if self.frameworks_only and framework == "numpy":
+            return f"{self.id}: the NumPy reference is the oracle here, not a subject"
+        if self.float64_only and dtype != "float64":
+            return f"{self.id}: needs float64 (finite differences lose all digits in float32)"
+        return None
+
+
+PROPERTIES: dict[str, Property] = {}
+
+
+def prop(
+    id: str, *, frameworks_only: bool = False, float64_only: bool = False
+) -> Callable[[Callable[[Context, Backend], None]], Callable[[Context, Backend], None]]:
+    def register(fn: Callable[[Context, Backend], None]) -> Callable[[Context, Backend], None]:
+        PROPERTIES[id] = Property(id, fn, frameworks_only, float64_only)
+        return fn
+
+    return register
+
+
+def under_conventions(case: Case, backend: Backend) -> Case:
+    """The case with the spec fields this backend fixes set to its values."""
+    fixed = {k: v for k, v in backend.conventions().items() if hasattr(case.spec, k)}
+    return replace(case, spec=replace(case.spec, **fixed)) if fixed else case
+
+
+def run_property(
+    property_id: str, case: Case, framework: str, dtype: str, device: str = "cpu"
+) -> None:
+    """Check one property on one case: raises ConformanceFailure, Unsupported or NotApplicable."""
+    if property_id not in PROPERTIES:
+        raise ValueError(f"property: expected one of {sorted(PROPERTIES)}, received {property_id!r}")
+    entry = PROPERTIES[property_id]
+    reason = entry.not_applicable(framework, dtype)
+    if reason:
+        raise NotApplicable(reason)
+    backend = get_backend(framework, device)
+    case = under_conventions(case, backend).with_dtype(dtype)
+    ctx = Context(property_id, case.component, framework, backend.version(), dtype, device, case)
+    rec = record.current()
+    if rec is not None:
+        rec.examples += 1
+        rec.framework_version = ctx.version
+    entry.check(ctx, backend)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def reference_pair(case: Case, cotangents: Arrays | None = None) -> tuple[Arrays, ...]:
+    """(outputs64, grads64, state64, outputs32, grads32, state32) of the reference."""
+    ref = component(case.component).reference
+    r64 = ref(case.with_dtype("float64"), cotangents)
+    r32 = ref(case.with_dtype("float32"), cotangents)
+    return (*r64, *r32)
+
+
+def directions(case: Case, keys: list[str], salt: int) -> Arrays:
+    """Random directions for `keys`, drawn from the case's seed (so replays see the same)."""
+    rng = np.random.default_rng([case.seed, salt])
+    shapes = {**case.params, **case.inputs}
+    return {k: rng.standard_normal(shapes[k].shape) for k in keys}
+
+
+def upstream(case: Case, name: str = "dY") -> Arrays:
+    return {"Y": case.inputs[name]}
+
+
+def dot(a: Arrays, b: Arrays) -> tuple[float, float]:
+    """Σ_k <a_k, b_k> and Σ_k <|a_k|, |b_k|> (the scale of the terms)."""
+    keys = list(b)
+    value = float(sum(np.sum(a[k] * b[k]) for k in keys))
+    scale = float(sum(np.sum(np.abs(a[k] * b[k])) for k in keys))
+    return value, scale
+
+
+def grad_keys(case: Case) -> list[str]:
+    return [*case.params, *component(case.component).inputs]
+
+
+def perturbed(case: Case, direction: Arrays, step: float) -> Case:
+    params = {k: v + step * direction[k] if k in direction else v for k, v in case.params.items()}
+    inputs = {k: v + step * direction[k] if k in direction else v for k, v in case.inputs.items()}
+    return replace(case, params=params, inputs=inputs)
+
+
+# ---------------------------------------------------------------- properties
+
+
+@prop("forward-agreement", frameworks_only=True)
+def forward_agreement(ctx: Context, backend: Backend) -> None:
+    out64, _, _, out32, _, _ = reference_pair(ctx.case)
+    got = backend.run(ctx.case)
+    assert_agree(ctx, got.outputs, out64, out32, kind="forward", label="output ")
+
+
+@prop("gradient-agreement", frameworks_only=True)
+def gradient_agreement(ctx: Context, backend: Backend) -> None:
+    cot = upstream(ctx.case)
+    _, g64, _, _, g32, _ = reference_pair(ctx.case, cot)
+    assert_agree(ctx, backend.run(ctx.case, cot).grads, g64, g32, kind="gradient")
+
+
+@prop("loss-gradient-agreement", frameworks_only=True)
+def loss_gradient_agreement(ctx: Context, backend: Backend) -> None:
+    cot = {"loss": np.ones(())}
+    _, g64, _, _, g32, _ = reference_pair(ctx.case, cot)
+    assert_agree(ctx, backend.run(ctx.case, cot).grads, g64, g32, kind="gradient")
+
+
+@prop("kink-convention", frameworks_only=True)
+def kink_convention(ctx: Context, backend: Backend) -> None:
+    gradient_agreement(ctx, backend)
+
+
+@prop("finite-differences", float64_only=True)
+def finite_differences(ctx: Context, backend: Backend) -> None:
+    """Per gradient: <g_k, v_k> against (f(x + εv_k) - f(x - εv_k)) / 2ε, f = <u, Y>."""
+    cot = upstream(ctx.case)
+    grads = backend.run(ctx.case, cot).grads
+    keys = grad_keys(ctx.case)
+    v = directions(ctx.case, keys, salt=1)
+
+    def f(c: Case) -> float:
+        return float(np.sum(backend.run(c).outputs["Y"] * cot["Y"]))
+
+    def central(k: str, eps: float) -> float:
+        plus, minus = perturbed(ctx.case, {k: v[k]}, eps), perturbed(ctx.case, {k: v[k]}, -eps)
+        return (f(plus) - f(minus)) / (2 * eps)
+
+    for k in keys:
+        numeric = central(k, FINITE_DIFFERENCE_STEP)
+        analytic, scale = dot(grads, {k: v[k]})
+        if abs(numeric - central(k, 4 * FINITE_DIFFERENCE_STEP)) > 1e-4 * (scale + abs(numeric)):
+            reject()  # the step crossed a kink: differences say nothing about the derivative
+        assert_identity(ctx, f"{k} (directional)", analytic, numeric, scale=scale + abs(numeric),
+                        rtol=FINITE_DIFFERENCE_RTOL)
+
+
+@prop("reverse-vs-forward", frameworks_only=True)
+def reverse_vs_forward(ctx: Context, backend: Backend) -> None:
+    keys = grad_keys(ctx.case)
+    v = directions(ctx.case, keys, salt=2)
+    try:
+        tangent_out = backend.jvp(ctx.case, v)
+    except Unsupported as err:
+        raise NotApplicable(str(err)) from err
+    cot = upstream(ctx.case)
+    grads = backend.run(ctx.case, cot).grads
+    forward, scale_f = dot(tangent_out, cot)
+    reverse, scale_r = dot(grads, v)
+    assert_identity(ctx, "<u, J v> vs <Jᵀ u, v>", forward, reverse, scale=scale_f + scale_r,
+                    rtol=IDENTITY_RTOL[ctx.dtype])
+
+
+@prop("upstream-linearity")
+def upstream_linearity(ctx: Context, backend: Backend) -> None:
+    a, b = 0.75, -1.5  # exact in binary: the identity is about the backward, not rounding of a, b
+    u, w = ctx.case.inputs["dY"], ctx.case.inputs["dY2"]
+    g_u = backend.run(ctx.case, {"Y": u}).grads
+    g_w = backend.run(ctx.case, {"Y": w}).grads
+    g_mix = backend.run(ctx.case, {"Y": a * u + b * w}).grads
+    for k in g_mix:
+        combined = a * g_u[k] + b * g_w[k]
+        scale = float(np.max(np.abs(a * g_u[k]) + np.abs(b * g_w[k]), initial=0.0))
+        worst = np.unravel_index(np.argmax(np.abs(g_mix[k] - combined)), combined.shape)
+        assert_identity(ctx, f"{k}{list(map(int, worst))}", float(g_mix[k][worst]),
+                        float(combined[worst]), scale=scale, rtol=IDENTITY_RTOL[ctx.dtype])
+
+
+@prop("batch-decomposition")
+def batch_decomposition(ctx: Context, backend: Backend) -> None:
+    """∇ mean_n L_n = mean_n ∇L_n, and ∂L/∂x_n = (∂L_n/∂x_n) / N."""
+    case, cot = ctx.case, {"loss": np.ones(())}
+    full = backend.run(case, cot).grads
+    N = case.inputs["X"].shape[0]
+    rows = [
+        backend.run(replace(case, inputs={k: v[n : n + 1] for k, v in case.inputs.items()}),
+                    cot).grads
+        for n in range(N)
+    ]
+    for k in full:
+        parts = np.concatenate([r[k] for r in rows]) / N if k == "X" else sum(r[k] for r in rows) / N
+        scale = float(np.max(np.abs(parts), initial=0.0)) * max(N, 1)
+        worst = np.unravel_index(np.argmax(np.abs(full[k] - parts)), parts.shape)
+        assert_identity(ctx, f"{k}{list(map(int, worst))}", float(full[k][worst]),
+                        float(parts[worst]), scale=scale, rtol=IDENTITY_RTOL[ctx.dtype])

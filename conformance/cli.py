@@ -1,0 +1,131 @@
+"""`python -m conformance`: run the suite and print the matrix; replay a reproducer; hunt.
+
+  python -m conformance [run] [--frameworks ..] [--dtypes ..] [--device cpu|cuda]
+                        [--profile ci|dev|thorough] [--report PATH] [-- PYTEST ARGS]
+  python -m conformance replay FILE [--framework F] [--dtype D] [--device D]
+  python -m conformance hunt [--minutes M] [--out DIR] [--frameworks ..]
+
+Exit status: 0 when every row passed (or carries a known issue), 1 when a
+property failed or a known issue no longer reproduces, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from conformance.backends import DEVICES, FRAMEWORKS
+from conformance.report import matrix, read_report
+
+DEFAULT_REPORT = ".conformance/report.json"
+
+
+def pytest_args(args: argparse.Namespace, report: str, profile: str) -> list[str]:
+    return [
+        "--pyargs", "conformance.properties",
+        "-p", "no:cacheprovider",
+        "-q", "--no-header", "-r", "fE",
+        "--frameworks", args.frameworks,
+        "--dtypes", args.dtypes,
+        "--device", args.device,
+        "--conformance-profile", profile,
+        "--conformance-report", report,
+        *args.pytest_args,
+    ]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    code = pytest.main(pytest_args(args, args.report, args.profile))
+    elapsed = time.perf_counter() - started
+    if not Path(args.report).is_file():
+        return int(code) or 2
+    print()
+    print(matrix(read_report(args.report)))
+    print(f"report: {args.report} (and {Path(args.report).with_suffix('.md')}); {elapsed:.1f} s")
+    return 0 if code == pytest.ExitCode.OK else 1
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from conformance.case import load_case
+    from conformance.checks import NotApplicable, run_property
+    from conformance.compare import ConformanceFailure
+
+    case, meta = load_case(args.file)
+    framework = args.framework or meta.get("framework", "numpy")
+    dtype = args.dtype or meta.get("dtype", "float64")
+    device = args.device or meta.get("device", "cpu")
+    prop = meta.get("property")
+    print(f"replaying {prop} on {framework} {dtype} {device}: {case.describe()}")
+    try:
+        run_property(prop, case, framework, dtype, device)
+    except ConformanceFailure as failure:
+        print(failure)
+        return 1
+    except NotApplicable as err:
+        print(f"not applicable: {err}")
+        return 2
+    print("passed: the implementations agree on this case")
+    return 0
+
+
+def cmd_hunt(args: argparse.Namespace) -> int:
+    """Rounds of the hunt profile (fresh random seeds, free shapes) until the time is spent."""
+    out = Path(args.out)
+    deadline = time.monotonic() + 60 * args.minutes
+    failures: set[str] = set()
+    rounds = 0
+    while time.monotonic() < deadline:
+        rounds += 1
+        report = str(out / f"round-{rounds:03d}" / "report.json")
+        pytest.main(pytest_args(args, report, "hunt"))
+        if Path(report).is_file():
+            for row in read_report(report)["rows"]:
+                if row["status"] == "failed":
+                    failures.add(f"{row['component']} {row['property']} {row['framework']}"
+                                 f" {row['dtype']}: {row['reproducer'] or 'see report'}")
+    print(f"hunt: {rounds} rounds in {args.minutes} min; {len(failures)} failing rows")
+    for line in sorted(failures):
+        print("  " + line)
+    return 1 if failures else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m conformance", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command")
+
+    def suite_options(q: argparse.ArgumentParser) -> None:
+        q.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+        q.add_argument("--dtypes", default="float32,float64")
+        q.add_argument("--device", default="cpu", choices=DEVICES)
+        q.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
+
+    run = sub.add_parser("run", help="run the suite and print the matrix (the default)")
+    suite_options(run)
+    run.add_argument("--profile", default="ci", choices=("ci", "dev", "thorough"))
+    run.add_argument("--report", default=DEFAULT_REPORT)
+    replay = sub.add_parser("replay", help="rerun one stored reproducer")
+    replay.add_argument("file")
+    replay.add_argument("--framework", choices=FRAMEWORKS)
+    replay.add_argument("--dtype", choices=("float32", "float64"))
+    replay.add_argument("--device", choices=DEVICES)
+    hunt = sub.add_parser("hunt", help="search with fresh random cases until the time is spent")
+    suite_options(hunt)
+    hunt.add_argument("--minutes", type=float, default=10.0)
+    hunt.add_argument("--out", default=".conformance/hunt")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        argv = ["run", *argv]
+    args = parser().parse_args(argv)
+    commands = {"run": cmd_run, "replay": cmd_replay, "hunt": cmd_hunt}
+    return commands[args.command](args)

@@ -1,0 +1,63 @@
+"""Hypothesis profiles of the suite: ci, dev, thorough (and hunt, for the hunt mode).
+
+* ci: derandomized (the same examples every run, so a red CI is reproducible),
+  bounded: few examples per property and shapes from a fixed catalog, so the
+  whole suite stays within its time budget on 2 cores.
+* dev: random, more examples, shapes drawn freely within bounds.
+* thorough: at least 1,000 examples per property.
+* hunt: like thorough, with no deadline and a fresh random seed every run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hypothesis import HealthCheck, settings
+
+PROFILES = ("ci", "dev", "thorough", "hunt")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    max_examples: int
+    bounded_shapes: bool  # draw architectures from the fixed catalog
+    derandomize: bool
+
+
+_PROFILES = {
+    "ci": Profile("ci", 12, True, True),
+    "dev": Profile("dev", 60, False, False),
+    "thorough": Profile("thorough", 1000, False, False),
+    "hunt": Profile("hunt", 5000, False, False),
+}
+
+_active = [_PROFILES["ci"]]
+
+_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+
+
+def register_profiles() -> None:
+    for p in _PROFILES.values():
+        settings.register_profile(
+            f"conformance-{p.name}",
+            max_examples=p.max_examples,
+            derandomize=p.derandomize,
+            deadline=None,  # the first call of a new shape compiles; time is measured in benchmarks
+            suppress_health_check=_SUPPRESSED,
+            print_blob=True,
+            database=None,
+        )
+
+
+def activate(name: str) -> Profile:
+    if name not in _PROFILES:
+        raise ValueError(f"profile: expected one of {list(PROFILES)}, received {name!r}")
+    register_profiles()
+    settings.load_profile(f"conformance-{name}")
+    _active[0] = _PROFILES[name]
+    return _active[0]
+
+
+def active() -> Profile:
+    return _active[0]

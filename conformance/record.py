@@ -1,0 +1,75 @@
+"""What one conformance test observed over all its examples: one row of the report.
+
+The plugin opens a record before a conformance test runs and closes it after;
+every comparison in between updates it (examples run, the worst error in
+tolerances and where it happened, the case that produced it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from conformance.case import Case
+
+
+@dataclass
+class Worst:
+    ratio: float  # |a - r| / allowed at the worst element
+    parameter: str  # the output, gradient or state entry
+    index: tuple[int, ...]
+    actual: float
+    expected: float
+
+
+@dataclass
+class Record:
+    property: str
+    component: str
+    framework: str
+    dtype: str
+    device: str
+    framework_version: str = ""
+    examples: int = 0
+    worst: Worst | None = None
+    worst_case: Case | None = field(default=None, repr=False)
+    reproducer: str = ""
+    known_issue: str = ""
+
+    def observe(self, worst: Worst, case: Case) -> None:
+        if self.worst is None or not worst.ratio <= self.worst.ratio:  # NaN counts as worst
+            self.worst = worst
+            self.worst_case = case
+
+    def row(self, status: str, message: str = "") -> dict[str, Any]:
+        return {
+            "property": self.property,
+            "component": self.component,
+            "framework": self.framework,
+            "framework_version": self.framework_version,
+            "dtype": self.dtype,
+            "device": self.device,
+            "status": status,
+            "examples": self.examples,
+            "worst_ratio": None if self.worst is None else self.worst.ratio,
+            "worst": None if self.worst is None else asdict(self.worst),
+            "reproducer": self.reproducer,
+            "known_issue": self.known_issue,
+            "message": message,
+        }
+
+
+_current: list[Record] = []
+
+
+def open_record(record: Record) -> None:
+    _current.append(record)
+
+
+def close_record() -> Record | None:
+    return _current.pop() if _current else None
+
+
+def current() -> Record | None:
+    """The record of the conformance test running now, if any."""
+    return _current[-1] if _current else None

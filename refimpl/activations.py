@@ -1,0 +1,96 @@
+"""Element-wise activations f and their derivatives f'.
+
+The backward pass of an activation is δ = f'(Z) ⊙ ∂L/∂A (README, "MLP").
+
+Conventions, named because frameworks differ at the non-differentiable point:
+
+* relu'(0) = 0. torch (`threshold_backward`) and `jax.nn.relu` (a custom JVP)
+  agree; `jnp.maximum(x, 0)` would give 1/2, which is why adapters must use
+  `jax.nn.relu`.
+* leaky_relu'(0) is the `leaky_kink` parameter:
+  - "slope": the negative side's slope (torch: `x > 0 ? g : g * slope`),
+  - "one":   the positive side's 1 (jax: `where(x >= 0, x, slope * x)`).
+  The default is "slope", torch's value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from refimpl._checks import require_array, require_choice, require_real
+
+Array = NDArray[Any]
+
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+LEAKY_KINKS = ("slope", "one")
+DEFAULT_SLOPE = 0.01  # torch's F.leaky_relu and jax.nn.leaky_relu both default to 0.01
+DEFAULT_LEAKY_KINK = "slope"  # torch's convention
+
+
+class ActivationCache(NamedTuple):
+    """The name and either the input Z (piece-wise linear f) or the output A (smooth f).
+
+    sigmoid' = A (1 - A) and tanh' = 1 - A², so smooth activations keep A and
+    recompute nothing; the piece-wise linear ones only need the sign of Z.
+    """
+
+    name: str
+    kept: Array  # Z for relu/leaky_relu/identity, A for sigmoid/tanh
+    slope: float
+    leaky_kink: str
+
+
+def sigmoid(Z: Array) -> Array:
+    """σ(z) = 1 / (1 + e^{-z}), written as (1 + tanh(z/2)) / 2: no overflow for any z."""
+    return 0.5 * (1.0 + np.tanh(0.5 * Z))
+
+
+def activation_forward(
+    name: str,
+    Z: Array,
+    *,
+    slope: float = DEFAULT_SLOPE,
+    leaky_kink: str = DEFAULT_LEAKY_KINK,
+) -> tuple[Array, ActivationCache]:
+    """A = f(Z) element-wise, for f one of ACTIVATIONS."""
+    require_choice("activation", name, ACTIVATIONS)
+    require_choice("leaky_kink", leaky_kink, LEAKY_KINKS)
+    slope = require_real("slope", slope, minimum=0.0, maximum=1.0)
+    require_array("Z", Z, finite=False)
+    if name == "identity":
+        return Z, ActivationCache(name, Z, slope, leaky_kink)
+    if name == "sigmoid":
+        A = sigmoid(Z)
+        return A, ActivationCache(name, A, slope, leaky_kink)
+    if name == "tanh":
+        A = np.tanh(Z)
+        return A, ActivationCache(name, A, slope, leaky_kink)
+    if name == "relu":
+        return np.maximum(Z, 0.0), ActivationCache(name, Z, slope, leaky_kink)
+    A = np.where(Z > 0, Z, Z * Z.dtype.type(slope))
+    return A, ActivationCache(name, Z, slope, leaky_kink)
+
+
+def activation_derivative(cache: ActivationCache) -> Array:
+    """f'(Z), with the kink conventions above at Z = 0."""
+    name, kept, slope, leaky_kink = cache
+    one = kept.dtype.type(1)
+    if name == "identity":
+        return np.ones_like(kept)
+    if name == "sigmoid":
+        return kept * (one - kept)
+    if name == "tanh":
+        return one - kept * kept
+    if name == "relu":
+        return (kept > 0).astype(kept.dtype)  # relu'(0) = 0
+    at_zero = kept.dtype.type(slope if leaky_kink == "slope" else 1.0)
+    return np.where(kept > 0, one, np.where(kept < 0, kept.dtype.type(slope), at_zero))
+
+
+def activation_backward(dA: Array, cache: ActivationCache) -> Array:
+    """δ = f'(Z) ⊙ ∂L/∂A."""
+    require_array("dA", dA, shape=cache.kept.shape, dtype=cache.kept.dtype.name)
+    return activation_derivative(cache) * dA

@@ -1,0 +1,77 @@
+"""The comparison helper fails on a wrong gradient, and says where."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conformance.case import load_case
+from conformance.compare import ConformanceFailure, Context, assert_agree, assert_identity
+from conformance.strategies import MLP_CATALOG, mlp_case
+
+
+def context(tmp_path, monkeypatch, dtype: str = "float64") -> Context:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CONFORMANCE_REPRODUCERS", str(tmp_path))
+    case = mlp_case(MLP_CATALOG[1], batch=4, seed=7)
+    return Context("gradient-agreement", "mlp", "torch", "0.0", dtype, "cpu", case)
+
+
+def gradients(seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"W1": rng.standard_normal((3, 2)), "b1": rng.standard_normal(3)}
+
+
+def test_identical_gradients_pass(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    g = gradients(0)
+    assert_agree(context(tmp_path, monkeypatch), g, g, g, kind="gradient")
+
+
+@pytest.mark.parametrize("relative_error", [1e-6, 1e-3, 1.0])
+def test_a_wrong_element_fails_and_is_named(tmp_path, monkeypatch, relative_error) -> None:  # type: ignore[no-untyped-def]
+    expected = gradients(0)
+    wrong = {k: v.copy() for k, v in expected.items()}
+    wrong["W1"][2, 1] *= 1 + relative_error
+    with pytest.raises(ConformanceFailure) as info:
+        assert_agree(context(tmp_path, monkeypatch), wrong, expected, expected, kind="gradient")
+    message = str(info.value)
+    for part in ("gradient-agreement", "mlp", "torch", "float64", "parameter W1", "[2, 1]", "replay"):
+        assert part in message
+    reproducer = message.rsplit("replay ", 1)[1].split()[-1]
+    case, meta = load_case(reproducer)
+    assert meta["property"] == "gradient-agreement" and case.spec == MLP_CATALOG[1]
+
+
+def test_float32_error_passes_float32_and_fails_float64(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    r64 = gradients(1)
+    r32 = {k: v.astype(np.float32).astype(np.float64) for k, v in r64.items()}
+    assert_agree(context(tmp_path, monkeypatch, "float32"), r32, r64, r32, kind="gradient")
+    with pytest.raises(ConformanceFailure):
+        assert_agree(context(tmp_path, monkeypatch, "float64"), r32, r64, r32, kind="gradient")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_where_reference_is_finite_fails(tmp_path, monkeypatch, bad) -> None:  # type: ignore[no-untyped-def]
+    expected = gradients(2)
+    wrong = {k: v.copy() for k, v in expected.items()}
+    wrong["b1"][0] = bad
+    with pytest.raises(ConformanceFailure, match="parameter b1"):
+        assert_agree(context(tmp_path, monkeypatch), wrong, expected, expected, kind="gradient")
+
+
+def test_missing_or_misshapen_gradient_fails(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    expected = gradients(3)
+    with pytest.raises(ConformanceFailure, match="returned no"):
+        assert_agree(context(tmp_path, monkeypatch), {"W1": expected["W1"]}, expected, expected,
+                     kind="gradient")
+    with pytest.raises(ConformanceFailure, match="shape"):
+        assert_agree(context(tmp_path, monkeypatch), {**expected, "W1": expected["W1"].T},
+                     expected, expected, kind="gradient")
+
+
+def test_identity_helper_fails_beyond_tolerance(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ctx = context(tmp_path, monkeypatch)
+    assert_identity(ctx, "adjoint", 1.0, 1.0 + 1e-13, scale=1.0, rtol=1e-11)
+    with pytest.raises(ConformanceFailure, match="parameter adjoint"):
+        assert_identity(ctx, "adjoint", 1.0, 1.0 + 1e-9, scale=1.0, rtol=1e-11)
+    with pytest.raises(ConformanceFailure):
+        assert_identity(ctx, "adjoint", 1.0, float("nan"), scale=1.0, rtol=1e-11)

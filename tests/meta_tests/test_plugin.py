@@ -1,0 +1,88 @@
+"""The plugin end to end, in fresh pytest processes: report rows, xdist, known issues, skips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+SUITE = ["--pyargs", "conformance.properties", "-p", "no:cacheprovider", "--frameworks", "numpy,torch"]
+SUBSET = ["-k", "test_forward or linearity"]
+
+
+def rows(path) -> list[tuple]:  # type: ignore[no-untyped-def]
+    document = json.loads(path.read_text())
+    return [
+        (r["component"], r["property"], r["framework"], r["dtype"], r["status"], r["examples"],
+         r["worst_ratio"])
+        for r in document["rows"]
+    ]
+
+
+def test_report_rows_are_the_same_under_xdist(pytester: pytest.Pytester) -> None:
+    serial = pytester.path / "serial.json"
+    parallel = pytester.path / "parallel.json"
+    pytester.runpytest_subprocess(*SUITE, *SUBSET, "--conformance-report", str(serial)).assert_outcomes(
+        passed=6, skipped=2
+    )
+    result = pytester.runpytest_subprocess(*SUITE, *SUBSET, "-n", "2", "--conformance-report", str(parallel))
+    result.assert_outcomes(passed=6, skipped=2)
+    assert rows(serial) == rows(parallel)
+    assert len(rows(serial)) == 8
+    md = (pytester.path / "serial.md").read_text()
+    assert "| mlp | upstream-linearity | torch |" in md
+
+
+def test_rows_carry_examples_ratio_and_reproducer(pytester: pytest.Pytester) -> None:
+    report = pytester.path / "r.json"
+    pytester.runpytest_subprocess(*SUITE, "-k", "gradient and not loss", "--dtypes", "float64",
+                                  "--conformance-report", str(report))
+    (row,) = [r for r in json.loads(report.read_text())["rows"] if r["framework"] == "torch"]
+    assert row["status"] == "passed" and row["examples"] >= 10
+    assert 0 < row["worst_ratio"] < 1
+    assert row["framework_version"].startswith("2.")
+    assert row["worst"]["parameter"] in {"W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4", "W5", "b5", "X"}
+    assert (pytester.path / row["reproducer"]).is_file()
+
+
+def known_issue(pytester: pytest.Pytester, versions: str) -> str:
+    path = pytester.path / "known.toml"
+    path.write_text(
+        '[[issue]]\nid = "torch-forward-demo"\nkind = "bug"\nproperty = "forward-agreement"\n'
+        'component = "mlp"\nframework = "torch"\npackage = "torch"\n'
+        f'versions = "{versions}"\nlink = "https://example.org/1"\nexpected = "disagrees"\n'
+    )
+    return str(path)
+
+
+def test_known_issue_that_no_longer_reproduces_fails_as_fixed(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(
+        *SUITE, "-k", "test_forward", "--dtypes", "float64",
+        "--conformance-known-issues", known_issue(pytester, ">=1.0"),
+    )
+    result.assert_outcomes(failed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*XPASS(strict)*torch-forward-demo*looks fixed*"])
+
+
+def test_known_issue_outside_its_versions_is_not_applied(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(
+        *SUITE, "-k", "test_forward", "--dtypes", "float64",
+        "--conformance-known-issues", known_issue(pytester, "<1.0"),
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+
+
+def test_missing_framework_is_a_skip_with_reason(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import sys\nsys.modules['jax'] = None\n")
+    result = pytester.runpytest_subprocess(
+        "--pyargs", "conformance.properties", "-p", "no:cacheprovider", "-k", "test_forward",
+        "--frameworks", "torch,jax", "--dtypes", "float64", "-rs",
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*jax is not installed*pip install*"])
+
+
+def test_bad_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest_subprocess(*SUITE[:-2], "--frameworks", "tensorflow")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--frameworks*tensorflow*"])
