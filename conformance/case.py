@@ -24,14 +24,14 @@ _PREFIXES = ("params/", "inputs/", "state/")
 
 def spec_classes() -> dict[str, Any]:
     """Component name -> spec class, for loading reproducers."""
-    from conformance.components import COMPONENTS
+    from conformance.components import all_components
 
-    return {name: comp.spec_class for name, comp in COMPONENTS.items()}
+    return {name: comp.spec_class for name, comp in all_components().items()}
 
 
 @dataclass(frozen=True)
 class Case:
-    component: str  # a key of conformance.components.COMPONENTS
+    component: str  # a module of conformance.components
     spec: Any  # the component's spec dataclass
     params: Arrays  # float64 masters, keyed by the reference's names
     inputs: Arrays  # "X", "targets", cotangents "dY", tangents "tangent/<name>", ...

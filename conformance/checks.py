@@ -70,7 +70,7 @@ def prop(
 
 def under_conventions(case: Case, backend: Backend) -> Case:
     """The case with the spec fields this backend fixes set to its values."""
-    fixed = {k: v for k, v in backend.conventions().items() if hasattr(case.spec, k)}
+    fixed = {k: v for k, v in backend.conventions(case.component).items() if hasattr(case.spec, k)}
     return replace(case, spec=replace(case.spec, **fixed)) if fixed else case
 
 

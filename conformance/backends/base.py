@@ -45,8 +45,8 @@ class Backend(ABC):
     def version(self) -> str:
         """The framework version, as reported in the matrix."""
 
-    def conventions(self) -> dict[str, object]:
-        """Spec fields this framework fixes (leaky_kink, momentum, ...), by field name."""
+    def conventions(self, component: str) -> dict[str, object]:
+        """Spec fields this framework fixes for a component (leaky_kink, momentum, ...)."""
         return {}
 
     @abstractmethod

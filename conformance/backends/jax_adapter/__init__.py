@@ -6,21 +6,28 @@ stay float32 because every array is created with an explicit dtype.
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 import jax
 
 jax.config.update("jax_enable_x64", True)
 
 from conformance.backends.base import Backend, Outcome, Unsupported  # noqa: E402
-from conformance.backends.jax_adapter import mlp  # noqa: E402
 from conformance.case import Arrays, Case  # noqa: E402
 
-ADAPTERS = {"mlp": mlp}
-
-CONVENTIONS: dict[str, object] = {
-    "leaky_kink": "one",  # jax.nn.leaky_relu: where(x >= 0, x, slope * x)
-}
-
 _PLATFORM = {"cpu": "cpu", "cuda": "gpu"}
+
+
+def adapter(component: str) -> ModuleType:
+    """conformance.backends.jax_adapter.<component>: run, jvp (optional) and CONVENTIONS."""
+    name = f"conformance.backends.jax_adapter.{component}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name:
+            raise
+        raise Unsupported(f"jax has no adapter for component {component!r}") from err
 
 
 class JaxBackend(Backend):
@@ -36,13 +43,11 @@ class JaxBackend(Backend):
 
         return f"{jax.__version__} (flax {flax.__version__}, optax {optax.__version__})"
 
-    def conventions(self) -> dict[str, object]:
-        return dict(CONVENTIONS)
+    def conventions(self, component: str) -> dict[str, object]:
+        return dict(adapter(component).CONVENTIONS)
 
-    def _adapter(self, case: Case):  # type: ignore[no-untyped-def]
-        if case.component not in ADAPTERS:
-            raise Unsupported(f"jax has no adapter for component {case.component!r}")
-        return ADAPTERS[case.component]
+    def _adapter(self, case: Case) -> ModuleType:
+        return adapter(case.component)
 
     def run(self, case: Case, cotangents: Arrays | None = None) -> Outcome:
         with jax.default_device(self.jax_device):

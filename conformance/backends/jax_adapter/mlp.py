@@ -22,6 +22,10 @@ from conformance.backends.base import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from refimpl.mlp import MLPSpec
 
+CONVENTIONS: dict[str, object] = {
+    "leaky_kink": "one",  # jax.nn.leaky_relu: where(x >= 0, x, slope * x)
+}
+
 ACTIVATIONS: dict[str, Callable[[jax.Array, float], jax.Array]] = {
     "identity": lambda z, slope: z,
     "sigmoid": lambda z, slope: jax.nn.sigmoid(z),

@@ -1,22 +1,30 @@
 """torch, through its own public layers (`nn.Linear`, `F.leaky_relu`, `F.cross_entropy`, ...).
 
-One module per component registers its adapter in ADAPTERS; this backend
-dispatches on case.component.
+One module per component, named like the component (mlp.py for "mlp"),
+defines run, jvp (optional) and CONVENTIONS; this backend dispatches on
+case.component.
 """
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 import torch
 
 from conformance.backends.base import Backend, Outcome, Unsupported
-from conformance.backends.torch_adapter import mlp
 from conformance.case import Arrays, Case
 
-ADAPTERS = {"mlp": mlp}
 
-CONVENTIONS: dict[str, object] = {
-    "leaky_kink": "slope",  # aten leaky_relu_backward: x > 0 ? g : g * slope
-}
+def adapter(component: str) -> ModuleType:
+    """conformance.backends.torch_adapter.<component>: run, jvp (optional) and CONVENTIONS."""
+    name = f"conformance.backends.torch_adapter.{component}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name != name:
+            raise
+        raise Unsupported(f"torch has no adapter for component {component!r}") from err
 
 
 class TorchBackend(Backend):
@@ -28,13 +36,11 @@ class TorchBackend(Backend):
     def version(self) -> str:
         return str(torch.__version__)
 
-    def conventions(self) -> dict[str, object]:
-        return dict(CONVENTIONS)
+    def conventions(self, component: str) -> dict[str, object]:
+        return dict(adapter(component).CONVENTIONS)
 
-    def _adapter(self, case: Case):  # type: ignore[no-untyped-def]
-        if case.component not in ADAPTERS:
-            raise Unsupported(f"torch has no adapter for component {case.component!r}")
-        return ADAPTERS[case.component]
+    def _adapter(self, case: Case) -> ModuleType:
+        return adapter(case.component)
 
     def run(self, case: Case, cotangents: Arrays | None = None) -> Outcome:
         return self._adapter(case).run(case, cotangents, torch.device(self.device))

@@ -17,6 +17,10 @@ from conformance.backends.base import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from refimpl.mlp import MLPSpec
 
+CONVENTIONS: dict[str, object] = {
+    "leaky_kink": "slope",  # aten leaky_relu_backward: x > 0 ? g : g * slope
+}
+
 # Looked up at call time, so a test can swap one in to inject a fault.
 ACTIVATIONS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
     "identity": lambda z, slope: z,

@@ -1,31 +1,13 @@
-"""The components the suite knows, and the NumPy reference for each.
-
-A component is data: its spec class, the names of its differentiable inputs,
-and the reference runner that answers the backend contract
-(conformance.backends.base) with refimpl. New components join by adding an
-entry here, an adapter per framework, and a property module.
-"""
+"""The MLP component: refimpl.mlp answering the backend contract."""
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from conformance.backends.base import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
+from conformance.components.base import Component
 from refimpl.mlp import MLPSpec, loss_backward, loss_forward, mlp_backward, mlp_forward
-
-
-@dataclass(frozen=True)
-class Component:
-    name: str
-    spec_class: type[Any]
-    inputs: tuple[str, ...]  # differentiable inputs: gradients are reported for these
-    outputs: tuple[str, ...]
-    reference: Callable[[Case, Arrays | None], Outcome]
 
 
 def mlp_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
@@ -45,12 +27,11 @@ def mlp_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
     return Outcome(as_float64(outputs), as_float64(grads), {})
 
 
-COMPONENTS: dict[str, Component] = {
-    "mlp": Component("mlp", MLPSpec, ("X",), ("Y", "loss"), mlp_reference),
-}
+def golden_case(seed: int) -> Case:
+    """A deterministic case for the golden set (conformance.golden)."""
+    from conformance.strategies import MLP_CATALOG, mlp_case
+
+    return mlp_case(MLP_CATALOG[seed % len(MLP_CATALOG)], batch=4, seed=seed)
 
 
-def component(name: str) -> Component:
-    if name not in COMPONENTS:
-        raise ValueError(f"component: expected one of {sorted(COMPONENTS)}, received {name!r}")
-    return COMPONENTS[name]
+COMPONENT = Component("mlp", MLPSpec, ("X",), ("Y", "loss"), mlp_reference, golden_case)

@@ -1,0 +1,237 @@
+"""Gradient clipping on a dict of gradients: by global norm and by value.
+
+Gradients are a flat dict {name: ∂L/∂θ} of float arrays of any shapes (the
+keys of a parameter dict). Every function returns NEW arrays in a new dict and
+never writes into its argument; non-finite entries are allowed, since what
+clipping does with them is part of each framework's convention.
+
+Global norm of order p over all tensors, as if concatenated into one vector:
+
+    ‖g‖₂ = √(Σ_k Σ_i g_{k,i}²)        ‖g‖_∞ = max_k max_i |g_{k,i}|
+
+Clipping by global norm, with M = max_norm and n = ‖g‖ (the pre-clip norm):
+
+    convention="torch"  (torch.nn.utils.clip_grad_norm_)
+        c = clamp(M / (n + eps), max=1);   g ← g · c     always multiplied, eps = 1e-6
+    convention="optax"  (optax.clip_by_global_norm)
+        g ← g                  if n < M          jax.lax.select, g itself
+        g ← (g / n) · M        otherwise         divides first; no eps; p = 2 only
+
+Arithmetic is done in the gradients' dtype, as both frameworks do: each
+tensor's sum of squares (or max |g|) in its own dtype, the total in the
+promoted dtype (float64 if any tensor is float64); M and eps are cast to that
+dtype; the coefficient (torch) or the norm (optax) is cast to each tensor's
+dtype before it touches that tensor. Named behaviours, each pinned by a test:
+
+- "torch-always-scales": c is multiplied in even when c == 1 (g · 1 == g).
+- "torch-eps-at-threshold": at n == M, c = M / (M + eps) < 1, so g shrinks;
+  g is left exactly as is only once n + eps <= M (c clamped to 1).
+- "torch-eps-absorbed-float32": in float32, n + 1e-6 rounds to n once n >= 32,
+  so at n == M >= 32 the coefficient is exactly 1.
+- "optax-strict-threshold": identity only for n < M; at n == M it takes the
+  rescaling branch (g / n) · M, which may differ from g by one rounding.
+- "infinite-norm": finite entries become ±0, infinite ones NaN (x/∞·M, or
+  c = M/∞ = 0 and ∞ · 0), in both conventions and for p = 2 and ∞.
+- "nan-norm": NaN < M is false and M / NaN is NaN: every entry becomes NaN.
+- "zero-max-norm": M = 0 with all-zero gradients gives zeros under torch
+  (c = 0 / eps = 0) and NaN under optax (0 / 0); torch with eps = 0 gives NaN.
+- "float32-overflow": float32 sums of squares overflow once n >~ 1.8e19: the
+  norm is inf and finite gradients become 0 ("infinite-norm"); entries below
+  ~4e-23 square to 0, so n can be 0 for nonzero g (optax, M = 0: x / 0 · 0 = NaN).
+- "error-if-nonfinite": with error_if_nonfinite=True a NaN or infinite norm
+  raises NonFiniteNormError (a ValueError; torch raises RuntimeError).
+- "empty": {} gives ({}, 0.0), as torch's norm of no tensors is 0; the ∞-norm
+  of a zero-size array raises, as in torch (max has no identity).
+
+Clipping by value: g ← clamp(g, -v, v) (torch clip_grad_value_, optax.clip);
+NaN stays NaN, ±∞ becomes ±v.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from numbers import Real
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from refimpl._checks import describe, require_array, require_choice, require_real
+
+Array = NDArray[Any]
+Grads = dict[str, Array]
+
+CONVENTIONS = ("torch", "optax")
+KINDS = ("global_norm", "value")
+NORM_TYPES = (2.0, math.inf)
+TORCH_EPS = 1e-6  # torch's hard-coded 1e-6 in clip_grad_norm_; optax has none
+
+
+class NonFiniteNormError(ValueError):
+    """The total norm is NaN or infinite and error_if_nonfinite=True."""
+
+
+def _require_grads(grads: Any) -> Grads:
+    """A dict {str: float32/float64 ndarray}; NaN and inf allowed."""
+    if not isinstance(grads, dict):
+        raise TypeError(f"grads: expected a dict of arrays, received {describe(grads)}")
+    for key, value in grads.items():
+        if not isinstance(key, str):
+            raise TypeError(f"grads: expected string keys, received key {describe(key)}")
+        require_array(f"grads[{key!r}]", value, finite=False)
+    return grads
+
+
+def _require_norm_type(norm_type: Any) -> float:
+    if isinstance(norm_type, bool) or not isinstance(norm_type, Real) or float(norm_type) not in NORM_TYPES:
+        raise ValueError(f"norm_type: expected 2.0 or inf, received {describe(norm_type)}")
+    return float(norm_type)
+
+
+def _require_bool(field: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{field}: expected a bool, received {describe(value)}")
+    return value
+
+
+def _total_norm(grads: Grads, norm_type: float) -> np.floating[Any]:
+    """‖g‖ in the promoted dtype of the gradients (validated input, non-empty)."""
+    dtype = np.result_type(*grads.values())
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        if norm_type == 2.0:
+            squares = [np.sum(np.square(g), dtype=g.dtype) for g in grads.values()]
+            return np.sqrt(np.sum(np.array(squares, dtype=dtype)))
+        for key, g in grads.items():
+            if g.size == 0:
+                raise ValueError(
+                    f"grads[{key!r}]: the inf norm of a zero-size array is undefined"
+                    f" (max has no identity), received {describe(g)}"
+                )
+        maxima = [np.max(np.abs(g)) for g in grads.values()]
+        return np.max(np.array(maxima, dtype=dtype))
+
+
+def global_norm(grads: Grads, norm_type: float = 2.0) -> float:
+    """‖g‖₂ = √(Σ g²) or ‖g‖_∞ = max |g| over every tensor; 0.0 for an empty dict."""
+    _require_grads(grads)
+    norm_type = _require_norm_type(norm_type)
+    return float(_total_norm(grads, norm_type)) if grads else 0.0
+
+
+def clip_by_global_norm(
+    grads: Grads,
+    max_norm: float,
+    *,
+    norm_type: float = 2.0,  # torch: 2.0 or inf; optax: 2.0 only
+    convention: str = "torch",  # "torch" (clip_grad_norm_) or "optax" (clip_by_global_norm)
+    eps: float = TORCH_EPS,  # torch: 1e-6; the optax convention has no eps and ignores it
+    error_if_nonfinite: bool = False,  # torch's flag (default False); optax has none
+) -> tuple[Grads, float]:
+    """(clipped gradients, pre-clip norm n); see the module docstring for each convention."""
+    _require_grads(grads)
+    max_norm = require_real("max_norm", max_norm, minimum=0.0)
+    norm_type = _require_norm_type(norm_type)
+    convention = require_choice("convention", convention, CONVENTIONS)
+    eps = require_real("eps", eps, minimum=0.0)
+    _require_bool("error_if_nonfinite", error_if_nonfinite)
+    if convention == "optax" and norm_type != 2.0:
+        raise ValueError(
+            f"norm_type: the optax convention clips by the L2 norm only (2.0), received {norm_type}"
+        )
+    if not grads:
+        return {}, 0.0
+    norm = _total_norm(grads, norm_type)
+    if error_if_nonfinite and not np.isfinite(norm):
+        raise NonFiniteNormError(
+            f"grads: the total norm of order {norm_type} is {float(norm)}, so the gradients"
+            " cannot be clipped (error_if_nonfinite=True)"
+        )
+    dtype = norm.dtype.type
+    with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+        if convention == "torch":
+            coef = np.minimum(dtype(max_norm) / (norm + dtype(eps)), dtype(1.0))  # clamp(max=1)
+            clipped = {k: np.asarray(g * g.dtype.type(coef)) for k, g in grads.items()}
+        elif norm < dtype(max_norm):  # NaN < M is False: NaN takes the rescaling branch
+            clipped = {k: g.copy() for k, g in grads.items()}
+        else:
+            clipped = {
+                k: np.asarray((g / g.dtype.type(norm)) * g.dtype.type(max_norm)) for k, g in grads.items()
+            }
+    return clipped, float(norm)
+
+
+def clip_by_value(grads: Grads, clip_value: float) -> Grads:
+    """g ← clamp(g, -v, v) elementwise, v cast to each tensor's dtype; NaN stays NaN."""
+    _require_grads(grads)
+    v = require_real("clip_value", clip_value, minimum=0.0)
+    with np.errstate(over="ignore"):  # v beyond the dtype's range casts to inf: no clipping
+        return {k: np.asarray(np.clip(g, g.dtype.type(-v), g.dtype.type(v))) for k, g in grads.items()}
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """A clipping step; serializes to JSON so a failing case can be replayed."""
+
+    kind: str  # "global_norm" (needs max_norm) or "value" (needs clip_value)
+    max_norm: float | None = None  # M, finite, >= 0; only for kind="global_norm"
+    clip_value: float | None = None  # v, finite, >= 0; only for kind="value"
+    norm_type: float = 2.0  # 2.0 or inf (torch only); also the norm apply_clip reports
+    convention: str = "torch"  # "torch" or "optax"
+    eps: float = TORCH_EPS  # torch's 1e-6; unused by the optax convention
+    error_if_nonfinite: bool = False  # torch's default
+
+    def __post_init__(self) -> None:
+        kind = require_choice("kind", self.kind, KINDS)
+        used, unused = ("max_norm", "clip_value")
+        if kind == "value":
+            used, unused = unused, used
+        if getattr(self, unused) is not None:
+            raise ValueError(f"{unused}: expected None for kind={kind!r}, received {getattr(self, unused)!r}")
+        object.__setattr__(self, used, require_real(used, getattr(self, used), minimum=0.0))
+        object.__setattr__(self, "norm_type", _require_norm_type(self.norm_type))
+        require_choice("convention", self.convention, CONVENTIONS)
+        object.__setattr__(self, "eps", require_real("eps", self.eps, minimum=0.0))
+        _require_bool("error_if_nonfinite", self.error_if_nonfinite)
+        if kind == "global_norm" and self.convention == "optax" and self.norm_type != 2.0:
+            raise ValueError(
+                f"norm_type: the optax convention clips by the L2 norm only (2.0), received {self.norm_type}"
+            )
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        if math.isinf(self.norm_type):
+            data["norm_type"] = "inf"  # JSON has no inf
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ClipSpec:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"spec: expected a JSON object, received {describe(data)}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"spec: expected fields among {sorted(known)}, received {unknown}")
+        if data.get("norm_type") == "inf":
+            data["norm_type"] = math.inf
+        return cls(**data)
+
+
+def apply_clip(spec: ClipSpec, grads: Grads) -> tuple[Grads, float]:
+    """(clipped gradients, pre-clip global norm of order spec.norm_type), for either kind."""
+    if not isinstance(spec, ClipSpec):
+        raise TypeError(f"spec: expected a ClipSpec, received {describe(spec)}")
+    if spec.kind == "value":
+        assert spec.clip_value is not None  # guaranteed by __post_init__
+        return clip_by_value(grads, spec.clip_value), global_norm(grads, spec.norm_type)
+    assert spec.max_norm is not None  # guaranteed by __post_init__
+    return clip_by_global_norm(
+        grads,
+        spec.max_norm,
+        norm_type=spec.norm_type,
+        convention=spec.convention,
+        eps=spec.eps,
+        error_if_nonfinite=spec.error_if_nonfinite,
+    )
