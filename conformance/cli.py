@@ -30,6 +30,7 @@ def pytest_args(args: argparse.Namespace, report: str, profile: str) -> list[str
         "--pyargs", "conformance.properties",
         "-p", "no:cacheprovider",
         "-q", "--no-header", "-r", "fE",
+        "-W", "ignore:`torch.jit.script` is deprecated:DeprecationWarning",
         "--frameworks", args.frameworks,
         "--dtypes", args.dtypes,
         "--device", args.device,
