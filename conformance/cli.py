@@ -4,9 +4,14 @@
                         [--profile ci|dev|thorough] [--report PATH] [-- PYTEST ARGS]
   python -m conformance replay FILE [--framework F] [--dtype D] [--device D]
   python -m conformance hunt [--minutes M] [--out DIR] [--frameworks ..]
+  python -m conformance diff OLD.json NEW.json [--factor F] [--floor R] [--ignore-device] [--strict]
+  python -m conformance golden [--write] [--force] [--components a,b]
 
 Exit status: 0 when every row passed (or carries a known issue), 1 when a
 property failed or a known issue no longer reproduces, 2 on a usage error.
+diff: 0 when nothing regressed, 1 when something did (conformance/diff.py).
+golden: 0 when the stored golden set is up to date (or was written), 1 when it
+differs or a write was refused (conformance/golden.py).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    import conformance.golden  # noqa: F401  (registers golden-agreement, for its reproducers)
     from conformance.case import load_case
     from conformance.checks import NotApplicable, run_property
     from conformance.compare import ConformanceFailure
@@ -96,6 +102,28 @@ def cmd_hunt(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from conformance.diff import run
+
+    try:
+        return run(args.old, args.new, factor=args.factor, floor=args.floor,
+                   ignore_device=args.ignore_device, strict=args.strict)
+    except ValueError as err:
+        print(f"diff: {err}", file=sys.stderr)
+        return 2
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    from conformance.golden import GoldenDataError, command
+
+    only = [n.strip() for n in args.components.split(",") if n.strip()] if args.components else None
+    try:
+        return command(write=args.write, force=args.force, only=only)
+    except (ValueError, GoldenDataError) as err:
+        print(f"golden: {err}", file=sys.stderr)
+        return 2
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m conformance", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,6 +148,21 @@ def parser() -> argparse.ArgumentParser:
     suite_options(hunt)
     hunt.add_argument("--minutes", type=float, default=10.0)
     hunt.add_argument("--out", default=".conformance/hunt")
+    diff = sub.add_parser("diff", help="compare two reports: changed status, moved worst error")
+    diff.add_argument("old", help="the baseline report (JSON)")
+    diff.add_argument("new", help="the report to judge (JSON)")
+    diff.add_argument("--factor", type=float, default=10.0,
+                      help="list a row whose worst error moved by this factor or more (default 10)")
+    diff.add_argument("--floor", type=float, default=1e-3,
+                      help="worst errors below this many tolerances count as this (default 1e-3)")
+    diff.add_argument("--ignore-device", action="store_true",
+                      help="match rows across devices (automatic when each report has one device)")
+    diff.add_argument("--strict", action="store_true",
+                      help="also fail on removed rows, rows that stopped running and worse moves")
+    golden = sub.add_parser("golden", help="regenerate the golden set and compare it with the stored one")
+    golden.add_argument("--write", action="store_true", help="write new components and cases")
+    golden.add_argument("--force", action="store_true", help="with --write: overwrite changed values")
+    golden.add_argument("--components", help="comma list of components (default: all)")
     return p
 
 
@@ -128,5 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0].startswith("-"):
         argv = ["run", *argv]
     args = parser().parse_args(argv)
-    commands = {"run": cmd_run, "replay": cmd_replay, "hunt": cmd_hunt}
+    commands = {"run": cmd_run, "replay": cmd_replay, "hunt": cmd_hunt, "diff": cmd_diff,
+                "golden": cmd_golden}
     return commands[args.command](args)

@@ -44,8 +44,10 @@ TABLE: dict[tuple[str, str], Tolerance] = {
     ("float32", "forward"): Tolerance(8.0, 16.0,
         "Two correct float32 implementations differ from float64 by errors of the order of the"
         " reference's own float32 error: different summation orders and BLAS kernels, sigmoid"
-        " via exp or tanh. 8x covers that spread (measured: at most 3x over the ci profile);"
-        " the floor is 16 ulps of the largest output."),
+        " via exp or tanh. Measured over 300 dev-profile MLP cases per framework (MEASURED"
+        " below): |fw32 - r64| / e32 has median 1.0 and 99th percentile 10, the large ratios"
+        " where e32 is a few ulps and the floor governs; the worst error was 0.42 of this bound."
+        " The floor is 16 ulps of the largest output."),
     ("float32", "gradient"): Tolerance(8.0, 32.0,
         "Gradients go through one more matrix product per layer than outputs and cancel in"
         " sums over the batch; same estimate and factor, a floor of 32 ulps of the largest"
@@ -63,6 +65,12 @@ TABLE: dict[tuple[str, str], Tolerance] = {
     ("float64", "state"): Tolerance(64.0, 64.0, "As float64 forward."),
 }
 # fmt: on
+
+# How the float32 numbers were measured (torch 2.13.0 CPU, jax 0.10.2 CPU): for 300
+# dev-profile MLP cases per framework and both cotangents (random upstream, loss),
+# every output and gradient tensor, max|fw32 - r64| / allowed: torch median 0.02,
+# p99 0.09, max 0.22; jax median 0.02, p99 0.09, max 0.42.
+MEASURED = "float32, MLP, 300 cases per framework: worst 0.22 (torch) and 0.42 (jax) of the bound"
 
 # Scalar identities inside one framework (adjoint <u, J v> = <Jᵀ u, v>, linearity
 # in the upstream gradient): both sides sum the same terms in different orders,

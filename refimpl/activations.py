@@ -93,4 +93,6 @@ def activation_derivative(cache: ActivationCache) -> Array:
 def activation_backward(dA: Array, cache: ActivationCache) -> Array:
     """δ = f'(Z) ⊙ ∂L/∂A."""
     require_array("dA", dA, shape=cache.kept.shape, dtype=cache.kept.dtype.name)
-    return activation_derivative(cache) * dA
+    delta = activation_derivative(cache)  # a new array, so the product can be taken in place
+    delta *= dA
+    return delta

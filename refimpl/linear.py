@@ -42,7 +42,8 @@ def linear_forward(X: Array, W: Array, b: Array) -> tuple[Array, LinearCache]:
     d_out, d_in = W.shape
     require_array("X", X, shape=(None, d_in), dtype=W.dtype.name)
     require_array("b", b, shape=(d_out,), dtype=W.dtype.name)
-    Z = X @ W.T + b  # N, D_out
+    Z = X @ W.T  # N, D_out; W.T is a view, the BLAS reads it transposed without a copy
+    Z += b  # in place: Z is this function's own array, so no second (N, D_out) temporary
     return Z, LinearCache(X, W)
 
 
