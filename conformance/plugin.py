@@ -24,6 +24,7 @@ import pytest
 
 from conformance import known_issues, profiles, record
 from conformance.backends import DEVICES, FRAMEWORKS
+from conformance.checks import PROPERTIES
 from conformance.compare import REPRODUCER_DIR_ENV, write_reproducer
 from conformance.compare import Context as CompareContext
 from conformance.report import write_report
@@ -78,6 +79,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker("conformance") is None:
         return
     frameworks, dtypes = metafunc.config.stash[_SELECTED]
+    marker = metafunc.definition.get_closest_marker("conformance")
+    prop = PROPERTIES.get(marker.kwargs.get("property", "")) if marker else None
+    if prop is not None:  # no rows for combinations a property does not apply to
+        frameworks = [f for f in frameworks if not (prop.frameworks_only and f == "numpy")]
+        dtypes = [d for d in dtypes if not (prop.float64_only and d != "float64")]
     if "framework" in metafunc.fixturenames:
         metafunc.parametrize("framework", frameworks)
     if "dtype" in metafunc.fixturenames:
