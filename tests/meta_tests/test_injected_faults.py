@@ -57,3 +57,21 @@ def test_float32_layer_passes_a_float32_run(monkeypatch: pytest.MonkeyPatch) -> 
     """The same fault is invisible at float32: the float64 tolerance is what catches it."""
     monkeypatch.setattr(torch.nn.Linear, "forward", float32_linear)
     test_mlp.test_gradient(framework="torch", dtype="float32")
+
+
+def leaky_relu_with_jax_kink(z, slope):  # type: ignore[no-untyped-def]
+    """The same function, with the other convention at 0: derivative 1 there instead of slope."""
+    return torch.where(z >= 0, z, slope * z)
+
+
+def test_wrong_kink_convention_fails_the_kink_property(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu", leaky_relu_with_jax_kink)
+    with pytest.raises(ConformanceFailure, match=r"kink-convention.*torch") as info:
+        test_mlp.test_kink_convention(framework="torch", dtype="float64")
+    assert "parameter " in str(info.value)
+
+
+def test_wrong_kink_convention_is_invisible_away_from_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random inputs never hit 0 exactly: only the kink property can see the convention."""
+    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu", leaky_relu_with_jax_kink)
+    test_mlp.test_gradient(framework="torch", dtype="float64")
