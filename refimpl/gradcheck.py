@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._checks import describe, require_real
+from refimpl._checks import describe, require_array, require_real
 
 Array = NDArray[Any]
 Point = dict[str, Array]
@@ -39,12 +39,29 @@ def _shifted(point: Point, direction: Point, step: float) -> Point:
 
 
 def _require_float64(point: Point) -> None:
+    if not isinstance(point, dict):
+        raise TypeError(f"point: expected a dict of numpy arrays, received {describe(point)}")
     for key, value in point.items():
+        require_array(f"point[{key!r}]", value, floating=False, finite=False)
         if value.dtype.kind == "f" and value.dtype != np.float64:
             raise TypeError(
                 f"point[{key!r}]: expected dtype float64 for finite differences,"
                 f" received {value.dtype}"
             )
+
+
+def _require_direction(point: Point, direction: Point) -> None:
+    """A direction names entries of the point and has their shapes (no broadcasting)."""
+    if not isinstance(direction, dict):
+        raise TypeError(f"direction: expected a dict of numpy arrays, received {describe(direction)}")
+    for key, value in direction.items():
+        if key not in point:
+            raise ValueError(f"direction: expected keys among {sorted(point)}, received {key!r}")
+        require_array(f"direction[{key!r}]", value, shape=point[key].shape)
+
+
+def _require_step(eps: float) -> float:
+    return require_real("eps", eps, minimum=1e-12, maximum=1.0)
 
 
 def numerical_grads(
@@ -55,7 +72,7 @@ def numerical_grads(
     eps: float = DEFAULT_EPS,
 ) -> dict[str, Array]:
     """∂f/∂x for every element of point[k], k in keys (default: every float entry)."""
-    eps = require_real("eps", eps, minimum=1e-12, maximum=1.0)
+    eps = _require_step(eps)
     _require_float64(point)
     chosen = [k for k in point if point[k].dtype.kind == "f"] if keys is None else list(keys)
     work = {k: v.copy() for k, v in point.items()}
@@ -81,7 +98,9 @@ def directional_derivative(
     f: Callable[[Point], float], point: Point, direction: Point, *, eps: float = DEFAULT_EPS
 ) -> float:
     """(f(x + εv) - f(x - εv)) / 2ε ≈ <∇f, v>."""
+    eps = _require_step(eps)
     _require_float64(point)
+    _require_direction(point, direction)
     return (f(_shifted(point, direction, eps)) - f(_shifted(point, direction, -eps))) / (2 * eps)
 
 
@@ -89,7 +108,9 @@ def jvp_by_differences(
     g: Callable[[Point], Array], point: Point, direction: Point, *, eps: float = DEFAULT_EPS
 ) -> Array:
     """J v ≈ (g(x + εv) - g(x - εv)) / 2ε for an array-valued g."""
+    eps = _require_step(eps)
     _require_float64(point)
+    _require_direction(point, direction)
     return (g(_shifted(point, direction, eps)) - g(_shifted(point, direction, -eps))) / (2 * eps)
 
 
@@ -111,10 +132,18 @@ def vjp_inner_product(
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, received {describe(rng)}")
+    eps = _require_step(eps)
+    _require_float64(point)
     Y = g(point)
     u = rng.standard_normal(Y.shape)
     vjp_u = vjp(u)
     chosen = list(vjp_u) if keys is None else list(keys)
+    for key in chosen:
+        if key not in point or key not in vjp_u:
+            raise ValueError(
+                f"keys: expected names in both the point {sorted(point)} and the VJP"
+                f" {sorted(vjp_u)}, received {key!r}"
+            )
     v = {k: rng.standard_normal(point[k].shape) for k in chosen}
     Jv = jvp_by_differences(g, point, v, eps=eps)
     lhs = float(np.sum(u * Jv))
@@ -127,6 +156,10 @@ def worst_mismatch(
     analytic: Array, numeric: Array, *, rtol: float, atol: float
 ) -> tuple[float, tuple[int, ...]]:
     """max_i |a_i - n_i| / (atol + rtol |n_i|) and the index where it is reached."""
+    rtol = require_real("rtol", rtol, minimum=0.0)
+    atol = require_real("atol", atol, minimum=0.0)
+    if rtol == 0.0 and atol == 0.0:
+        raise ValueError("rtol, atol: expected at least one of them > 0, received both 0")
     if analytic.shape != numeric.shape:
         raise ValueError(
             f"analytic: expected shape {numeric.shape} (the numeric gradient's),"

@@ -1,0 +1,254 @@
+"""Bad input to the reference raises ValueError or TypeError naming the field, the expected
+value and the received one, instead of a NumPy broadcasting error or a wrong number.
+
+`CASES` is what refimpl rejects as it should. `NOT_YET` are inputs it does not reject
+cleanly today (a deep ZeroDivisionError, an IndexError, or a silent result); they are strict
+xfails, so the day one is fixed its marker has to go.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from refimpl import gradcheck
+from refimpl.activations import activation_backward, activation_forward
+from refimpl.linear import linear_backward, linear_forward
+from refimpl.losses import (
+    cross_entropy_forward,
+    mse_backward,
+    mse_forward,
+)
+from refimpl.mlp import MLPSpec, init_params, loss_and_grads, mlp_backward, mlp_forward
+
+RNG = np.random.default_rng(0)
+SPEC = MLPSpec((3, 4, 2))
+CE_SPEC = MLPSpec((3, 4, 2), loss="cross_entropy")
+SPEC32 = MLPSpec((3, 4, 2), dtype="float32")
+P = init_params(SPEC, RNG)
+P32 = init_params(SPEC32, RNG)
+X = RNG.standard_normal((5, 3))
+T = RNG.standard_normal((5, 2))
+LABELS = np.array([0, 1, 1, 0, 1])
+W, B = RNG.standard_normal((4, 3)), RNG.standard_normal(4)
+_, LIN = linear_forward(X, W, B)
+_, ACT = activation_forward("tanh", T)
+_, MSE = mse_forward(T, T + 1.0)
+_, MLP = mlp_forward(SPEC, P, X)
+POINT = {"x": np.ones(3)}
+
+
+def spec_with(**changes: Any) -> Callable[[], MLPSpec]:
+    fields = {"sizes": (3, 4, 2), **changes}
+    return lambda: MLPSpec(**fields)
+
+
+def json_spec(**changes: Any) -> Callable[[], MLPSpec]:
+    data = {**json.loads(SPEC.to_json()), **changes}
+    return lambda: MLPSpec.from_json(json.dumps(data))
+
+
+def with_entry(arrays: dict[str, np.ndarray], key: str, index: Any, value: float) -> Any:
+    changed = {k: v.copy() for k, v in arrays.items()}
+    changed[key][index] = value
+    return changed
+
+
+def square(p: dict[str, np.ndarray]) -> float:
+    return float(np.sum(p["x"] ** 2))
+
+
+CASES = [
+    # shapes
+    pytest.param(lambda: linear_forward(X[:, :2], W, B), ValueError, "X", id="linear-X-width"),
+    pytest.param(lambda: linear_forward(X, W[0], B), ValueError, "W", id="linear-W-1d"),
+    pytest.param(lambda: linear_forward(X, W, B[:3]), ValueError, "b", id="linear-b-length"),
+    pytest.param(lambda: linear_backward(np.ones((5, 3)), LIN), ValueError, "delta",
+                 id="linear-delta-shape"),
+    pytest.param(lambda: mlp_forward(SPEC, P, X[:, :2]), ValueError, "X", id="mlp-X-width"),
+    pytest.param(lambda: mlp_forward(SPEC, P, X[0]), ValueError, "X", id="mlp-X-1d"),
+    pytest.param(lambda: mlp_forward(SPEC, {**P, "W1": P["W1"].T}, X), ValueError,
+                 "params['W1']", id="params-W-transposed"),
+    pytest.param(lambda: mlp_forward(SPEC, {**P, "b2": P["b2"][:1]}, X), ValueError,
+                 "params['b2']", id="params-b-length"),
+    pytest.param(lambda: mse_forward(T, T[:, :1]), ValueError, "targets", id="mse-targets-shape"),
+    pytest.param(lambda: loss_and_grads(SPEC, P, X, T[:4]), ValueError, "targets",
+                 id="loss-targets-rows"),
+    pytest.param(lambda: cross_entropy_forward(T, LABELS[:, None]), ValueError, "labels",
+                 id="ce-labels-2d"),
+    pytest.param(lambda: cross_entropy_forward(T[0], LABELS[:1]), ValueError, "logits",
+                 id="ce-logits-1d"),
+    pytest.param(lambda: activation_backward(T[:, :1], ACT), ValueError, "dA", id="act-dA-shape"),
+    # labels
+    pytest.param(lambda: cross_entropy_forward(T, np.array([0, 1, 2, 0, 1])), ValueError,
+                 "labels", id="label-equal-to-classes"),
+    pytest.param(lambda: cross_entropy_forward(T, np.array([0, -1, 1, 0, 1])), ValueError,
+                 "labels", id="label-negative"),
+    pytest.param(lambda: loss_and_grads(CE_SPEC, P, X, LABELS + 5), ValueError, "labels",
+                 id="loss-label-out-of-range"),
+    pytest.param(lambda: cross_entropy_forward(T, LABELS.astype(float)), TypeError, "labels",
+                 id="labels-float"),
+    pytest.param(lambda: cross_entropy_forward(T, LABELS.astype(bool)), TypeError, "labels",
+                 id="labels-bool"),
+    # non-finite values
+    pytest.param(lambda: mlp_forward(SPEC, P, with_entry({"X": X}, "X", (2, 1), np.nan)["X"]),
+                 ValueError, "X", id="X-nan"),
+    pytest.param(lambda: mlp_forward(SPEC, with_entry(P, "b2", 0, np.inf), X), ValueError,
+                 "params['b2']", id="param-inf"),
+    pytest.param(lambda: linear_forward(X, with_entry({"W": W}, "W", (0, 0), -np.inf)["W"], B),
+                 ValueError, "W", id="linear-W-inf"),
+    pytest.param(lambda: mse_forward(T, with_entry({"T": T}, "T", (1, 1), np.nan)["T"]),
+                 ValueError, "targets", id="targets-nan"),
+    pytest.param(lambda: cross_entropy_forward(with_entry({"Z": T}, "Z", (0, 0), np.inf)["Z"],
+                                               LABELS), ValueError, "logits", id="logits-inf"),
+    pytest.param(lambda: linear_backward(np.full((5, 4), np.nan), LIN), ValueError, "delta",
+                 id="delta-nan"),
+    pytest.param(lambda: mse_backward(float("nan"), MSE), ValueError, "dloss", id="dloss-nan"),
+    # names
+    pytest.param(spec_with(hidden_activation="gelu"), ValueError, "hidden_activation",
+                 id="unknown-hidden-activation"),
+    pytest.param(spec_with(output_activation="softmax"), ValueError, "output_activation",
+                 id="unknown-output-activation"),
+    pytest.param(lambda: activation_forward("Relu", T), ValueError, "activation",
+                 id="unknown-activation-name"),
+    pytest.param(spec_with(loss="nll"), ValueError, "loss", id="unknown-loss"),
+    pytest.param(spec_with(leaky_kink="half"), ValueError, "leaky_kink", id="unknown-kink"),
+    pytest.param(lambda: activation_forward("leaky_relu", T, leaky_kink=1), ValueError,
+                 "leaky_kink", id="kink-not-a-string"),
+    pytest.param(spec_with(dtype="float16"), ValueError, "dtype", id="dtype-float16"),
+    # sizes and hyper-parameters
+    pytest.param(spec_with(sizes=(3, 0, 2)), ValueError, "sizes[1]", id="size-zero"),
+    pytest.param(spec_with(sizes=(-3, 2)), ValueError, "sizes[0]", id="size-negative"),
+    pytest.param(spec_with(sizes=()), ValueError, "sizes", id="sizes-empty"),
+    pytest.param(spec_with(sizes=(3,)), ValueError, "sizes", id="sizes-one-entry"),
+    pytest.param(spec_with(sizes=(3, True)), TypeError, "sizes[1]", id="size-bool"),
+    pytest.param(spec_with(sizes=(3.0, 2)), TypeError, "sizes[0]", id="size-float"),
+    pytest.param(spec_with(sizes="32"), TypeError, "sizes", id="sizes-string"),
+    pytest.param(spec_with(slope=1.5), ValueError, "slope", id="slope-above-1"),
+    pytest.param(spec_with(slope=-0.1), ValueError, "slope", id="slope-negative"),
+    pytest.param(spec_with(slope=float("nan")), ValueError, "slope", id="slope-nan"),
+    pytest.param(spec_with(slope="0.1"), TypeError, "slope", id="slope-string"),
+    # dtypes
+    pytest.param(lambda: mlp_forward(SPEC32, P, X.astype(np.float32)), TypeError,
+                 "params['W1']", id="spec-float32-params-float64"),
+    pytest.param(lambda: mlp_forward(SPEC32, P32, X), TypeError, "X",
+                 id="spec-float32-X-float64"),
+    pytest.param(lambda: linear_forward(X.astype(np.float32), W, B), TypeError, "X",
+                 id="linear-X-float32-W-float64"),
+    pytest.param(lambda: loss_and_grads(SPEC, P, X, T.astype(np.float32)), TypeError, "targets",
+                 id="targets-float32-in-float64"),
+    pytest.param(lambda: activation_forward("relu", np.ones(3, dtype=int)), TypeError, "Z",
+                 id="activation-int-input"),
+    pytest.param(lambda: mlp_forward(SPEC, P, X.tolist()), TypeError, "X", id="X-list"),
+    pytest.param(lambda: mse_backward("1", MSE), TypeError, "dloss", id="dloss-string"),
+    # parameter dicts
+    pytest.param(lambda: mlp_forward(SPEC, {k: v for k, v in P.items() if k != "b1"}, X),
+                 ValueError, "params", id="params-missing-key"),
+    pytest.param(lambda: mlp_forward(SPEC, {**P, "W3": P["W2"]}, X), ValueError, "params",
+                 id="params-extra-key"),
+    pytest.param(lambda: mlp_forward(SPEC, {"w1": P["W1"], "b1": P["b1"], "W2": P["W2"],
+                                            "b2": P["b2"]}, X), ValueError, "params",
+                 id="params-misspelled-key"),
+    pytest.param(lambda: mlp_forward(SPEC, list(P.values()), X), TypeError, "params",
+                 id="params-not-a-dict"),
+    pytest.param(lambda: init_params(SPEC, 0), TypeError, "rng", id="init-seed-not-generator"),
+    # JSON
+    pytest.param(json_spec(momentum=0.1), ValueError, "spec", id="json-unknown-field"),
+    pytest.param(lambda: MLPSpec.from_json("[3, 4, 2]"), TypeError, "spec", id="json-not-object"),
+    pytest.param(json_spec(sizes=[3, 0]), ValueError, "sizes[1]", id="json-size-zero"),
+    pytest.param(json_spec(sizes=[3, True]), TypeError, "sizes[1]", id="json-size-bool"),
+    pytest.param(json_spec(loss="hinge"), ValueError, "loss", id="json-unknown-loss"),
+    # gradcheck
+    pytest.param(lambda: gradcheck.numerical_grads(square, POINT, eps=0.0), ValueError, "eps",
+                 id="gradcheck-eps-zero"),
+    pytest.param(lambda: gradcheck.numerical_grads(square, POINT, eps=-1e-6), ValueError, "eps",
+                 id="gradcheck-eps-negative"),
+    pytest.param(lambda: gradcheck.numerical_grads(square, POINT, keys=["y"]), ValueError,
+                 "keys", id="gradcheck-unknown-key"),
+    pytest.param(lambda: gradcheck.numerical_grads(square, {"x": np.ones(3, np.float32)}),
+                 TypeError, "point['x']", id="gradcheck-float32-point"),
+    pytest.param(lambda: gradcheck.vjp_inner_product(lambda p: p["x"], lambda u: {"x": u}, POINT,
+                                                     0), TypeError, "rng",
+                 id="vjp-seed-not-generator"),
+    pytest.param(lambda: gradcheck.worst_mismatch(np.ones(3), np.ones((3, 1)), rtol=1e-6,
+                                                  atol=0.0), ValueError, "analytic",
+                 id="worst-mismatch-shapes"),
+    pytest.param(lambda: gradcheck.directional_derivative(square, POINT, POINT, eps=0.0),
+                 ValueError, "eps",
+                 id="directional-eps-zero"),
+    pytest.param(lambda: gradcheck.directional_derivative(square, POINT, POINT, eps=-1e-6),
+                 ValueError, "eps",
+                 id="directional-eps-negative"),
+    pytest.param(lambda: gradcheck.jvp_by_differences(lambda p: p["x"] ** 2, POINT, POINT,
+                                                      eps=0.0),
+                 ValueError, "eps", id="jvp-eps-zero"),
+    pytest.param(lambda: gradcheck.vjp_inner_product(lambda p: p["x"] ** 2,
+                                                     lambda u: {"x": 2 * u}, POINT,
+                                                     np.random.default_rng(0), eps=0.0),
+                 ValueError, "eps", id="vjp-eps-zero"),
+    pytest.param(lambda: gradcheck.directional_derivative(square, POINT, {"y": np.ones(3)}),
+                 ValueError, "direction",
+                 id="directional-unknown-key"),
+    pytest.param(lambda: gradcheck.directional_derivative(square, {"x": np.ones((3, 2))},
+                                                          {"x": np.ones(2)}),
+                 ValueError, "direction",
+                 id="directional-shape-broadcast"),
+    pytest.param(lambda: gradcheck.worst_mismatch(np.ones(3), np.zeros(3), rtol=-1.0, atol=-1.0),
+                 ValueError, "rtol",
+                 id="worst-mismatch-negative-tolerance"),
+    pytest.param(lambda: gradcheck.numerical_grads(square, {"x": [1.0, 2.0]}), TypeError,
+                 "point['x']",
+                 id="gradcheck-point-list"),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "field"), CASES)
+def test_bad_input_raises_naming_the_field(call: Callable[[], Any], error: type, field: str
+                                           ) -> None:
+    with pytest.raises(error, match=re.escape(field)) as info:
+        call()
+    assert type(info.value) is error  # not a subclass such as json.JSONDecodeError
+    message = str(info.value)
+    assert message.startswith(field) or f"{field}:" in message, message
+    assert "expected" in message and "received" in message, message
+
+
+def test_there_are_enough_bad_input_cases() -> None:
+    assert len(CASES) >= 15
+
+
+# --- inputs refimpl does not reject cleanly today -----------------------------------------
+
+_, SMALL_CACHE = mlp_forward(MLPSpec((3, 2)), {"W1": P["W1"][:2], "b1": P["b1"][:2]}, X)
+
+
+def not_yet(reason: str) -> pytest.MarkDecorator:
+    return pytest.mark.xfail(strict=True, reason=reason)
+
+
+NOT_YET = [
+    pytest.param(lambda: mlp_backward(SPEC, T[:, :1], MLP), ValueError, "dY",
+                 marks=not_yet("the message names the inner field dA, not dY"),
+                 id="mlp-dY-shape"),
+    pytest.param(lambda: mlp_backward(SPEC, T, SMALL_CACHE), ValueError, "cache",
+                 marks=not_yet("a cache of another depth: IndexError"),
+                 id="mlp-cache-of-another-spec"),
+    pytest.param(lambda: loss_and_grads(SPEC, P, X[:0], T[:0]), ValueError, "X",
+                 marks=not_yet("an empty batch: ZeroDivisionError in the loss"),
+                 id="loss-empty-batch"),
+    pytest.param(lambda: MLPSpec.from_json("{sizes: [3, 2]}"), ValueError, "spec",
+                 marks=not_yet("malformed JSON: json.JSONDecodeError without the field"),
+                 id="json-malformed"),
+]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the NaN and empty-mean cases warn
+@pytest.mark.parametrize(("call", "error", "field"), NOT_YET)
+def test_input_not_yet_rejected_cleanly(call: Callable[[], Any], error: type, field: str) -> None:
+    with pytest.raises(error, match=re.escape(field)):
+        call()
