@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 FLOAT_DTYPES = ("float32", "float64")
+_DTYPES = {name: np.dtype(name) for name in FLOAT_DTYPES}
+_FLOAT_TYPES = tuple(_DTYPES.values())
 
 
 def describe(value: Any) -> str:
@@ -75,17 +77,18 @@ def require_array(
     """
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{field}: expected a numpy.ndarray, received {describe(value)}")
-    if floating and value.dtype.name not in FLOAT_DTYPES:
+    # dtype objects compare faster than their names; these checks run on every layer call
+    if floating and value.dtype not in _FLOAT_TYPES:
         raise TypeError(f"{field}: expected dtype float32 or float64, received {value.dtype}")
-    if dtype is not None and value.dtype.name != dtype:
+    if dtype is not None and value.dtype != _DTYPES.get(dtype, dtype):
         raise TypeError(f"{field}: expected dtype {dtype}, received {value.dtype}")
-    if shape is not None:
+    if shape is not None and (
+        value.ndim != len(shape)
+        or any(n is not None and n != m for n, m in zip(shape, value.shape, strict=False))
+    ):
         expected = "(" + ", ".join("*" if n is None else str(n) for n in shape) + ")"
-        if value.ndim != len(shape) or any(
-            n is not None and n != m for n, m in zip(shape, value.shape, strict=False)
-        ):
-            raise ValueError(f"{field}: expected shape {expected}, received shape {value.shape}")
-    if finite and floating and not np.all(np.isfinite(value)):
+        raise ValueError(f"{field}: expected shape {expected}, received shape {value.shape}")
+    if finite and floating and not np.isfinite(value).all():
         bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
         raise ValueError(f"{field}: expected finite values, received {bad} non-finite entries")
     return value
