@@ -4,6 +4,9 @@ flax's Dense computes y = x K + b with a kernel K of shape (in, out): the
 reference's W (out, in) goes in as K = Wᵀ and its gradient comes back as
 ∂L/∂W = (∂L/∂K)ᵀ. Compiled functions are cached per spec (static) and shape
 (jit's own cache), so cases drawn from a bounded set of shapes reuse them.
+With spec.batchnorm, a `flax.linen.BatchNorm` follows each hidden Dense; the
+component "mlp_bn" runs those specs (jax_adapter/mlp_bn.py), this module's
+`run` only specs without.
 """
 
 from __future__ import annotations
@@ -37,13 +40,23 @@ ACTIVATIONS: dict[str, Callable[[jax.Array, float], jax.Array]] = {
 
 class FlaxMLP(nn.Module):
     spec: MLPSpec
+    train: bool = True  # batch norm: batch statistics (True) or the running ones
+    fast_variance: bool = True  # BatchNorm's use_fast_variance (flax's default: True)
 
     @nn.compact
     def __call__(self, X: jax.Array) -> jax.Array:
         dtype = jnp.dtype(self.spec.dtype)
         for l in range(1, self.spec.depth + 1):
-            dense = nn.Dense(self.spec.sizes[l], dtype=dtype, param_dtype=dtype, name=f"Dense_{l}")
-            X = ACTIVATIONS[self.spec.activation(l)](dense(X), self.spec.slope)
+            dense = nn.Dense(self.spec.sizes[l], use_bias=l not in self.spec.bn_layers(),
+                             dtype=dtype, param_dtype=dtype, name=f"Dense_{l}")  # refimpl.mlp
+            Z = dense(X)
+            if self.spec.batchnorm:  # ∂L/∂Zˡ is the gradient of this zero perturbation
+                Z = self.perturb(f"Z{l}", Z)
+            if l in self.spec.bn_layers():
+                Z = nn.BatchNorm(use_running_average=not self.train, momentum=self.spec.bn_momentum,
+                                 epsilon=self.spec.bn_eps, use_fast_variance=self.fast_variance,
+                                 dtype=dtype, param_dtype=dtype, name=f"BatchNorm_{l}")(Z)
+            X = ACTIVATIONS[self.spec.activation(l)](Z, self.spec.slope)
         return X
 
 
@@ -53,17 +66,23 @@ def loss_of(spec: MLPSpec, Y: jax.Array, targets: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(Y, targets).mean()  # mean over rows
 
 
-def check_conventions(spec: MLPSpec) -> None:
+def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
+    """The spec's conventions are jax's; batchnorm=False (the "mlp" component) refuses
+    batch-norm specs, whose running statistics only "mlp_bn" carries."""
     uses_leaky = "leaky_relu" in (spec.hidden_activation, spec.output_activation)
     if uses_leaky and spec.leaky_kink != "one":
         raise ValueError(f"leaky_kink: jax implements 'one', received {spec.leaky_kink!r}")
+    if spec.batchnorm and not batchnorm:
+        raise ValueError("batchnorm: the 'mlp' component runs specs without batch norm,"
+                         " received batchnorm=True (use the 'mlp_bn' component)")
 
 
 def to_variables(spec: MLPSpec, params: Arrays) -> dict[str, Any]:
-    layers = {
-        f"Dense_{l}": {"kernel": jnp.asarray(params[f"W{l}"].T), "bias": jnp.asarray(params[f"b{l}"])}
-        for l in range(1, spec.depth + 1)
-    }
+    layers: dict[str, Any] = {}
+    for l in range(1, spec.depth + 1):
+        layers[f"Dense_{l}"] = {"kernel": jnp.asarray(params[f"W{l}"].T)}
+        if f"b{l}" in params:  # none before batch norm
+            layers[f"Dense_{l}"]["bias"] = jnp.asarray(params[f"b{l}"])
     return {"params": layers}
 
 
@@ -72,7 +91,8 @@ def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
     for l in range(1, spec.depth + 1):
         layer = variables["params"][f"Dense_{l}"]
         grads[f"W{l}"] = np.asarray(layer["kernel"], dtype=np.float64).T
-        grads[f"b{l}"] = np.asarray(layer["bias"], dtype=np.float64)
+        if "bias" in layer:  # none before batch norm
+            grads[f"b{l}"] = np.asarray(layer["bias"], dtype=np.float64)
     return grads
 
 

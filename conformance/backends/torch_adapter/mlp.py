@@ -1,7 +1,10 @@
 """The MLP in torch: `nn.Linear` layers, `torch.nn.functional` activations and losses.
 
 Parameters are copied into the layers' own `weight` (out, in) and `bias`,
-which have the reference's layout, so no transpose is involved.
+which have the reference's layout, so no transpose is involved. With
+spec.batchnorm, an `nn.BatchNorm1d` follows each hidden layer (its `weight`
+and `bias` are γ and β); the component "mlp_bn" runs those specs
+(torch_adapter/mlp_bn.py), this module's `run` only specs without.
 """
 
 from __future__ import annotations
@@ -36,14 +39,26 @@ class TorchMLP(nn.Module):
         super().__init__()
         dtype = getattr(torch, spec.dtype)
         self.spec = spec
-        self.layers = nn.ModuleList(
-            nn.Linear(n_in, n_out, dtype=dtype, device=device)
-            for n_in, n_out in zip(spec.sizes[:-1], spec.sizes[1:], strict=True)
+        self.layers = nn.ModuleList(  # no bias before batch norm (refimpl.mlp)
+            nn.Linear(n_in, n_out, bias=l not in spec.bn_layers(), dtype=dtype, device=device)
+            for l, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True), 1)
         )
+        self.norms = nn.ModuleList(  # norms[l - 1] follows layers[l - 1], l in spec.bn_layers()
+            nn.BatchNorm1d(spec.sizes[l], eps=spec.bn_eps, momentum=spec.bn_momentum, dtype=dtype,
+                           device=device)
+            for l in spec.bn_layers()
+        )
+        self.taps: list[torch.Tensor] = []  # Zˡ of the last forward, every layer (batch norm only)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        self.taps = []
         for l, layer in enumerate(self.layers, start=1):
-            X = ACTIVATIONS[self.spec.activation(l)](layer(X), self.spec.slope)
+            Z = layer(X)
+            if self.spec.batchnorm:
+                self.taps.append(Z)
+            if l <= len(self.norms):
+                Z = self.norms[l - 1](Z)
+            X = ACTIVATIONS[self.spec.activation(l)](Z, self.spec.slope)
         return X
 
 
@@ -53,10 +68,15 @@ def loss_of(spec: MLPSpec, Y: torch.Tensor, targets: torch.Tensor) -> torch.Tens
     return F.cross_entropy(Y, targets)
 
 
-def check_conventions(spec: MLPSpec) -> None:
+def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
+    """The spec's conventions are torch's; batchnorm=False (the "mlp" component) refuses
+    batch-norm specs, whose running statistics only "mlp_bn" carries."""
     uses_leaky = "leaky_relu" in (spec.hidden_activation, spec.output_activation)
     if uses_leaky and spec.leaky_kink != "slope":
         raise ValueError(f"leaky_kink: torch implements 'slope', received {spec.leaky_kink!r}")
+    if spec.batchnorm and not batchnorm:
+        raise ValueError("batchnorm: the 'mlp' component runs specs without batch norm,"
+                         " received batchnorm=True (use the 'mlp_bn' component)")
 
 
 def param_names(spec: MLPSpec) -> dict[str, str]:
@@ -64,7 +84,11 @@ def param_names(spec: MLPSpec) -> dict[str, str]:
     names = {}
     for l in range(1, spec.depth + 1):
         names[f"W{l}"] = f"layers.{l - 1}.weight"
-        names[f"b{l}"] = f"layers.{l - 1}.bias"
+        if l in spec.bn_layers():
+            names[f"gamma{l}"] = f"norms.{l - 1}.weight"
+            names[f"beta{l}"] = f"norms.{l - 1}.bias"
+        else:
+            names[f"b{l}"] = f"layers.{l - 1}.bias"
     return names
 
 
