@@ -148,7 +148,10 @@ class MLPSpec:
 
     @classmethod
     def from_json(cls, text: str) -> MLPSpec:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as err:
+            raise ValueError(f"spec: expected JSON text, received {describe(text)} ({err})") from None
         if not isinstance(data, dict):
             raise TypeError(f"spec: expected a JSON object, received {describe(data)}")
         known = {f.name for f in fields(cls)}
@@ -227,6 +230,8 @@ def mlp_forward_state(
         raise TypeError(f"train: expected a bool, received {describe(train)}")
     check_params(spec, params)
     require_array("X", X, shape=(None, spec.sizes[0]), dtype=spec.dtype)
+    if X.shape[0] < 1:
+        raise ValueError(f"X: expected at least one row (N >= 1), received shape {X.shape}")
     check_state(spec, state)
     normalized = spec.bn_layers()
     convention = spec.bn_convention() if spec.batchnorm else bn.TORCH_CONVENTION
@@ -260,6 +265,12 @@ def mlp_backward_deltas(
 ) -> tuple[dict[str, Array], tuple[Array, ...]]:
     """The gradients of mlp_backward, and δ¹, ..., δᴸ (δˡ = ∂L/∂Zˡ, (N, D_l)): the error at
     each linear output, with batch norm the gradient of its input."""
+    if not isinstance(cache, MLPCache) or len(cache.layers) != spec.depth:
+        received = len(cache.layers) if isinstance(cache, MLPCache) else describe(cache)
+        raise ValueError(
+            f"cache: expected the MLPCache of a {spec.depth}-layer forward pass, received {received}"
+        )
+    require_array("dY", dY, shape=cache.layers[-1].activation.kept.shape, dtype=spec.dtype)
     grads: dict[str, Array] = {}
     deltas: list[Array] = []
     dA = dY

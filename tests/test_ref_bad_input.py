@@ -1,9 +1,8 @@
 """Bad input to the reference raises ValueError or TypeError naming the field, the expected
 value and the received one, instead of a NumPy broadcasting error or a wrong number.
 
-`CASES` is what refimpl rejects as it should. `NOT_YET` are inputs it does not reject
-cleanly today (a deep ZeroDivisionError, an IndexError, or a silent result); they are strict
-xfails, so the day one is fixed its marker has to go.
+`CASES` is every input refimpl must reject before any arithmetic, with a message naming
+the field, the expected and the received value.
 """
 
 from __future__ import annotations
@@ -62,6 +61,8 @@ def with_entry(arrays: dict[str, np.ndarray], key: str, index: Any, value: float
 def square(p: dict[str, np.ndarray]) -> float:
     return float(np.sum(p["x"] ** 2))
 
+
+_, SMALL_CACHE = mlp_forward(MLPSpec((3, 2)), {"W1": P["W1"][:2], "b1": P["b1"][:2]}, X)
 
 CASES = [
     # shapes
@@ -204,6 +205,14 @@ CASES = [
     pytest.param(lambda: gradcheck.numerical_grads(square, {"x": [1.0, 2.0]}), TypeError,
                  "point['x']",
                  id="gradcheck-point-list"),
+    pytest.param(lambda: mlp_backward(SPEC, T[:, :1], MLP), ValueError, "dY",
+                 id="mlp-dY-shape"),
+    pytest.param(lambda: mlp_backward(SPEC, T, SMALL_CACHE), ValueError, "cache",
+                 id="mlp-cache-of-another-spec"),
+    pytest.param(lambda: loss_and_grads(SPEC, P, X[:0], T[:0]), ValueError, "X",
+                 id="loss-empty-batch"),
+    pytest.param(lambda: MLPSpec.from_json("{sizes: [3, 2]}"), ValueError, "spec",
+                 id="json-malformed"),
 ]
 
 
@@ -220,35 +229,3 @@ def test_bad_input_raises_naming_the_field(call: Callable[[], Any], error: type,
 
 def test_there_are_enough_bad_input_cases() -> None:
     assert len(CASES) >= 15
-
-
-# --- inputs refimpl does not reject cleanly today -----------------------------------------
-
-_, SMALL_CACHE = mlp_forward(MLPSpec((3, 2)), {"W1": P["W1"][:2], "b1": P["b1"][:2]}, X)
-
-
-def not_yet(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-NOT_YET = [
-    pytest.param(lambda: mlp_backward(SPEC, T[:, :1], MLP), ValueError, "dY",
-                 marks=not_yet("the message names the inner field dA, not dY"),
-                 id="mlp-dY-shape"),
-    pytest.param(lambda: mlp_backward(SPEC, T, SMALL_CACHE), ValueError, "cache",
-                 marks=not_yet("a cache of another depth: IndexError"),
-                 id="mlp-cache-of-another-spec"),
-    pytest.param(lambda: loss_and_grads(SPEC, P, X[:0], T[:0]), ValueError, "X",
-                 marks=not_yet("an empty batch: ZeroDivisionError in the loss"),
-                 id="loss-empty-batch"),
-    pytest.param(lambda: MLPSpec.from_json("{sizes: [3, 2]}"), ValueError, "spec",
-                 marks=not_yet("malformed JSON: json.JSONDecodeError without the field"),
-                 id="json-malformed"),
-]
-
-
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the NaN and empty-mean cases warn
-@pytest.mark.parametrize(("call", "error", "field"), NOT_YET)
-def test_input_not_yet_rejected_cleanly(call: Callable[[], Any], error: type, field: str) -> None:
-    with pytest.raises(error, match=re.escape(field)):
-        call()
