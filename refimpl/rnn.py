@@ -201,7 +201,13 @@ def rnn_step_backward(dh_t: Array, cache: StepCache) -> StepGrads:
 
 
 class SequenceCache(NamedTuple):
-    steps: tuple[StepCache, ...]  # one per step, t = 1..T
+    """What BPTT needs: the inputs, the states each step started from, the weights, f's caches."""
+
+    X: Array  # (T, N, D), x_t = X[t-1]
+    H_prev: Array  # (T, N, H): h_{t-1} for t = 1..T, i.e. h0 followed by H[:-1]
+    W_ih: Array  # (H, D)
+    W_hh: Array  # (H, H)
+    acts: tuple[activations.ActivationCache, ...]  # f's cache at each step, t = 1..T
 
 
 class SequenceGrads(NamedTuple):
@@ -223,33 +229,61 @@ def rnn_sequence_forward(
     b_hh: Array,
     nonlinearity: str = "tanh",
 ) -> tuple[Array, SequenceCache]:
-    """All hidden states H (T, N, H) for X (T, N, D) from h0 (N, H), one step at a time."""
-    require_array("X", X, shape=(None, None, None))
+    """All hidden states H (T, N, H) for X (T, N, D) from h0 (N, H).
+
+    The step of rnn_step_forward, with its input term taken for every step at once:
+    x_t W_ihᵀ + b_ih does not depend on h, so one (T·N, D) x (D, H) product replaces T
+    small ones, and only h_{t-1} W_hhᵀ stays inside the loop over time.
+    """
+    require_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+    require_array("W_ih", W_ih, shape=(None, None))
+    H, D = W_ih.shape
+    dtype = W_ih.dtype.name
+    require_array("X", X, shape=(None, None, D), dtype=dtype)
     if X.shape[0] < 1:
         raise ValueError(f"X: expected at least 1 time step, received shape {X.shape}")
-    h, hs, steps = h0, [], []
-    for x_t in X:
-        h, cache = rnn_step_forward(x_t, h, W_ih, W_hh, b_ih, b_hh, nonlinearity)
-        hs.append(h)
-        steps.append(cache)
-    return np.stack(hs), SequenceCache(tuple(steps))
+    require_array("h0", h0, shape=(X.shape[1], H), dtype=dtype)
+    require_array("W_hh", W_hh, shape=(H, H), dtype=dtype)
+    require_array("b_ih", b_ih, shape=(H,), dtype=dtype)
+    require_array("b_hh", b_hh, shape=(H,), dtype=dtype)
+    Z_in = X @ W_ih.T  # T, N, H: every step's input term in one product
+    Z_in += b_ih + b_hh
+    H_all = np.empty_like(Z_in)
+    h, acts = h0, []
+    for t in range(X.shape[0]):
+        z = Z_in[t]
+        z += h @ W_hh.T  # N, H: the recurrent term, in place in this step's own slice
+        h, act = activations.activation_forward(nonlinearity, z)
+        H_all[t] = h
+        acts.append(act)
+    H_prev = np.concatenate([h0[None], H_all[:-1]])  # T, N, H
+    return H_all, SequenceCache(X, H_prev, W_ih, W_hh, tuple(acts))
 
 
 def rnn_sequence_backward(dH: Array, cache: SequenceCache) -> SequenceGrads:
-    """BPTT, t = T..1: ∂L/∂h_t = dH[t-1] (readout term) + δ_{t+1} W_hh (carried back)."""
-    last = cache.steps[-1].act.kept
-    require_array("dH", dH, shape=(len(cache.steps), *last.shape), dtype=last.dtype.name)
-    dX = np.empty((len(cache.steps), *cache.steps[0].ih.X.shape), dtype=last.dtype)
-    norms = np.empty(len(cache.steps))
-    dh = np.zeros_like(last)  # nothing flows back from beyond h_T
-    sums: list[Array] = []  # Σ_t of ∂L/∂W_ih, ∂L/∂W_hh, ∂L/∂b_ih, ∂L/∂b_hh
-    for t in range(len(cache.steps) - 1, -1, -1):
+    """BPTT, t = T..1: ∂L/∂h_t = dH[t-1] (readout term) + δ_{t+1} W_hh (carried back).
+
+    Only δ_t and the carry need the loop; the sums over time of the weight gradients
+    and every ∂L/∂x_t are single products over all (t, n) rows afterwards:
+    ∂L/∂W_ih = Σ_t δ_tᵀ x_t = δᵀ X over T·N rows, ∂L/∂X = δ W_ih, ∂L/∂W_hh = δᵀ H_prev.
+    """
+    X, H_prev, W_ih, W_hh, acts = cache
+    T, N, H = H_prev.shape
+    require_array("dH", dH, shape=(T, N, H), dtype=H_prev.dtype.name)
+    delta = np.empty_like(H_prev)  # T, N, H: δ_t = ∂L/∂z_t
+    norms = np.empty(T)
+    dh = np.zeros((N, H), dtype=H_prev.dtype)  # nothing flows back from beyond h_T
+    for t in range(T - 1, -1, -1):
         dh = dH[t] + dh  # N, H: readout term + recurrent term
         norms[t] = np.linalg.norm(dh)
-        g = rnn_step_backward(dh, cache.steps[t])
-        dX[t], dh = g.dx, g.dh_prev
-        sums = list(g[2:]) if not sums else [s + d for s, d in zip(sums, g[2:], strict=True)]
-    return SequenceGrads(dX, dh, sums[0], sums[1], sums[2], sums[3], norms)
+        delta[t] = activations.activation_backward(dh, acts[t])
+        dh = delta[t] @ W_hh  # ∂L/∂h_{t-1}, N, H
+    rows = delta.reshape(T * N, H)
+    dW_ih = rows.T @ X.reshape(T * N, -1)  # H, D
+    dW_hh = rows.T @ H_prev.reshape(T * N, H)  # H, H
+    db = rows.sum(axis=0)  # H: the same for b_ih and b_hh
+    dX = delta @ W_ih  # T, N, D
+    return SequenceGrads(dX, dh, dW_ih, dW_hh, db, db.copy(), norms)
 
 
 class ReadoutCache(NamedTuple):

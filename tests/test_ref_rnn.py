@@ -342,10 +342,10 @@ def test_off_by_one_window_fails_the_check() -> None:
 def dropped_h0_backward(spec: RNNSpec, point: Point, targets: Any, bug: str) -> Point:
     """Wrong on purpose: "dW_hh" uses h0 = 0 at step 1 (δ_1ᵀ h0 lost), or "dh0" returns 0."""
     Y, _, cache = rnn.rnn_forward(spec, params_of(point), point["X"], point["h0"])
-    steps = list(cache.sequence.steps)
     if bug == "dW_hh":
-        steps[0] = steps[0]._replace(hh=steps[0].hh._replace(X=np.zeros_like(point["h0"])))
-    cache = cache._replace(sequence=rnn.SequenceCache(tuple(steps)))
+        H_prev = cache.sequence.H_prev.copy()
+        H_prev[0] = 0.0
+        cache = cache._replace(sequence=cache.sequence._replace(H_prev=H_prev))
     grads = rnn.rnn_backward(rnn.readout_loss(spec, Y, targets)[1], cache)
     return {**grads, "h0": np.zeros_like(point["h0"])} if bug == "dh0" else grads
 
