@@ -171,36 +171,55 @@ def batch_statistics(X: Array) -> tuple[Array, Array]:
     return mu, (centered * centered).mean(axis=0)  # D, D
 
 
+def _normalize(
+    X: Array, gamma: Array, beta: Array, eps: float
+) -> tuple[Array, BatchNormCache, Array, Array]:
+    """The training forward, also returning μ and σ² for the running statistics."""
+    mu = X.mean(axis=0)  # D
+    xhat = X - mu  # N, D: centered now, normalized in place below
+    var = (xhat * xhat).mean(axis=0)  # D, two-pass
+    inv_std = 1.0 / np.sqrt(var + eps)  # D
+    xhat *= inv_std  # x̂ = (X - μ) s, N, D
+    Y = xhat * gamma  # N, D
+    Y += beta
+    return Y, BatchNormCache(xhat, inv_std, gamma), mu, var
+
+
 def batchnorm_train_forward(
     X: Array, gamma: Array, beta: Array, *, eps: float = DEFAULT_EPS,
     single_example: str = "raise",
 ) -> tuple[Array, BatchNormCache]:
     """Y = γ ⊙ (X - μ)/√(σ² + ε) + β with the batch's μ and biased σ²; X (N, D) → Y (N, D)."""
+    eps = _check_train_input(X, gamma, beta, eps, single_example)
+    Y, cache, _, _ = _normalize(X, gamma, beta, eps)
+    return Y, cache
+
+
+def _check_train_input(X: Array, gamma: Array, beta: Array, eps: Any, single_example: Any) -> float:
     _check_input(X, gamma, beta)
     eps = _require_eps(eps)
     require_choice("single_example", single_example, SINGLE_EXAMPLE)
     if X.shape[0] == 1 and single_example == "raise":
         raise ValueError("X: expected more than 1 value per channel when training"
                          f" (single_example='raise'), received shape {X.shape}")
-    mu, var = batch_statistics(X)  # D, D
-    inv_std = 1.0 / np.sqrt(var + eps)  # D
-    xhat = (X - mu) * inv_std  # N, D
-    return gamma * xhat + beta, BatchNormCache(xhat, inv_std, gamma)
+    return eps
 
 
 def batchnorm_train_backward(dY: Array, cache: BatchNormCache) -> BatchNormGrads:
-    """∂L/∂X, ∂L/∂γ, ∂L/∂β through x̂, μ and σ² (module docstring, terms [1] [2] [3])."""
+    """∂L/∂X, ∂L/∂γ, ∂L/∂β through x̂, μ and σ² (module docstring, terms [1] [2] [3]).
+
+    The two batch sums of the terms are the parameter gradients again, times γ:
+    Σ_n δx̂_n = γ ⊙ ∂L/∂β and Σ_n δx̂_n ⊙ x̂_n = γ ⊙ ∂L/∂γ, so γ s/N factors out.
+    """
     xhat, inv_std, gamma = cache
     require_array("dY", dY, shape=xhat.shape, dtype=xhat.dtype.name)
     N = xhat.shape[0]
     dbeta = dY.sum(axis=0)  # Σ_n δ_n, D
     dgamma = (dY * xhat).sum(axis=0)  # Σ_n δ_n ⊙ x̂_n, D
-    dxhat = dY * gamma  # δx̂, N, D
-    dX = (inv_std / N) * (
-        N * dxhat  # [1] through x̂, N, D
-        - dxhat.sum(axis=0)  # [2] through μ, D
-        - xhat * (dxhat * xhat).sum(axis=0)  # [3] through σ², N, D
-    )
+    dX = N * dY  # [1] through x̂: N δx̂ / γ, N, D
+    dX -= dbeta  # [2] through μ: Σ_n δx̂_n / γ = ∂L/∂β, D
+    dX -= xhat * dgamma  # [3] through σ²: x̂ ⊙ Σ_n δx̂_n ⊙ x̂_n / γ = x̂ ⊙ ∂L/∂γ, N, D
+    dX *= gamma * inv_std / N  # γ s / N, D
     return BatchNormGrads(dX, dgamma, dbeta)
 
 
@@ -286,8 +305,8 @@ def batchnorm_forward(
         Y, eval_cache = batchnorm_eval_forward(
             X, gamma, beta, state["running_mean"], state["running_var"], eps=c.eps)
         return Y, {key: state[key] for key in STATE_KEYS}, eval_cache
-    Y, cache = batchnorm_train_forward(X, gamma, beta, eps=c.eps, single_example=c.single_example)
-    mu, var = batch_statistics(X)  # recomputed: two (D,) reductions, kept out of the cache
+    eps = _check_train_input(X, gamma, beta, c.eps, c.single_example)
+    Y, cache, mu, var = _normalize(X, gamma, beta, eps)  # μ, σ² also feed the running statistics
     new_state = update_running_stats(
         state, mu, var, X.shape[0], momentum=c.momentum,
         momentum_convention=c.momentum_convention, running_var_estimator=c.running_var_estimator)
