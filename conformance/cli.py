@@ -36,6 +36,7 @@ def pytest_args(args: argparse.Namespace, report: str, profile: str) -> list[str
         "-p", "no:cacheprovider",
         "-q", "--no-header", "-r", "fE",
         "-W", "ignore:`torch.jit.script` is deprecated:DeprecationWarning",
+        "-W", "ignore::pytest.PytestAssertRewriteWarning",  # this process imported conformance first
         "--frameworks", args.frameworks,
         "--dtypes", args.dtypes,
         "--device", args.device,
