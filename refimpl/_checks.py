@@ -8,7 +8,9 @@ error deep inside NumPy or, worse, a silently wrong number.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
+from dataclasses import fields
 from numbers import Integral, Real
 from typing import Any
 
@@ -118,3 +120,22 @@ def require_same_keys(field: str, received: Any, expected: Collection[str]) -> N
             f"{field}: expected keys {sorted(expected)}, received {sorted(keys)}"
             f" (missing {missing}, unexpected {extra})"
         )
+
+
+def json_fields(cls: Any, text: Any, field: str = "spec") -> dict[str, Any]:
+    """The fields of a frozen-dataclass spec from its JSON text, checked against `cls`.
+
+    Malformed JSON, a non-object and unknown field names raise ValueError/TypeError
+    naming `field`; the values themselves are checked by the class's __post_init__.
+    """
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, TypeError) as err:
+        raise ValueError(f"{field}: expected JSON text, received {describe(text)} ({err})") from None
+    if not isinstance(data, dict):
+        raise TypeError(f"{field}: expected a JSON object, received {describe(data)}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{field}: expected fields among {sorted(known)}, received {unknown}")
+    return data

@@ -35,7 +35,7 @@ gradients {"X", "gamma", "beta"}. Output dtypes equal the input dtype (float32 o
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -44,6 +44,7 @@ from numpy.typing import NDArray
 from refimpl._checks import (
     FLOAT_DTYPES,
     describe,
+    json_fields,
     require_array,
     require_choice,
     require_int,
@@ -90,13 +91,7 @@ class BatchNormConvention:
 
     @classmethod
     def from_json(cls, text: str) -> BatchNormConvention:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise TypeError(f"convention: expected a JSON object, received {describe(data)}")
-        known = sorted(f.name for f in fields(cls))
-        if set(data) - set(known):
-            raise ValueError(f"convention: expected fields among {known}, received {sorted(data)}")
-        return cls(**data)
+        return cls(**json_fields(cls, text, "convention"))
 
 
 TORCH_CONVENTION = BatchNormConvention(0.1, "torch", "unbiased", DEFAULT_EPS, "raise")

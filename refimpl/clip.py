@@ -51,14 +51,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from numbers import Real
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._checks import describe, require_array, require_choice, require_real
+from refimpl._checks import describe, json_fields, require_array, require_choice, require_real
 
 Array = NDArray[Any]
 Grads = dict[str, Array]
@@ -207,13 +207,7 @@ class ClipSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ClipSpec:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise TypeError(f"spec: expected a JSON object, received {describe(data)}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"spec: expected fields among {sorted(known)}, received {unknown}")
+        data = json_fields(cls, text)
         if data.get("norm_type") == "inf":
             data["norm_type"] = math.inf
         return cls(**data)

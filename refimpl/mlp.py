@@ -35,7 +35,7 @@ with batch norm "gamma1", "beta1", ... instead of "b1", ... for the layers l < L
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -46,6 +46,7 @@ from refimpl import batchnorm as bn
 from refimpl._checks import (
     FLOAT_DTYPES,
     describe,
+    json_fields,
     require_array,
     require_choice,
     require_int,
@@ -148,16 +149,7 @@ class MLPSpec:
 
     @classmethod
     def from_json(cls, text: str) -> MLPSpec:
-        try:
-            data = json.loads(text)
-        except (json.JSONDecodeError, TypeError) as err:
-            raise ValueError(f"spec: expected JSON text, received {describe(text)} ({err})") from None
-        if not isinstance(data, dict):
-            raise TypeError(f"spec: expected a JSON object, received {describe(data)}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"spec: expected fields among {sorted(known)}, received {unknown}")
+        data = json_fields(cls, text)
         if isinstance(data.get("sizes"), list):
             data["sizes"] = tuple(data["sizes"])
         return cls(**data)

@@ -30,7 +30,7 @@ refimpl.bptt. Parameters: "W_ih" (H, D), "W_hh" (H, H), "b_ih" (H,), "b_hh" (H,)
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -40,6 +40,7 @@ from refimpl import activations, losses
 from refimpl._checks import (
     FLOAT_DTYPES,
     describe,
+    json_fields,
     require_array,
     require_choice,
     require_int,
@@ -94,14 +95,7 @@ class RNNSpec:
 
     @classmethod
     def from_json(cls, text: str) -> RNNSpec:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise TypeError(f"spec: expected a JSON object, received {describe(data)}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"spec: expected fields among {sorted(known)}, received {unknown}")
-        return cls(**data)
+        return cls(**json_fields(cls, text))
 
 
 def init_params(spec: RNNSpec, rng: np.random.Generator) -> dict[str, Array]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -29,7 +29,7 @@ import numpy as np
 from conformance.backends.base import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.base import Component
-from refimpl._checks import FLOAT_DTYPES, describe, require_choice
+from refimpl._checks import FLOAT_DTYPES, describe, json_fields, require_choice
 from refimpl.clip import TORCH_EPS, ClipSpec, NonFiniteNormError, apply_clip
 
 PRIMARY = ("clipped/", "norm", "nonfinite_error")  # what agreement compares; the rest are witnesses
@@ -82,13 +82,7 @@ class ClipCaseSpec:
 
     @classmethod
     def from_json(cls, text: str) -> ClipCaseSpec:
-        data = json.loads(text)
-        if not isinstance(data, dict):
-            raise TypeError(f"spec: expected a JSON object, received {describe(data)}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"spec: expected fields among {sorted(known)}, received {unknown}")
+        data = json_fields(cls, text)
         if data.get("norm_type") == "inf":
             data["norm_type"] = math.inf
         return cls(**data)
