@@ -200,17 +200,27 @@ class ClipSpec:
             )
 
     def to_json(self) -> str:
-        data = asdict(self)
-        if math.isinf(self.norm_type):
-            data["norm_type"] = "inf"  # JSON has no inf
-        return json.dumps(data, sort_keys=True)
+        return spec_to_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> ClipSpec:
-        data = json_fields(cls, text)
-        if data.get("norm_type") == "inf":
-            data["norm_type"] = math.inf
-        return cls(**data)
+        return spec_from_json(cls, text)
+
+
+def spec_to_json(spec: Any) -> str:
+    """A spec with a `norm_type` field as JSON, whose numbers have no inf: written "inf"."""
+    data = asdict(spec)
+    if math.isinf(data["norm_type"]):
+        data["norm_type"] = "inf"
+    return json.dumps(data, sort_keys=True)
+
+
+def spec_from_json(cls: Any, text: str) -> Any:
+    """The inverse of spec_to_json for the spec class `cls`."""
+    data = json_fields(cls, text)
+    if data.get("norm_type") == "inf":
+        data["norm_type"] = math.inf
+    return cls(**data)
 
 
 def apply_clip(spec: ClipSpec, grads: Grads) -> tuple[Grads, float]:

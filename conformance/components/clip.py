@@ -19,9 +19,7 @@ refimpl/clip.py); each framework adapter declares its own in CONVENTIONS.
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,8 +27,15 @@ import numpy as np
 from conformance.backends.base import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.base import Component
-from refimpl._checks import FLOAT_DTYPES, describe, json_fields, require_choice
-from refimpl.clip import TORCH_EPS, ClipSpec, NonFiniteNormError, apply_clip
+from refimpl._checks import FLOAT_DTYPES, describe, require_choice
+from refimpl.clip import (
+    TORCH_EPS,
+    ClipSpec,
+    NonFiniteNormError,
+    apply_clip,
+    spec_from_json,
+    spec_to_json,
+)
 
 PRIMARY = ("clipped/", "norm", "nonfinite_error")  # what agreement compares; the rest are witnesses
 WITNESSES = ("unclipped/", "param/", "activation/")
@@ -75,17 +80,12 @@ class ClipCaseSpec:
         return value
 
     def to_json(self) -> str:
-        data = asdict(self)
-        if math.isinf(self.norm_type):
-            data["norm_type"] = "inf"  # JSON has no inf
-        return json.dumps(data, sort_keys=True)
+        return spec_to_json(self)
 
     @classmethod
     def from_json(cls, text: str) -> ClipCaseSpec:
-        data = json_fields(cls, text)
-        if data.get("norm_type") == "inf":
-            data["norm_type"] = math.inf
-        return cls(**data)
+        result: ClipCaseSpec = spec_from_json(cls, text)
+        return result
 
 
 def primary(outputs: Arrays) -> Arrays:

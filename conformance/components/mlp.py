@@ -7,15 +7,23 @@ import numpy as np
 from conformance.backends.base import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.base import Component
-from refimpl.mlp import MLPSpec, loss_backward, loss_forward, mlp_backward, mlp_forward
+from refimpl.mlp import (
+    MLPSpec,
+    loss_backward,
+    loss_forward,
+    mlp_backward_deltas,
+    mlp_forward_state,
+)
 
 
-def mlp_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
-    """refimpl.mlp in case.spec.dtype: outputs {"Y", "loss"}, grads {"W1", ..., "X"}."""
+def run_reference(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Outcome:
+    """refimpl.mlp in case.spec.dtype and case.train: outputs {"Y", "loss"}, the new state,
+    grads {"W1", "b1", ..., "X"}; with deltas=True also δˡ = ∂L/∂Zˡ as "Z1", ..., "ZL"."""
     spec: MLPSpec = case.spec
     params = cast_floats(case.params, spec.dtype)
     inputs = cast_floats(case.inputs, spec.dtype)
-    Y, cache = mlp_forward(spec, params, inputs["X"])
+    state = cast_floats(case.state, spec.dtype)
+    Y, new_state, cache = mlp_forward_state(spec, params, inputs["X"], state, train=case.train)
     loss, loss_cache = loss_forward(spec, Y, inputs["targets"])
     outputs = {"Y": Y, "loss": np.asarray(loss)}
     grads: Arrays = {}
@@ -23,8 +31,15 @@ def mlp_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
         dY = loss_backward(spec, loss_cache, float(cotangents.get("loss", 0.0)))
         if "Y" in cotangents:
             dY = dY + cotangents["Y"].astype(spec.dtype)
-        grads = mlp_backward(spec, dY, cache)
-    return Outcome(as_float64(outputs), as_float64(grads), {})
+        grads, layer_deltas = mlp_backward_deltas(spec, dY, cache)
+        if deltas:
+            grads.update({f"Z{l}": delta for l, delta in enumerate(layer_deltas, start=1)})
+    return Outcome(as_float64(outputs), as_float64(grads), as_float64(new_state))
+
+
+def mlp_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
+    """refimpl.mlp: outputs {"Y", "loss"}, grads {"W1", ..., "X"}."""
+    return run_reference(case, cotangents, deltas=False)
 
 
 def golden_case(seed: int) -> Case:

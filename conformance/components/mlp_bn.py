@@ -13,39 +13,18 @@ properties live in conformance/checks_bn.py, imported here so they register.
 
 from __future__ import annotations
 
-import numpy as np
-
 from conformance import checks_bn  # noqa: F401  (registers the batch-norm properties)
-from conformance.backends.base import Outcome, as_float64, cast_floats
+from conformance.backends.base import Outcome
 from conformance.case import Arrays, Case
 from conformance.components.base import Component
-from refimpl.mlp import (
-    MLPSpec,
-    loss_backward,
-    loss_forward,
-    mlp_backward_deltas,
-    mlp_forward_state,
-)
+from conformance.components.mlp import run_reference
+from refimpl.mlp import MLPSpec
 
 
 def mlp_bn_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
     """refimpl.mlp in case.spec.dtype and case.train: outputs {"Y", "loss"}, the new state,
     grads {"W1", "b1", "gamma1", "beta1", ..., "X", "Z1", ..., "ZL"}."""
-    spec: MLPSpec = case.spec
-    params = cast_floats(case.params, spec.dtype)
-    inputs = cast_floats(case.inputs, spec.dtype)
-    state = cast_floats(case.state, spec.dtype)
-    Y, new_state, cache = mlp_forward_state(spec, params, inputs["X"], state, train=case.train)
-    loss, loss_cache = loss_forward(spec, Y, inputs["targets"])
-    outputs = {"Y": Y, "loss": np.asarray(loss)}
-    grads: Arrays = {}
-    if cotangents:
-        dY = loss_backward(spec, loss_cache, float(cotangents.get("loss", 0.0)))
-        if "Y" in cotangents:
-            dY = dY + cotangents["Y"].astype(spec.dtype)
-        grads, deltas = mlp_backward_deltas(spec, dY, cache)
-        grads.update({f"Z{l}": delta for l, delta in enumerate(deltas, start=1)})
-    return Outcome(as_float64(outputs), as_float64(grads), as_float64(new_state))
+    return run_reference(case, cotangents, deltas=True)
 
 
 def golden_case(seed: int) -> Case:
