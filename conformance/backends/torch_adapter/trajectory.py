@@ -16,17 +16,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from conformance.backends.base import Outcome, cast_floats
 from conformance.backends.torch_adapter import mlp as torch_mlp
 from conformance.backends.torch_adapter import mlp_bn as torch_mlp_bn
+from conformance.backends.torch_adapter import rnn as torch_rnn
 from conformance.case import Arrays, Case
 from conformance.components.trajectory import TrajectorySpec, batches
 from refimpl.clip import TORCH_EPS
 from refimpl.mlp import MLPSpec
-from refimpl.rnn import RNNSpec
 
 CONVENTIONS: dict[str, object] = {
     **torch_mlp_bn.CONVENTIONS,  # leaky_relu'(0) and nn.BatchNorm1d's running statistics
@@ -43,26 +42,6 @@ CLIP: dict[str, Callable[[list[nn.Parameter], TrajectorySpec], Any]] = {
 }
 
 
-RNN_NAMES = {"W_ih": "rnn.weight_ih_l0", "W_hh": "rnn.weight_hh_l0", "b_ih": "rnn.bias_ih_l0",
-             "b_hh": "rnn.bias_hh_l0", "W_out": "readout.weight", "b_out": "readout.bias"}
-
-
-class TorchRNN(nn.Module):
-    """nn.RNN from h0 over X (T, N, D), then nn.Linear on h_T ("last") or every h_t ("every")."""
-
-    def __init__(self, spec: RNNSpec, device: torch.device) -> None:
-        super().__init__()
-        dtype = getattr(torch, spec.dtype)
-        self.spec = spec
-        self.rnn = nn.RNN(spec.input_size, spec.hidden_size, nonlinearity=spec.nonlinearity,
-                          dtype=dtype, device=device)
-        self.readout = nn.Linear(spec.hidden_size, spec.output_size, dtype=dtype, device=device)
-
-    def forward(self, X: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-        H_all, _ = self.rnn(X, h0.unsqueeze(0))  # (T, N, H)
-        return self.readout(H_all[-1] if self.spec.readout == "last" else H_all)
-
-
 def build(spec: TrajectorySpec, params: Arrays, device: torch.device) -> tuple[nn.Module, dict[str, str]]:
     """The network with the case's parameters, and reference name -> torch parameter name."""
     network = spec.network_spec()
@@ -71,7 +50,7 @@ def build(spec: TrajectorySpec, params: Arrays, device: torch.device) -> tuple[n
         model: nn.Module = torch_mlp.TorchMLP(network, device)
         names = torch_mlp.param_names(network)
     else:
-        model, names = TorchRNN(network, device), dict(RNN_NAMES)
+        model, names = torch_rnn.TorchRNN(network, device), dict(torch_rnn.PARAM_NAMES)
     own = dict(model.named_parameters())
     with torch.no_grad():
         for ref_name, torch_name in names.items():
@@ -94,10 +73,7 @@ def loss_of(spec: TrajectorySpec, model: nn.Module, batch: dict[str, torch.Tenso
     network = spec.network_spec()
     if isinstance(network, MLPSpec):
         return torch_mlp.loss_of(network, model(batch["X"]), batch["targets"])
-    Y = model(batch["X"], batch["h0"])
-    if network.loss == "mse":
-        return F.mse_loss(Y, batch["targets"])
-    return F.cross_entropy(Y.reshape(-1, network.output_size), batch["targets"].reshape(-1))
+    return torch_rnn.loss_of(network, model(batch["X"], batch["h0"]), batch["targets"])
 
 
 def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
