@@ -153,7 +153,7 @@ def assert_identity(
     allowed = max(rtol * scale, float(np.finfo(ctx.dtype).tiny))
     diff = abs(lhs - rhs)
     ratio = diff / allowed if np.isfinite(diff) else float("inf")
-    _observe(ctx, record.Worst(ratio, name, (), lhs, rhs))
+    _observe(ctx, record.Worst(float(ratio), name, (), float(lhs), float(rhs)))
     if not ratio <= 1.0:
         _fail(
             ctx,

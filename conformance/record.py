@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from conformance.case import Case
 
 
@@ -42,7 +44,8 @@ class Record:
             self.worst_case = case
 
     def row(self, status: str, message: str = "") -> dict[str, Any]:
-        return {
+        """The report row, in plain Python types: it travels between xdist processes."""
+        return plain({
             "property": self.property,
             "component": self.component,
             "framework": self.framework,
@@ -56,7 +59,18 @@ class Record:
             "reproducer": self.reproducer,
             "known_issue": self.known_issue,
             "message": message,
-        }
+        })
+
+
+def plain(value: Any) -> Any:
+    """NumPy scalars and tuples inside a row, as the int, float, str and list JSON knows."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 _current: list[Record] = []

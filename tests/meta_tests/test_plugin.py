@@ -87,3 +87,17 @@ def test_bad_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(*SUITE[:-2], "--frameworks", "tensorflow")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--frameworks*tensorflow*"])
+
+
+def test_rows_of_component_specific_checks_travel_under_xdist(pytester: pytest.Pytester) -> None:
+    """Rows cross process boundaries as plain values, whatever a property recorded."""
+    report = pytester.path / "rnn.json"
+    result = pytester.runpytest_subprocess(
+        "--pyargs", "conformance.properties.test_rnn", "-p", "no:cacheprovider", "-n", "2",
+        "-k", "truncated_finite_differences or two_bias", "--frameworks", "numpy",
+        "--conformance-report", str(report),
+    )
+    result.assert_outcomes(passed=3)
+    found = json.loads(report.read_text())["rows"]
+    assert {r["property"] for r in found} == {"truncated-finite-differences", "two-bias-mapping"}
+    assert all(isinstance(r["worst_ratio"], float) for r in found)
