@@ -17,6 +17,7 @@ differs or a write was refused (conformance/golden.py).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -83,15 +84,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
-    """Rounds of the hunt profile (fresh random seeds, free shapes) until the time is spent."""
+    """Rounds of the hunt profile (fresh random seeds, free shapes) until the time is spent.
+
+    Each round is its own process: a framework that crashes (a segmentation fault in a
+    compiler, say) ends that round, is reported with the round's log, and the hunt goes on.
+    """
     out = Path(args.out)
     deadline = time.monotonic() + 60 * args.minutes
     failures: set[str] = set()
     rounds = 0
     while time.monotonic() < deadline:
         rounds += 1
-        report = str(out / f"round-{rounds:03d}" / "report.json")
-        pytest.main(pytest_args(args, report, "hunt"))
+        folder = out / f"round-{rounds:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        report = str(folder / "report.json")
+        log = folder / "log.txt"
+        with log.open("w") as fh:
+            done = subprocess.run(
+                [sys.executable, "-m", "pytest", *pytest_args(args, report, "hunt")],
+                stdout=fh, stderr=subprocess.STDOUT, check=False,
+            )
+        if done.returncode < 0:  # killed by a signal: the framework crashed the process
+            failures.add(f"round {rounds}: the process died with signal {-done.returncode}: {log}")
         if Path(report).is_file():
             for row in read_report(report)["rows"]:
                 if row["status"] == "failed":

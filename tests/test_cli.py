@@ -51,3 +51,12 @@ def test_unknown_command_option_is_a_usage_error() -> None:
     with pytest.raises(SystemExit) as info:
         cli.main(["run", "--profile", "forever"])
     assert info.value.code == 2
+
+
+def test_hunt_runs_rounds_in_their_own_processes_and_keeps_their_reports(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = cli.main(["hunt", "--minutes", "0.01", "--frameworks", "numpy", "--out", str(tmp_path),
+                     "--", "-k", "test_upstream_linearity"])
+    assert code == 0
+    assert "hunt: 1 rounds" in capsys.readouterr().out
+    assert (tmp_path / "round-001" / "report.json").is_file()
+    assert (tmp_path / "round-001" / "log.txt").read_text().strip()
