@@ -58,6 +58,16 @@ class Backend(ABC):
         raise Unsupported(f"{self.name} has no forward mode")
 
 
+def require_conventions(
+    framework: str, spec: object, conventions: dict[str, object], names: tuple[str, ...]
+) -> None:
+    """Each named spec field holds the framework's value: a reference setting it cannot follow."""
+    for name in names:
+        if getattr(spec, name) != conventions[name]:
+            raise ValueError(f"{name}: {framework} implements {conventions[name]!r},"
+                             f" received {getattr(spec, name)!r}")
+
+
 def as_float64(arrays: dict[str, object]) -> Arrays:
     return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
 

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from conformance.backends.base import Outcome, cast_floats
+from conformance.backends.base import Outcome, cast_floats, require_conventions
 from conformance.backends.jax_adapter import mlp
 from conformance.case import Arrays, Case
 from refimpl.mlp import MLPSpec
@@ -54,10 +54,7 @@ FLAX_FAST_VARIANCE = bool(next(f.default for f in fields(nn.BatchNorm)
 
 def check_conventions(spec: MLPSpec) -> None:
     mlp.check_conventions(spec, batchnorm=True)
-    for field in _FIXED:
-        if getattr(spec, field) != CONVENTIONS[field]:
-            raise ValueError(f"{field}: flax implements {CONVENTIONS[field]!r},"
-                             f" received {getattr(spec, field)!r}")
+    require_conventions("flax", spec, CONVENTIONS, _FIXED)
 
 
 VARIANCE = {"two-pass": False, "fast": True, "default": FLAX_FAST_VARIANCE}
@@ -97,13 +94,19 @@ def from_batch_stats(spec: MLPSpec, stats: dict[str, Any]) -> Arrays:
     return state
 
 
-def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
-    """Gradients: W, b, γ, β and δˡ from the perturbations."""
-    grads = mlp.from_variables(spec, variables)
+def params_from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
+    """W, b (kernels transposed back) and γ, β (flax's BatchNorm scale and bias), by reference name."""
+    params = mlp.from_variables(spec, variables)
     for l in spec.bn_layers():
         layer = variables["params"][f"BatchNorm_{l}"]
-        grads[f"gamma{l}"] = np.asarray(layer["scale"], np.float64)
-        grads[f"beta{l}"] = np.asarray(layer["bias"], np.float64)
+        params[f"gamma{l}"] = np.asarray(layer["scale"], np.float64)
+        params[f"beta{l}"] = np.asarray(layer["bias"], np.float64)
+    return params
+
+
+def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
+    """Gradients: W, b, γ, β and δˡ from the perturbations."""
+    grads = params_from_variables(spec, variables)
     for l in range(1, spec.depth + 1):
         grads[f"Z{l}"] = np.asarray(variables["perturbations"][f"Z{l}"], np.float64)
     return grads

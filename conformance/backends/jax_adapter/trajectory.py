@@ -121,15 +121,6 @@ def mlp_variables(network: MLPSpec, params: Arrays) -> dict[str, Any]:
     return {"params": layers}
 
 
-def mlp_params(network: MLPSpec, variables: dict[str, Any]) -> Arrays:
-    params = jax_mlp.from_variables(network, variables)
-    for l in network.bn_layers():
-        layer = variables["params"][f"BatchNorm_{l}"]
-        params[f"gamma{l}"] = np.asarray(layer["scale"], np.float64)
-        params[f"beta{l}"] = np.asarray(layer["bias"], np.float64)
-    return params
-
-
 def check_biases(spec: TrajectorySpec) -> None:
     if spec.model == "rnn" and spec.rnn_biases != "one":
         raise ValueError(f"rnn_biases: flax's SimpleCell trains one bias, received {spec.rnn_biases!r}")
@@ -164,7 +155,7 @@ def run(case: Case, cotangents: Arrays | None) -> Outcome:
         outputs["norm"] = np.array(norms, dtype=np.float64)
     state: Arrays = {}
     if isinstance(network, MLPSpec):
-        final = mlp_params(network, variables)
+        final = jax_mlp_bn.params_from_variables(network, variables)
         state = jax_mlp_bn.from_batch_stats(network, stats)
     else:
         final = rnn_params(variables, params["b_hh"])

@@ -111,6 +111,14 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float64)
 
 
+def objective(Y: torch.Tensor, loss: torch.Tensor, cotangents: Arrays) -> torch.Tensor:
+    """Σ_k <c_k, output_k> for cotangents on "Y" and "loss": what the gradients are of."""
+    total = loss * float(cotangents.get("loss", 0.0))
+    if "Y" in cotangents:
+        total = total + (Y * torch.from_numpy(cotangents["Y"]).to(Y)).sum()
+    return total
+
+
 def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     model, X, targets = _tensors(case, device)
     Y = model(X)
@@ -118,13 +126,11 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     outputs = {"Y": _numpy(Y), "loss": _numpy(loss)}
     if not cotangents:
         return Outcome(outputs, {}, {})
-    objective = loss * float(cotangents.get("loss", 0.0))
-    if "Y" in cotangents:
-        objective = objective + (Y * torch.from_numpy(cotangents["Y"]).to(Y)).sum()
+    total = objective(Y, loss, cotangents)
     names = param_names(case.spec)
     own = dict(model.named_parameters())
     wrt = [own[names[k]] for k in names] + [X]
-    grads = torch.autograd.grad(objective, wrt)
+    grads = torch.autograd.grad(total, wrt)
     return Outcome(outputs, {k: _numpy(g) for k, g in zip([*names, "X"], grads, strict=True)}, {})
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import torch
 
-from conformance.backends.base import Outcome, cast_floats
+from conformance.backends.base import Outcome, cast_floats, require_conventions
 from conformance.backends.torch_adapter import mlp
 from conformance.case import Arrays, Case
 from refimpl.mlp import MLPSpec
@@ -50,10 +50,7 @@ def one_thread() -> Iterator[None]:
 
 def check_conventions(spec: MLPSpec) -> None:
     mlp.check_conventions(spec, batchnorm=True)
-    for field in _FIXED:
-        if getattr(spec, field) != CONVENTIONS[field]:
-            raise ValueError(f"{field}: torch implements {CONVENTIONS[field]!r},"
-                             f" received {getattr(spec, field)!r}")
+    require_conventions("torch", spec, CONVENTIONS, _FIXED)
 
 
 def _model(case: Case, device: torch.device) -> tuple[mlp.TorchMLP, torch.Tensor, torch.Tensor]:
@@ -96,9 +93,7 @@ def _run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome
     state = _state(case.spec, model)
     if not cotangents:
         return Outcome(outputs, {}, state)
-    objective = loss * float(cotangents.get("loss", 0.0))
-    if "Y" in cotangents:
-        objective = objective + (Y * torch.from_numpy(cotangents["Y"]).to(Y)).sum()
+    objective = mlp.objective(Y, loss, cotangents)
     names = mlp.param_names(case.spec)
     own = dict(model.named_parameters())
     keys = [*names, "X", *(f"Z{l}" for l in range(1, len(model.taps) + 1))]

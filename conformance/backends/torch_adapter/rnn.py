@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from conformance.backends.base import Outcome, cast_floats
+from conformance.backends.torch_adapter import mlp as torch_mlp
 from conformance.case import Arrays, Case
 from refimpl.rnn import RNNSpec
 
@@ -91,15 +92,11 @@ def _prepare(case: Case, device: torch.device) -> tuple[TorchRNN, dict[str, torc
     return model, tensors
 
 
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float64)
-
-
 def _grads(objective: torch.Tensor, model: TorchRNN, wrt: dict[str, torch.Tensor]) -> Arrays:
     own = dict(model.named_parameters())
     tensors = [own[PARAM_NAMES[k]] for k in PARAM_NAMES] + list(wrt.values())
     grads = torch.autograd.grad(objective, tensors, allow_unused=True, materialize_grads=True)
-    return {k: _numpy(g) for k, g in zip([*PARAM_NAMES, *wrt], grads, strict=True)}
+    return {k: torch_mlp._numpy(g) for k, g in zip([*PARAM_NAMES, *wrt], grads, strict=True)}
 
 
 def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
@@ -107,12 +104,10 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     X, h0 = t["X"].requires_grad_(True), t["h0"].requires_grad_(True)
     Y = model(X, h0)
     loss = loss_of(case.spec, Y, t["targets"])
-    outputs = {"Y": _numpy(Y), "loss": _numpy(loss)}
+    outputs = {"Y": torch_mlp._numpy(Y), "loss": torch_mlp._numpy(loss)}
     if not cotangents:
         return Outcome(outputs, {}, {})
-    objective = loss * float(cotangents.get("loss", 0.0))
-    if "Y" in cotangents:
-        objective = objective + (Y * torch.from_numpy(cotangents["Y"]).to(Y)).sum()
+    objective = torch_mlp.objective(Y, loss, cotangents)
     return Outcome(outputs, _grads(objective, model, {"X": X, "h0": h0}), {})
 
 
@@ -131,7 +126,7 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
         return Y, loss_of(case.spec, Y, t["targets"])
 
     dY, dloss = torch.func.jvp(outputs, primals, directions)[1]
-    return {"Y": _numpy(dY), "loss": _numpy(dloss)}
+    return {"Y": torch_mlp._numpy(dY), "loss": torch_mlp._numpy(dloss)}
 
 
 def hidden_grad_norms(case: Case, device: torch.device) -> np.ndarray:
