@@ -45,7 +45,7 @@ from conformance.compare import Context, assert_agree, assert_identity
 from conformance.components import component
 from conformance.tolerances import IDENTITY_RTOL
 from refimpl.batchnorm import BatchNormCache
-from refimpl.mlp import mlp_forward_state
+from refimpl.mlp_bn import mlp_bn_forward
 
 STEPS = 4  # state-agreement: the running statistics after 1 and after STEPS steps
 
@@ -134,7 +134,7 @@ def eval_agreement(ctx: Context, backend: Backend) -> None:
 def _bn_caches(case: Case) -> dict[int, BatchNormCache]:
     """The float64 reference forward's batch-norm caches (x̂, s, γ), by layer."""
     spec = replace(case.spec, dtype="float64")
-    _, _, cache = mlp_forward_state(spec, case.params, case.inputs["X"], case.state, train=True)
+    _, _, cache = mlp_bn_forward(spec, case.params, case.inputs["X"], case.state, train=True)
     caches = {}
     for l in spec.bn_layers():
         layer = cache.layers[l - 1].batchnorm

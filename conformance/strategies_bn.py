@@ -30,7 +30,8 @@ from conformance.case import Case
 from conformance.strategies import seeds
 from refimpl.activations import ACTIVATIONS, LEAKY_KINKS
 from refimpl.losses import LOSSES
-from refimpl.mlp import MLPSpec, init_params, init_state
+from refimpl.mlp import MLPSpec
+from refimpl.mlp_bn import init_params, init_state
 
 # fmt: off
 BN_CATALOG = (

@@ -23,7 +23,7 @@ from conformance import profiles
 from conformance.case import Case
 from conformance.components.trajectory import CLIP_KINDS, TrajectorySpec
 from conformance.strategies import mlp_specs, seeds
-from refimpl import mlp, rnn
+from refimpl import mlp, mlp_bn, rnn
 from refimpl.clip import global_norm
 from refimpl.train import mlp_objective, rnn_objective
 
@@ -79,7 +79,10 @@ def trajectory_case(plan: Plan, seed: int, ratio: float | None = None) -> Case:
     rng = np.random.default_rng(seed)
     network = replace(spec.network, dtype="float64")
     is_mlp = isinstance(network, mlp.MLPSpec)
-    params = (mlp.init_params if is_mlp else rnn.init_params)(network, rng)
+    if is_mlp:
+        params = (mlp_bn if network.batchnorm else mlp).init_params(network, rng)
+    else:
+        params = rnn.init_params(network, rng)
     shapes = network.state_shapes() if isinstance(network, mlp.MLPSpec) else {}
     state = {k: (0.5 * rng.standard_normal(shape) if k.startswith("running_mean")
                  else rng.uniform(0.5, 2.0, size=shape)) for k, shape in shapes.items()}

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._checks import require_array, require_choice, require_real
+from refimpl._validate import require_array, require_choice, require_real
 
 Array = NDArray[Any]
 

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._checks import (
+from refimpl._validate import (
     FLOAT_DTYPES,
     describe,
     json_fields,

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from refimpl import rnn
+from refimpl._validate import require_array
 from refimpl.rnn import (
     RECURRENT_KEYS,
     RNNSpec,
@@ -61,7 +63,7 @@ def truncated_bptt(
 ) -> tuple[float, dict[str, Array]]:
     """The scalar Σ_c (chunk shares) and its truncated gradient: params keys, "X", "h0".
 
-    Inputs are validated by the callers (`refimpl.rnn.loss_and_grads`, `rnn_vjp`).
+    Inputs are validated by the callers (`loss_and_grads`, `vjp`).
     """
     T = X.shape[0]
     W_ih, W_hh, b_ih, b_hh = (params[key] for key in RECURRENT_KEYS)
@@ -128,3 +130,28 @@ def _window(spec: RNNSpec) -> int:
     if spec.truncation is None:
         raise ValueError("truncation: expected an integer >= 1 for truncated BPTT, received None")
     return spec.truncation
+
+
+# ---------------------------------------------------------------- entry points: full or truncated
+
+
+def vjp(spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array | None, dY: Array) -> dict[str, Array]:
+    """Jᵀ dY for an upstream gradient dY shaped like Y: every parameter, "X" and "h0";
+    truncated with window spec.truncation, full BPTT (refimpl.rnn) when it is None."""
+    h0 = rnn.check_inputs(spec, params, X, h0)
+    require_array("dY", dY, shape=rnn.output_shape(spec, *X.shape[:2]), dtype=spec.dtype)
+    if spec.truncation is not None:
+        return truncated_vjp(spec, params, X, h0, dY)
+    return rnn.rnn_backward(dY, rnn.rnn_forward(spec, params, X, h0)[2])
+
+
+def loss_and_grads(
+    spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array | None, targets: Array
+) -> tuple[float, dict[str, Array]]:
+    """The loss and its gradient for every parameter, "X" and "h0"; truncated with window
+    spec.truncation, full BPTT (refimpl.rnn) when it is None."""
+    if spec.truncation is None:
+        return rnn.loss_and_grads(spec, params, X, h0, targets)
+    h0 = rnn.check_inputs(spec, params, X, h0)
+    rnn.check_targets(spec, targets, *X.shape[:2])
+    return truncated_loss_and_grads(spec, params, X, h0, targets)

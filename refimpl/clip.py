@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._checks import describe, json_fields, require_array, require_choice, require_real
+from refimpl._validate import describe, json_fields, require_array, require_choice, require_real
 
 Array = NDArray[Any]
 Grads = dict[str, Array]

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._checks import describe, require_array, require_real
+from refimpl._validate import describe, require_array, require_real
 
 Array = NDArray[Any]
 Point = dict[str, Array]

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from numpy.typing import NDArray
 
-from refimpl._checks import require_array
+from refimpl._validate import require_array
 
 Array = NDArray[Any]
 

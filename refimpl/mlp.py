@@ -1,35 +1,23 @@
-"""An L-layer perceptron, optionally batch-normalized: forward, backpropagation, loss, gradients.
+"""An L-layer perceptron: forward, backpropagation, loss, gradients (README, "An L-layer MLP").
 
-Forward (README, "MLP"), for l = 1..L, with A⁰ = X:
+Forward, for l = 1..L, with A⁰ = X:
 
-    Zˡ = Aˡ⁻¹ Wˡᵀ + bˡ          linear_forward
-    Aˡ = fˡ(Zˡ)                  activation_forward (f = hidden activation, f^L = output)
-    Y  = Aᴸ,  L = loss(Y, T)
-
-With batch norm (spec.batchnorm; README, "Batch normalization"), each hidden layer l < L
-normalizes Zˡ before its activation, Linear -> BN -> activation:
-
-    Ẑˡ = γˡ ⊙ (Zˡ - μˡ)/√(σˡ² + ε) + βˡ    batchnorm_forward: μ, σ² of the batch (training)
-    Aˡ = fˡ(Ẑˡ)                           or the running statistics (eval)
+    Zˡ = Aˡ⁻¹ Wˡᵀ + bˡ          linear_forward                (N, D_l)
+    Aˡ = fˡ(Zˡ)                  activation_forward            f = hidden activation, fᴸ = output
+    Y  = Aᴸ,  L = loss(Y, T)     loss_forward
 
 Backward, with δˡ = ∂L/∂Zˡ:
 
-    δᴸ     = fᴸ'(Zᴸ) ⊙ ∂L/∂Y    activation_backward
-    ∂L/∂Wˡ = δˡᵀ Aˡ⁻¹           linear_backward
-    ∂L/∂bˡ = Σ_n δˡ_n           linear_backward
-    δˡ⁻¹   = fˡ⁻¹'(Zˡ⁻¹) ⊙ (δˡ Wˡ)
-    ∂L/∂X  = δ¹ W¹
+    δᴸ     = fᴸ'(Zᴸ) ⊙ ∂L/∂Y      activation_backward           (N, D_L)
+    ∂L/∂Wˡ = δˡᵀ Aˡ⁻¹             linear_backward               (D_l, D_{l-1})
+    ∂L/∂bˡ = Σ_n δˡ_n             linear_backward               (D_l,)
+    δˡ⁻¹   = fˡ⁻¹'(Zˡ⁻¹) ⊙ (δˡ Wˡ)                              (N, D_{l-1})
+    ∂L/∂X  = δ¹ W¹                                              (N, D_0)
 
-With batch norm, fˡ'(Ẑˡ) ⊙ (δˡ⁺¹ Wˡ⁺¹) is ∂L/∂Ẑˡ, and batchnorm_backward turns it into
-∂L/∂γˡ, ∂L/∂βˡ and δˡ (terms [1] [2] [3] of refimpl.batchnorm). A layer followed by batch
-norm has no bias, Zˡ = Aˡ⁻¹ Wˡᵀ (torch's nn.Linear(bias=False), flax's Dense(use_bias=False)):
-βˡ takes its place, and in training mode the batch mean would absorb it, its gradient
-Σ_n δˡ_n being 0.
-
-Parameters are a flat dict: "W1", "b1", ..., "WL", "bL" (Wˡ of shape (sizes[l], sizes[l-1])),
-with batch norm "gamma1", "beta1", ... instead of "b1", ... for the layers l < L, each
-(sizes[l],); gradients use the same keys plus "X". State, with batch norm only:
-"running_mean1", "running_var1", ..., (sizes[l],), returned anew by mlp_forward_state.
+Parameters are a flat dict "W1", "b1", ..., "WL", "bL" (Wˡ of shape (D_l, D_{l-1}));
+gradients use the same keys plus "X". The batch-normalized MLP (Linear -> batch norm ->
+activation, `MLPSpec(batchnorm=True)`) is refimpl.mlp_bn; the spec, its JSON and the
+parameter initialization are shared, so `MLPSpec` carries batch norm's conventions too.
 """
 
 from __future__ import annotations
@@ -43,7 +31,7 @@ from numpy.typing import NDArray
 
 from refimpl import activations, losses
 from refimpl import batchnorm as bn
-from refimpl._checks import (
+from refimpl._validate import (
     FLOAT_DTYPES,
     describe,
     json_fields,
@@ -69,8 +57,8 @@ class MLPSpec:
     slope: float = activations.DEFAULT_SLOPE  # leaky ReLU's negative slope
     leaky_kink: str = activations.DEFAULT_LEAKY_KINK  # leaky_relu'(0): "slope" or "one"
     dtype: str = "float64"  # "float32" or "float64", for parameters and batches alike
-    # Batch norm after every hidden linear layer; the other bn_ fields are its conventions
-    # (refimpl.batchnorm.BatchNormConvention; defaults: torch's, flax's in the comments).
+    # Batch norm after every hidden linear layer (refimpl.mlp_bn); the other bn_ fields are its
+    # conventions (refimpl.batchnorm.BatchNormConvention; defaults: torch's, flax's in the comments).
     batchnorm: bool = False
     bn_momentum: float = bn.TORCH_CONVENTION.momentum  # m: 0.1 (torch), 0.99 (flax)
     bn_momentum_convention: str = "torch"  # r ← (1-m) r + m b ("torch") or m r + (1-m) b ("flax")
@@ -156,27 +144,31 @@ class MLPSpec:
 
 
 class LayerCache(NamedTuple):
-    linear: LinearCache
-    activation: activations.ActivationCache
-    batchnorm: bn.BatchNormCache | bn.BatchNormEvalCache | None = None  # layers in bn_layers()
+    linear: LinearCache  # Aˡ⁻¹ and Wˡ
+    activation: activations.ActivationCache  # what fˡ' needs: Zˡ or Aˡ
 
 
 class MLPCache(NamedTuple):
     layers: tuple[LayerCache, ...]  # one per layer, 1..L
 
 
+def _require_plain(spec: MLPSpec) -> None:
+    if spec.batchnorm:
+        raise ValueError("spec.batchnorm: refimpl.mlp runs MLPs without batch norm, expected False,"
+                         " received True (the batch-normalized MLP is refimpl.mlp_bn)")
+
+
 def init_params(spec: MLPSpec, rng: np.random.Generator) -> dict[str, Array]:
-    """Wˡ, bˡ ~ U(-1/√D_{l-1}, 1/√D_{l-1}), torch's `nn.Linear` initialization; γˡ = 1,
-    βˡ = 0, as nn.BatchNorm1d and flax's BatchNorm (no draws: W and b are as without them)."""
+    """Wˡ, bˡ ~ U(-1/√D_{l-1}, 1/√D_{l-1}), torch's `nn.Linear` initialization, drawn in layer
+    order. For a batch-norm spec only the weights are drawn here (its layers before batch norm
+    have no bias); refimpl.mlp_bn.init_params adds γ and β."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, received {describe(rng)}")
     params: dict[str, Array] = {}
     for name, shape in spec.param_shapes().items():
-        if name.startswith(bn.PARAM_KEYS):
-            params[name] = (np.ones if name.startswith("gamma") else np.zeros)(shape, spec.dtype)
-            continue
-        bound = 1.0 / np.sqrt(spec.sizes[int(name[1:]) - 1])
-        params[name] = rng.uniform(-bound, bound, size=shape).astype(spec.dtype)
+        if name[0] in "Wb" and name[1:].isdigit():  # not γˡ, βˡ (refimpl.mlp_bn)
+            bound = 1.0 / np.sqrt(spec.sizes[int(name[1:]) - 1])
+            params[name] = rng.uniform(-bound, bound, size=shape).astype(spec.dtype)
     return params
 
 
@@ -188,95 +180,55 @@ def check_params(spec: MLPSpec, params: dict[str, Array]) -> None:
         require_array(f"params[{name!r}]", params[name], shape=shape, dtype=spec.dtype)
 
 
-def init_state(spec: MLPSpec) -> dict[str, Array]:
-    """Running means 0 and variances 1, as both frameworks start; {} without batch norm."""
-    return {k: (np.zeros if k.startswith("running_mean") else np.ones)(shape, spec.dtype)
-            for k, shape in spec.state_shapes().items()}
-
-
-def check_state(spec: MLPSpec, state: dict[str, Array]) -> None:
-    """Keys, shapes and dtype of a state dict ({} without batch norm)."""
-    if not isinstance(state, dict):
-        raise TypeError(f"state: expected a dict of arrays, received {describe(state)}")
-    shapes = spec.state_shapes()
-    require_same_keys("state", state, shapes)
-    for name, shape in shapes.items():
-        require_array(f"state[{name!r}]", state[name], shape=shape, dtype=spec.dtype)
-
-
-def mlp_forward(spec: MLPSpec, params: dict[str, Array], X: Array) -> tuple[Array, MLPCache]:
-    """Y = Aᴸ for a batch X of shape (N, D_0); Y has shape (N, D_L). With batch norm this is
-    training mode, whose output does not depend on the running statistics (their update is
-    dropped: mlp_forward_state returns it)."""
-    Y, _, cache = mlp_forward_state(spec, params, X, init_state(spec), train=True)
-    return Y, cache
-
-
-def mlp_forward_state(
-    spec: MLPSpec, params: dict[str, Array], X: Array, state: dict[str, Array], *, train: bool
-) -> tuple[Array, dict[str, Array], MLPCache]:
-    """(Y, new state, cache). Training mode normalizes with the batch's statistics and
-    returns the running ones updated under the spec's convention; eval mode normalizes with
-    them and returns them unchanged. Without batch norm, `train` changes nothing."""
-    if not isinstance(train, bool):
-        raise TypeError(f"train: expected a bool, received {describe(train)}")
-    check_params(spec, params)
+def check_batch(spec: MLPSpec, X: Array) -> None:
+    """X of shape (N, D_0), N >= 1, in the spec's dtype."""
     require_array("X", X, shape=(None, spec.sizes[0]), dtype=spec.dtype)
     if X.shape[0] < 1:
         raise ValueError(f"X: expected at least one row (N >= 1), received shape {X.shape}")
-    check_state(spec, state)
-    normalized = spec.bn_layers()
-    convention = spec.bn_convention() if spec.batchnorm else bn.TORCH_CONVENTION
-    A, new_state = X, {}
-    layers = []
+
+
+def check_cache(spec: MLPSpec, cache: Any, cache_type: type[Any]) -> None:
+    """A cache of `cache_type` from a forward pass of this spec's depth."""
+    if not isinstance(cache, cache_type) or len(cache.layers) != spec.depth:
+        received = len(cache.layers) if isinstance(cache, cache_type) else describe(cache)
+        raise ValueError(f"cache: expected the {cache_type.__name__} of a {spec.depth}-layer"
+                         f" forward pass, received {received}")
+
+
+def mlp_forward(spec: MLPSpec, params: dict[str, Array], X: Array) -> tuple[Array, MLPCache]:
+    """Y = Aᴸ (N, D_L) for a batch X (N, D_0), and the cache the backward pass reads."""
+    _require_plain(spec)
+    check_params(spec, params)
+    check_batch(spec, X)
+    A, layers = X, []
     for l in range(1, spec.depth + 1):
-        b = params[f"b{l}"] if l not in normalized else np.zeros(spec.sizes[l], spec.dtype)
-        Z, lin = linear_forward(A, params[f"W{l}"], b)  # N, D_l
-        norm = None
-        if l in normalized:  # Zˡ -> Ẑˡ = γˡ ⊙ x̂ˡ + βˡ, N, D_l
-            stats = {"running_mean": state[f"running_mean{l}"], "running_var": state[f"running_var{l}"]}
-            Z, stats, norm = bn.batchnorm_forward(
-                Z, {"gamma": params[f"gamma{l}"], "beta": params[f"beta{l}"]}, stats,
-                train=train, convention=convention)
-            new_state[f"running_mean{l}"], new_state[f"running_var{l}"] = (
-                stats["running_mean"], stats["running_var"])
+        Z, lin = linear_forward(A, params[f"W{l}"], params[f"b{l}"])  # Zˡ, N, D_l
         A, act = activations.activation_forward(
-            spec.activation(l), Z, slope=spec.slope, leaky_kink=spec.leaky_kink
-        )
-        layers.append(LayerCache(lin, act, norm))
-    return A, new_state, MLPCache(tuple(layers))
+            spec.activation(l), Z, slope=spec.slope, leaky_kink=spec.leaky_kink)  # Aˡ, N, D_l
+        layers.append(LayerCache(lin, act))
+    return A, MLPCache(tuple(layers))
 
 
 def mlp_backward(spec: MLPSpec, dY: Array, cache: MLPCache) -> dict[str, Array]:
-    """∂L/∂Wˡ, ∂L/∂bˡ (or ∂L/∂γˡ, ∂L/∂βˡ) for every layer and ∂L/∂X, given the upstream ∂L/∂Y."""
+    """∂L/∂Wˡ, ∂L/∂bˡ for every layer and ∂L/∂X, given the upstream ∂L/∂Y (N, D_L)."""
     return mlp_backward_deltas(spec, dY, cache)[0]
 
 
 def mlp_backward_deltas(
     spec: MLPSpec, dY: Array, cache: MLPCache
 ) -> tuple[dict[str, Array], tuple[Array, ...]]:
-    """The gradients of mlp_backward, and δ¹, ..., δᴸ (δˡ = ∂L/∂Zˡ, (N, D_l)): the error at
-    each linear output, with batch norm the gradient of its input."""
-    if not isinstance(cache, MLPCache) or len(cache.layers) != spec.depth:
-        received = len(cache.layers) if isinstance(cache, MLPCache) else describe(cache)
-        raise ValueError(
-            f"cache: expected the MLPCache of a {spec.depth}-layer forward pass, received {received}"
-        )
+    """The gradients of mlp_backward, and δ¹, ..., δᴸ (δˡ = ∂L/∂Zˡ, (N, D_l))."""
+    _require_plain(spec)
+    check_cache(spec, cache, MLPCache)
     require_array("dY", dY, shape=cache.layers[-1].activation.kept.shape, dtype=spec.dtype)
     grads: dict[str, Array] = {}
     deltas: list[Array] = []
-    dA = dY
+    dA = dY  # ∂L/∂Aᴸ
     for l in range(spec.depth, 0, -1):
-        lin, act, norm = cache.layers[l - 1]
-        delta = activations.activation_backward(dA, act)  # δˡ (∂L/∂Ẑˡ with batch norm), N, D_l
-        if norm is not None:  # terms [1] [2] [3] of refimpl.batchnorm
-            through = bn.batchnorm_backward(delta, norm)
-            delta, grads[f"gamma{l}"], grads[f"beta{l}"] = (
-                through["X"], through["gamma"], through["beta"])  # δˡ, D_l, D_l
+        lin, act = cache.layers[l - 1]
+        delta = activations.activation_backward(dA, act)  # δˡ = fˡ'(Zˡ) ⊙ ∂L/∂Aˡ, N, D_l
         deltas.append(delta)
-        dA, grads[f"W{l}"], db = linear_backward(delta, lin)
-        if norm is None:  # a layer followed by batch norm has no bias
-            grads[f"b{l}"] = db
+        dA, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(delta, lin)  # δˡ Wˡ, δˡᵀ Aˡ⁻¹, Σ_n δˡ_n
     grads["X"] = dA
     return grads, tuple(reversed(deltas))
 
@@ -302,13 +254,3 @@ def loss_and_grads(
     Y, cache = mlp_forward(spec, params, X)
     loss, lcache = loss_forward(spec, Y, targets)
     return loss, mlp_backward(spec, loss_backward(spec, lcache), cache)
-
-
-def loss_and_grads_state(
-    spec: MLPSpec, params: dict[str, Array], X: Array, targets: Array,
-    state: dict[str, Array], *, train: bool,
-) -> tuple[float, dict[str, Array], dict[str, Array]]:
-    """The loss, its gradients (as loss_and_grads) and the new state, in either mode."""
-    Y, new_state, cache = mlp_forward_state(spec, params, X, state, train=train)
-    loss, lcache = loss_forward(spec, Y, targets)
-    return loss, mlp_backward(spec, loss_backward(spec, lcache), cache), new_state

@@ -22,9 +22,10 @@ Backpropagation through time, δ_t = ∂L/∂z_t, a reversed loop that carries �
 
 Losses (refimpl.losses): "mse" is the mean over every element of Y; "cross_entropy"
 the mean over rows, and with readout "every" the rows are the T·N (step, example)
-pairs, labels of shape (T, N). Truncated BPTT (`RNNSpec.truncation`) is in
-refimpl.bptt. Parameters: "W_ih" (H, D), "W_hh" (H, H), "b_ih" (H,), "b_hh" (H,),
-"W_out" (C, H), "b_out" (C,); gradients use the same keys plus "X" and "h0".
+pairs, labels of shape (T, N). Truncated BPTT (`RNNSpec.truncation`) is refimpl.bptt,
+which builds on this module; its `loss_and_grads` and `vjp` honour the window, this
+module's compute full BPTT. Parameters: "W_ih" (H, D), "W_hh" (H, H), "b_ih" (H,),
+"b_hh" (H,), "W_out" (C, H), "b_out" (C,); gradients use the same keys plus "X" and "h0".
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from refimpl import activations, losses
-from refimpl._checks import (
+from refimpl._validate import (
     FLOAT_DTYPES,
     describe,
     json_fields,
@@ -359,32 +360,25 @@ def rnn_backward(dY: Array, cache: RNNCache) -> dict[str, Array]:
     return _grads_dict(rnn_sequence_backward(dH, cache.sequence), dW_out, db_out)
 
 
-def rnn_vjp(
-    spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array | None, dY: Array
-) -> dict[str, Array]:
-    """Jᵀ dY for an upstream gradient dY on the outputs; truncated if spec.truncation is set."""
-    h0 = check_inputs(spec, params, X, h0)
-    require_array("dY", dY, shape=output_shape(spec, *X.shape[:2]), dtype=spec.dtype)
-    if spec.truncation is not None:
-        from refimpl import bptt  # bptt builds on this module
-
-        return bptt.truncated_vjp(spec, params, X, h0, dY)
-    return rnn_backward(dY, rnn_forward(spec, params, X, h0)[2])
-
-
 def loss_and_grads(
     spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array | None, targets: Array
 ) -> tuple[float, dict[str, Array]]:
-    """The loss and its gradient for every parameter, "X" and "h0"; truncated if spec says so."""
+    """The loss and its full-BPTT gradient for every parameter, "X" and "h0".
+
+    Full BPTT only: a spec with a window (spec.truncation) goes to refimpl.bptt.loss_and_grads.
+    """
+    _require_full(spec)
     h0 = check_inputs(spec, params, X, h0)
     check_targets(spec, targets, *X.shape[:2])
-    if spec.truncation is not None:
-        from refimpl import bptt  # bptt builds on this module
-
-        return bptt.truncated_loss_and_grads(spec, params, X, h0, targets)
     Y, _, cache = rnn_forward(spec, params, X, h0)
     loss, dY = readout_loss(spec, Y, targets)
     return loss, rnn_backward(dY, cache)
+
+
+def _require_full(spec: RNNSpec) -> None:
+    if spec.truncation is not None:
+        raise ValueError(f"spec.truncation: refimpl.rnn computes full BPTT, expected None, received"
+                         f" {spec.truncation} (truncated BPTT is refimpl.bptt)")
 
 
 def hidden_grad_norms(

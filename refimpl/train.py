@@ -28,8 +28,8 @@ from typing import Any, NamedTuple
 
 from numpy.typing import NDArray
 
-from refimpl import mlp, rnn
-from refimpl._checks import describe, require_array, require_real
+from refimpl import bptt, mlp, mlp_bn, rnn
+from refimpl._validate import describe, require_array, require_real
 from refimpl.clip import ClipSpec, apply_clip, global_norm
 
 Array = NDArray[Any]
@@ -120,12 +120,17 @@ def train(
 def mlp_objective(spec: mlp.MLPSpec) -> Objective:
     """The MLP's loss on batch {"X", "targets"} and its parameter gradients, in training mode:
     with batch norm the batch's statistics normalize and the running ones are updated (state
-    "running_mean1", "running_var1", ..., refimpl.mlp); without it the state is {}."""
+    "running_mean1", "running_var1", ..., refimpl.mlp_bn); without it the state is {}."""
 
     def objective(params: Params, state: State, batch: Batch) -> tuple[float, Params, State]:
-        loss, grads, new_state = mlp.loss_and_grads_state(
-            spec, params, batch["X"], batch["targets"], state, train=True
-        )
+        if spec.batchnorm:
+            loss, grads, new_state = mlp_bn.loss_and_grads_state(
+                spec, params, batch["X"], batch["targets"], state, train=True
+            )
+        else:
+            mlp_bn.check_state(spec, state)  # {} without batch norm
+            loss, grads = mlp.loss_and_grads(spec, params, batch["X"], batch["targets"])
+            new_state = {}
         return loss, {k: g for k, g in grads.items() if k != "X"}, new_state
 
     return objective
@@ -135,7 +140,7 @@ def rnn_objective(spec: rnn.RNNSpec) -> Objective:
     """The RNN's loss on batch {"X" (T, N, D), "h0" (N, H), "targets"}, its parameter gradients."""
 
     def objective(params: Params, state: State, batch: Batch) -> tuple[float, Params, State]:
-        loss, grads = rnn.loss_and_grads(spec, params, batch["X"], batch.get("h0"), batch["targets"])
+        loss, grads = bptt.loss_and_grads(spec, params, batch["X"], batch.get("h0"), batch["targets"])
         return loss, {k: g for k, g in grads.items() if k not in ("X", "h0")}, dict(state)
 
     return objective

@@ -19,16 +19,16 @@ from hypothesis import strategies as st
 
 from conformance.strategies_bn import BN_CATALOG, bn_case, bn_specs
 from refimpl import batchnorm as bn
+from refimpl import mlp
 from refimpl.gradcheck import numerical_grads, worst_mismatch
-from refimpl.mlp import (
-    MLPSpec,
+from refimpl.mlp import MLPSpec
+from refimpl.mlp_bn import (
     init_params,
     init_state,
     loss_and_grads_state,
-    mlp_backward,
-    mlp_backward_deltas,
-    mlp_forward,
-    mlp_forward_state,
+    mlp_bn_backward,
+    mlp_bn_backward_deltas,
+    mlp_bn_forward,
 )
 
 seeds = st.integers(0, 2**32 - 1)
@@ -44,12 +44,12 @@ def fd_ratio(spec: MLPSpec, case: Any, train: bool) -> float:
 
     def f(point: dict[str, np.ndarray]) -> float:
         params = {k: v for k, v in point.items() if k != "X"}
-        Y = mlp_forward_state(spec, params, point["X"], state, train=train)[0]
+        Y = mlp_bn_forward(spec, params, point["X"], state, train=train)[0]
         return float(np.sum(Y * dY))
 
     point = {**case.params, "X": case.inputs["X"]}
-    _, _, cache = mlp_forward_state(spec, case.params, point["X"], state, train=train)
-    grads = mlp_backward(spec, dY, cache)
+    _, _, cache = mlp_bn_forward(spec, case.params, point["X"], state, train=train)
+    grads = mlp_bn_backward(spec, dY, cache)
     numeric = numerical_grads(f, point)
     return max(worst_mismatch(grads[k], numeric[k], rtol=RTOL, atol=ATOL)[0] for k in point)
 
@@ -78,8 +78,8 @@ def test_meta_constant_statistics_backward_fails_finite_differences(
 def test_deltas_are_the_linear_layers_errors(seed: int) -> None:
     """δˡ = ∂L/∂Zˡ: ∂L/∂Wˡ = δˡᵀ Aˡ⁻¹ and ∂L/∂X = δ¹ W¹; Σ_n δˡ_n = 0 before a batch norm."""
     case = bn_case(SPEC, 6, seed, train=True)
-    _, _, cache = mlp_forward_state(SPEC, case.params, case.inputs["X"], case.state, train=True)
-    grads, deltas = mlp_backward_deltas(SPEC, case.inputs["dY"], cache)
+    _, _, cache = mlp_bn_forward(SPEC, case.params, case.inputs["X"], case.state, train=True)
+    grads, deltas = mlp_bn_backward_deltas(SPEC, case.inputs["dY"], cache)
     assert len(deltas) == SPEC.depth
     for l, delta in enumerate(deltas, start=1):
         np.testing.assert_allclose(grads[f"W{l}"], delta.T @ cache.layers[l - 1].linear.X,
@@ -100,7 +100,7 @@ def test_running_statistics_follow_the_convention(convention: bn.BatchNormConven
                    bn_running_var=convention.running_var_estimator)
     case = bn_case(spec, 6, 3, train=True)
     X, state = case.inputs["X"], case.state
-    _, new_state, _ = mlp_forward_state(spec, case.params, X, state, train=True)
+    _, new_state, _ = mlp_bn_forward(spec, case.params, X, state, train=True)
     Z = X @ case.params["W1"].T  # no bias before batch norm
     mu, var = Z.mean(axis=0), Z.var(axis=0)
     b = var * 6 / 5 if convention.running_var_estimator == "unbiased" else var
@@ -117,9 +117,9 @@ def test_running_statistics_follow_the_convention(convention: bn.BatchNormConven
 def test_eval_mode_keeps_the_state_and_treats_rows_alone(seed: int) -> None:
     case = bn_case(SPEC, 6, seed, train=False)
     X = case.inputs["X"]
-    Y, new_state, _ = mlp_forward_state(SPEC, case.params, X, case.state, train=False)
+    Y, new_state, _ = mlp_bn_forward(SPEC, case.params, X, case.state, train=False)
     assert all(np.array_equal(new_state[k], v) for k, v in case.state.items())
-    Y_rows = mlp_forward_state(SPEC, case.params, X[2:5], case.state, train=False)[0]
+    Y_rows = mlp_bn_forward(SPEC, case.params, X[2:5], case.state, train=False)[0]
     np.testing.assert_allclose(Y_rows, Y[2:5], rtol=1e-13, atol=1e-15)
 
 
@@ -136,10 +136,11 @@ def test_nothing_passed_in_is_modified(seed: int, train: bool) -> None:
 
 def test_training_output_ignores_the_running_statistics() -> None:
     case = bn_case(SPEC, 6, 5, train=True)
-    Y = mlp_forward_state(SPEC, case.params, case.inputs["X"], case.state, train=True)[0]
-    np.testing.assert_array_equal(mlp_forward(SPEC, case.params, case.inputs["X"])[0], Y)
+    Y = mlp_bn_forward(SPEC, case.params, case.inputs["X"], case.state, train=True)[0]
+    fresh = mlp_bn_forward(SPEC, case.params, case.inputs["X"], init_state(SPEC), train=True)[0]
+    np.testing.assert_array_equal(fresh, Y)
     with pytest.raises(ValueError, match="X"):  # torch's convention: a batch of one raises
-        mlp_forward(SPEC, case.params, case.inputs["X"][:1])
+        mlp_bn_forward(SPEC, case.params, case.inputs["X"][:1], case.state, train=True)
 
 
 def test_float32_stays_float32() -> None:
@@ -148,8 +149,8 @@ def test_float32_stays_float32() -> None:
     p = {k: v.astype("float32") for k, v in case.params.items()}
     s = {k: v.astype("float32") for k, v in case.state.items()}
     X = case.inputs["X"].astype("float32")
-    Y, new_state, cache = mlp_forward_state(spec, p, X, s, train=True)
-    grads = mlp_backward(spec, case.inputs["dY"].astype("float32"), cache)
+    Y, new_state, cache = mlp_bn_forward(spec, p, X, s, train=True)
+    grads = mlp_bn_backward(spec, case.inputs["dY"].astype("float32"), cache)
     assert {a.dtype.name for a in [Y, *new_state.values(), *grads.values()]} == {"float32"}
 
 
@@ -159,7 +160,7 @@ def test_float32_stays_float32() -> None:
 def test_init_has_gamma_beta_and_no_bias_before_batch_norm() -> None:
     plain = replace(SPEC, batchnorm=False)
     params = init_params(SPEC, np.random.default_rng(0))
-    same_draws = init_params(plain, np.random.default_rng(0))
+    same_draws = mlp.init_params(plain, np.random.default_rng(0))
     assert sorted(params) == ["W1", "W2", "W3", "b3", "beta1", "beta2", "gamma1", "gamma2"]
     for l in (1, 2):
         assert np.array_equal(params[f"gamma{l}"], np.ones(6))
@@ -203,21 +204,21 @@ def _bad_calls() -> list[Any]:
     p, s, X = case.params, case.state, case.inputs["X"]
     short = {k: v for k, v in s.items() if k != "running_var2"}
     return [
-        pytest.param(lambda: mlp_forward_state(SPEC, p, X, short, train=True), ValueError, "state",
+        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, short, train=True), ValueError, "state",
                      id="state-missing-key"),
-        pytest.param(lambda: mlp_forward_state(SPEC, p, X, {**s, "running_var1": s["running_var1"][:2]},
+        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, {**s, "running_var1": s["running_var1"][:2]},
                                                train=True), ValueError, "running_var1",
                      id="state-shape"),
-        pytest.param(lambda: mlp_forward_state(SPEC, p, X, {**s, "running_var1": -s["running_var1"]},
+        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, {**s, "running_var1": -s["running_var1"]},
                                                train=False), ValueError, "running_var",
                      id="state-negative-variance"),
-        pytest.param(lambda: mlp_forward_state(SPEC, p, X, [s], train=True), TypeError, "state",
+        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, [s], train=True), TypeError, "state",
                      id="state-not-a-dict"),
-        pytest.param(lambda: mlp_forward_state(SPEC, p, X, s, train="yes"), TypeError, "train",
+        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, s, train="yes"), TypeError, "train",
                      id="train-not-bool"),
-        pytest.param(lambda: mlp_forward_state(SPEC, {**p, "b1": np.zeros(6)}, X, s, train=True),
+        pytest.param(lambda: mlp_bn_forward(SPEC, {**p, "b1": np.zeros(6)}, X, s, train=True),
                      ValueError, "params", id="bias-before-batch-norm"),
-        pytest.param(lambda: mlp_forward_state(SPEC, p, X[:1], s, train=True), ValueError, "X",
+        pytest.param(lambda: mlp_bn_forward(SPEC, p, X[:1], s, train=True), ValueError, "X",
                      id="training-batch-of-one"),
     ]
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from refimpl import activations, losses, rnn
+from refimpl import activations, bptt, losses, rnn
 from refimpl.gradcheck import directional_derivative, numerical_grads, worst_mismatch
 from refimpl.linear import linear_backward, linear_forward
 from refimpl.rnn import RNNSpec
@@ -157,7 +157,7 @@ def cases(draw: st.DrawFn, windows: str = "none") -> tuple[RNNSpec, Point, Any]:
 def test_full_bptt_matches_finite_differences(case: tuple[RNNSpec, Point, Any]) -> None:
     spec, point, targets = case
     assume(away_from_kinks(spec, point))
-    loss, grads = rnn.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
+    loss, grads = bptt.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
     assert loss == pytest.approx(
         oracle_loss(spec, oracle_forward(spec, point)[0], targets), rel=1e-12
     )
@@ -169,7 +169,7 @@ def test_full_bptt_matches_finite_differences(case: tuple[RNNSpec, Point, Any]) 
 def test_truncated_bptt_matches_the_surrogate(case: tuple[RNNSpec, Point, Any]) -> None:
     spec, point, targets = case
     assume(away_from_kinks(spec, point))
-    loss, grads = rnn.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
+    loss, grads = bptt.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
     full = replace(spec, truncation=None)
     assert loss == pytest.approx(
         oracle_loss(spec, oracle_forward(full, point)[0], targets), rel=1e-12
@@ -183,14 +183,14 @@ def test_vjp_with_a_random_upstream_gradient(case: tuple[RNNSpec, Point, Any], s
     spec, point, targets = case
     assume(away_from_kinks(spec, point))
     dY = np.random.default_rng(seed).standard_normal(rnn.output_shape(spec, *point["X"].shape[:2]))
-    grads = rnn.rnn_vjp(spec, params_of(point), point["X"], point["h0"], dY)
+    grads = bptt.vjp(spec, params_of(point), point["X"], point["h0"], dY)
     numeric = numerical_grads(surrogate(spec, point, lambda Y: float(np.sum(Y * dY))), point)
     assert_matches_fd(grads, numeric, f"VJP {spec}")
     # the loss gradient is the VJP of ∂L/∂Y, truncated or not
     Y = rnn.rnn_forward(spec, params_of(point), point["X"], point["h0"])[0]
     dL_dY = rnn.readout_loss(spec, Y, targets)[1]
-    via_vjp = rnn.rnn_vjp(spec, params_of(point), point["X"], point["h0"], dL_dY)
-    via_loss = rnn.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)[1]
+    via_vjp = bptt.vjp(spec, params_of(point), point["X"], point["h0"], dL_dY)
+    via_loss = bptt.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)[1]
     for key in GRAD_KEYS:
         np.testing.assert_allclose(via_vjp[key], via_loss[key], rtol=1e-12, atol=1e-15, err_msg=key)
 
@@ -203,10 +203,10 @@ def test_window_at_least_T_is_full_bptt_exactly(
     spec, point, targets = case
     full = replace(spec, truncation=None)
     args = (params_of(point), point["X"], point["h0"])
-    loss_k, grads_k = rnn.loss_and_grads(spec, *args, targets)
-    loss_full, grads_full = rnn.loss_and_grads(full, *args, targets)
+    loss_k, grads_k = bptt.loss_and_grads(spec, *args, targets)
+    loss_full, grads_full = bptt.loss_and_grads(full, *args, targets)
     dY = np.random.default_rng(seed).standard_normal(rnn.output_shape(spec, *point["X"].shape[:2]))
-    vjp_k, vjp_full = rnn.rnn_vjp(spec, *args, dY), rnn.rnn_vjp(full, *args, dY)
+    vjp_k, vjp_full = bptt.vjp(spec, *args, dY), bptt.vjp(full, *args, dY)
     assert loss_k == loss_full
     for key in GRAD_KEYS:
         np.testing.assert_array_equal(grads_k[key], grads_full[key], err_msg=key)
@@ -219,7 +219,7 @@ def test_window_one_by_hand(nonlinearity: str, readout: str) -> None:
     """k = 1: δ_t = f'(z_t) ⊙ (∂L/∂Y_t W_out), nothing flows through W_hh to earlier steps."""
     spec, point, targets = make_case(3, 5, 3, 2, 4, 3, nonlinearity, readout, "mse", truncation=1)
     p, X, h0 = params_of(point), point["X"], point["h0"]
-    _, grads = rnn.loss_and_grads(spec, p, X, h0, targets)
+    _, grads = bptt.loss_and_grads(spec, p, X, h0, targets)
     Y, H, _ = rnn.rnn_forward(spec, p, X, h0)
     dY = 2.0 * (Y - targets) / Y.size
     dA = np.zeros_like(H)
@@ -279,7 +279,7 @@ def test_one_step_is_one_dense_layer(nonlinearity: str, readout: str, loss: str)
         "X": d_in[None, :, :D],
         "h0": d_in[:, D:],
     }
-    got_loss, grads = rnn.loss_and_grads(spec, p, point["X"], point["h0"], targets)
+    got_loss, grads = bptt.loss_and_grads(spec, p, point["X"], point["h0"], targets)
     assert got_loss == pytest.approx(value, rel=1e-13)
     for key in GRAD_KEYS:
         np.testing.assert_allclose(grads[key], expected[key], rtol=1e-12, atol=1e-15, err_msg=key)
@@ -296,7 +296,7 @@ def test_64_steps_along_random_directions(
 
     # 960 pre-activations: take the first seed whose relu ones all stay clear of 0
     spec, point, targets = next(c for c in map(case, range(100)) if away_from_kinks(*c[:2]))
-    _, grads = rnn.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
+    _, grads = bptt.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
     f = surrogate(spec, point, lambda Y: oracle_loss(spec, Y, targets))
     rng = np.random.default_rng(1)
     for _ in range(3):
@@ -332,9 +332,9 @@ def test_off_by_one_window_fails_the_check() -> None:
     spec, point, targets = make_case(21, 7, 2, 3, 4, 3, "tanh", "every", "mse", truncation=3)
     p, X, h0 = params_of(point), point["X"], point["h0"]
     numeric = fd_loss_grads(spec, point, targets)
-    assert_matches_fd(rnn.loss_and_grads(spec, p, X, h0, targets)[1], numeric, "k = 3")
+    assert_matches_fd(bptt.loss_and_grads(spec, p, X, h0, targets)[1], numeric, "k = 3")
     for wrong in (2, 4):
-        grads = rnn.loss_and_grads(replace(spec, truncation=wrong), p, X, h0, targets)[1]
+        grads = bptt.loss_and_grads(replace(spec, truncation=wrong), p, X, h0, targets)[1]
         with pytest.raises(AssertionError, match="finite"):
             assert_matches_fd(grads, numeric, f"k = {wrong} against k = 3")
 
@@ -365,7 +365,7 @@ def test_dropped_h0_contribution_fails_the_check(bug: str) -> None:
 def peak_bytes(spec: RNNSpec, point: Point, targets: Any) -> int:
     tracemalloc.start()
     try:
-        rnn.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
+        bptt.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -384,10 +384,10 @@ def test_truncated_bptt_memory_grows_with_the_window_not_the_sequence() -> None:
 @pytest.mark.parametrize("truncation", [None, 2])
 def test_float32_follows_float64(truncation: int | None) -> None:
     spec, point, targets = make_case(4, 6, 3, 2, 4, 3, "tanh", "every", "mse", truncation)
-    loss, grads = rnn.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
+    loss, grads = bptt.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
     p32 = {k: v.astype(np.float32) for k, v in point.items()}
     spec32 = replace(spec, dtype="float32")
-    loss32, grads32 = rnn.loss_and_grads(
+    loss32, grads32 = bptt.loss_and_grads(
         spec32, params_of(p32), p32["X"], p32["h0"], targets.astype(np.float32)
     )
     assert loss32 == pytest.approx(loss, rel=1e-5)
@@ -405,7 +405,7 @@ def test_spec_json_round_trip() -> None:
 def _bad_inputs() -> list[tuple[str, Callable[[], Any], type[Exception], str]]:
     spec, point, targets = make_case(0, 3, 2, 2, 3, 2, "tanh", "every", "cross_entropy")
     p, X, h0 = params_of(point), point["X"], point["h0"]
-    run = rnn.loss_and_grads
+    run = bptt.loss_and_grads
     mse = replace(spec, loss="mse")
     W = (p["W_ih"], p["W_hh"], p["b_ih"], p["b_hh"])
     step = rnn.rnn_step_forward(X[0], h0, *W)[1]
@@ -427,7 +427,7 @@ def _bad_inputs() -> list[tuple[str, Callable[[], Any], type[Exception], str]]:
         ("label dtype", lambda: run(spec, p, X, h0, targets * 1.0), TypeError, "labels"),
         ("label shape", lambda: run(spec, p, X, h0, targets[0]), ValueError, "labels"),
         ("mse targets", lambda: run(mse, p, X, h0, np.zeros((3, 2, 3))), ValueError, "targets"),
-        ("dY shape", lambda: rnn.rnn_vjp(spec, p, X, h0, np.zeros((2, 2))), ValueError, "dY"),
+        ("dY shape", lambda: bptt.vjp(spec, p, X, h0, np.zeros((2, 2))), ValueError, "dY"),
         (
             "missing key",
             lambda: run(spec, {k: v for k, v in p.items() if k != "b_out"}, X, h0, targets),

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from refimpl import mlp, rnn
+from refimpl import mlp, mlp_bn, rnn
 from refimpl.clip import ClipSpec, apply_clip, global_norm
 from refimpl.gradcheck import numerical_grads
 from refimpl.train import SGDSpec, StepInfo, mlp_objective, rnn_objective, sgd_update, train, train_step
@@ -44,7 +44,7 @@ RNN = rnn.RNNSpec(3, 4, 2, "tanh", "every", "mse")
 
 def mlp_problem(spec: mlp.MLPSpec, seed: int, steps: int = 3, N: int = 5) -> tuple[Any, ...]:
     rng = np.random.default_rng(seed)
-    params = mlp.init_params(spec, rng)
+    params = (mlp_bn if spec.batchnorm else mlp).init_params(spec, rng)
     C = spec.sizes[-1]
     batches = []
     for _ in range(steps):
@@ -171,12 +171,12 @@ def test_batch_norm_state_is_threaded_through_the_steps(seed: int, clip: Any, sp
     spec = mlp.MLPSpec((3, 6, 5, 2), "tanh", "identity", "mse", batchnorm=True)
     objective, params, batches = mlp_problem(spec, seed)
     rng = np.random.default_rng(seed)
-    state = {k: rng.uniform(0.5, 2.0, size=v.shape) for k, v in mlp.init_state(spec).items()}
+    state = {k: rng.uniform(0.5, 2.0, size=v.shape) for k, v in mlp_bn.init_state(spec).items()}
     sgd = SGDSpec(0.2, clip)
     assert update_error(train_step, objective, sgd, params, batches[0], state) < 1e-6
     theta, s = params, state
     for batch in batches:
-        _, _, forward_state = mlp.loss_and_grads_state(spec, theta, batch["X"], batch["targets"], s,
+        _, _, forward_state = mlp_bn.loss_and_grads_state(spec, theta, batch["X"], batch["targets"], s,
                                                        train=True)
         theta, s, _ = train_step(objective, sgd, theta, s, batch)
         for k in state:

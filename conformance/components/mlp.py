@@ -7,13 +7,8 @@ import numpy as np
 from conformance.backends.base import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.base import Component
-from refimpl.mlp import (
-    MLPSpec,
-    loss_backward,
-    loss_forward,
-    mlp_backward_deltas,
-    mlp_forward_state,
-)
+from refimpl import mlp, mlp_bn
+from refimpl.mlp import MLPSpec, loss_backward, loss_forward
 
 
 def run_reference(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Outcome:
@@ -23,7 +18,10 @@ def run_reference(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Out
     params = cast_floats(case.params, spec.dtype)
     inputs = cast_floats(case.inputs, spec.dtype)
     state = cast_floats(case.state, spec.dtype)
-    Y, new_state, cache = mlp_forward_state(spec, params, inputs["X"], state, train=case.train)
+    if spec.batchnorm:
+        Y, new_state, cache = mlp_bn.mlp_bn_forward(spec, params, inputs["X"], state, train=case.train)
+    else:
+        (Y, cache), new_state = mlp.mlp_forward(spec, params, inputs["X"]), {}
     loss, loss_cache = loss_forward(spec, Y, inputs["targets"])
     outputs = {"Y": Y, "loss": np.asarray(loss)}
     grads: Arrays = {}
@@ -31,7 +29,8 @@ def run_reference(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Out
         dY = loss_backward(spec, loss_cache, float(cotangents.get("loss", 0.0)))
         if "Y" in cotangents:
             dY = dY + cotangents["Y"].astype(spec.dtype)
-        grads, layer_deltas = mlp_backward_deltas(spec, dY, cache)
+        backward = mlp_bn.mlp_bn_backward_deltas if spec.batchnorm else mlp.mlp_backward_deltas
+        grads, layer_deltas = backward(spec, dY, cache)
         if deltas:
             grads.update({f"Z{l}": delta for l, delta in enumerate(layer_deltas, start=1)})
     return Outcome(as_float64(outputs), as_float64(grads), as_float64(new_state))

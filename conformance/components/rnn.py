@@ -16,7 +16,7 @@ from conformance import checks_rnn  # noqa: F401  (registers the RNN properties)
 from conformance.backends.base import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.base import Component
-from refimpl import rnn
+from refimpl import bptt, rnn
 from refimpl.rnn import RNNSpec
 
 
@@ -39,7 +39,7 @@ def rnn_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
         if spec.truncation is None:
             grads.update(rnn.rnn_backward(dY, cache))
         else:  # chunk by chunk, refimpl.bptt
-            grads.update(rnn.rnn_vjp(spec, params, X, h0, dY))
+            grads.update(bptt.vjp(spec, params, X, h0, dY))
     return Outcome(as_float64(outputs), as_float64(grads), {})
 
 

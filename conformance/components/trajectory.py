@@ -30,7 +30,7 @@ import numpy as np
 from conformance.backends.base import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.base import Component
-from refimpl._checks import FLOAT_DTYPES, describe, require_choice
+from refimpl._validate import FLOAT_DTYPES, describe, require_choice
 from refimpl.clip import TORCH_EPS, ClipSpec
 from refimpl.mlp import MLPSpec
 from refimpl.rnn import RNNSpec

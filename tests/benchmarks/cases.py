@@ -72,9 +72,9 @@ def finiteness_scan_off() -> Iterator[None]:
     """Every refimpl module's `require_array` with finite=False, for the duration."""
     import sys
 
-    from refimpl import _checks
+    from refimpl import _validate
 
-    original = _checks.require_array
+    original = _validate.require_array
 
     def no_scan(*args: Any, **kwargs: Any) -> Any:
         return original(*args, **{**kwargs, "finite": False})
@@ -149,14 +149,14 @@ def mlp_case(sizes: tuple[int, ...], N: int, dtype: str) -> Case:
 
 def rnn_case(D: int, H: int, C: int, T: int, N: int, dtype: str) -> Case:
     """Elman tanh RNN, readout of h_T, full BPTT; gradients for every parameter, X and h0."""
-    from refimpl import rnn
+    from refimpl import bptt, rnn
 
     spec = rnn.RNNSpec(D, H, C, dtype=dtype)
     params = rnn.init_params(spec, np.random.default_rng(1))
     X, h0, dY = _rng_arrays(dtype, (T, N, D), (N, H), (N, C))
 
     def reference() -> Built:
-        return Built(lambda: rnn.rnn_vjp(spec, params, X, h0, dY))
+        return Built(lambda: bptt.vjp(spec, params, X, h0, dY))
 
     def torch_eager() -> Built:
         import torch
