@@ -11,7 +11,7 @@ Exit status: 0 when every row passed (or carries a known issue), 1 when a
 property failed or a known issue no longer reproduces, 2 on a usage error.
 diff: 0 when nothing regressed, 1 when something did (conformance/diff.py).
 golden: 0 when the stored golden set is up to date (or was written), 1 when it
-differs or a write was refused (conformance/golden.py).
+differs or a write was refused (conformance/golden/regenerate.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from conformance.backends import DEVICES, FRAMEWORKS
+from conformance import frameworks, registry
+from conformance.framework import DEVICES
 from conformance.report import matrix, read_report
 
 DEFAULT_REPORT = ".conformance/report.json"
@@ -33,7 +34,7 @@ DEFAULT_REPORT = ".conformance/report.json"
 
 def pytest_args(args: argparse.Namespace, report: str, profile: str) -> list[str]:
     return [
-        "--pyargs", "conformance.properties",
+        "--pyargs", *registry.test_packages(),
         "-p", "no:cacheprovider",
         "-q", "--no-header", "-r", "fE",
         "-W", "ignore:`torch.jit.script` is deprecated:DeprecationWarning",
@@ -60,19 +61,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    import conformance.golden  # noqa: F401  (registers golden-agreement, for its reproducers)
-    from conformance.case import load_case
-    from conformance.checks import NotApplicable, run_property
     from conformance.compare import ConformanceFailure
+    from conformance.component import NotApplicable
+    from conformance.config import Run, RunConfig
+    from conformance.replay import find_property, load_case
+    from conformance.runner import run_property
 
     case, meta = load_case(args.file)
     framework = args.framework or meta.get("framework", "numpy")
     dtype = args.dtype or meta.get("dtype", "float64")
     device = args.device or meta.get("device", "cpu")
-    prop = meta.get("property")
-    print(f"replaying {prop} on {framework} {dtype} {device}: {case.describe()}")
+    prop = find_property(case.component, str(meta.get("property")))
+    print(f"replaying {prop.id} on {framework} {dtype} {device}: {case.describe()}")
     try:
-        run_property(prop, case, framework, dtype, device)
+        run_property(prop, case, framework, dtype, Run(RunConfig(device=device, reproducer_dir=None)))
     except ConformanceFailure as failure:
         print(failure)
         return 1
@@ -129,7 +131,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_golden(args: argparse.Namespace) -> int:
-    from conformance.golden import GoldenDataError, command
+    from conformance.golden.regenerate import command
+    from conformance.golden.storage import GoldenDataError
 
     only = [n.strip() for n in args.components.split(",") if n.strip()] if args.components else None
     try:
@@ -145,7 +148,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     def suite_options(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--frameworks", default=",".join(FRAMEWORKS))
+        q.add_argument("--frameworks", default=",".join(frameworks.names()))
         q.add_argument("--dtypes", default="float32,float64")
         q.add_argument("--device", default="cpu", choices=DEVICES)
         q.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
@@ -156,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--report", default=DEFAULT_REPORT)
     replay = sub.add_parser("replay", help="rerun one stored reproducer")
     replay.add_argument("file")
-    replay.add_argument("--framework", choices=FRAMEWORKS)
+    replay.add_argument("--framework", choices=frameworks.names())
     replay.add_argument("--dtype", choices=("float32", "float64"))
     replay.add_argument("--device", choices=DEVICES)
     hunt = sub.add_parser("hunt", help="search with fresh random cases until the time is spent")

@@ -2,16 +2,15 @@
 
 `assert_agree` compares named arrays against the float64 reference under the
 tolerance table; `assert_identity` compares the two sides of a scalar identity.
-Both update the running record (worst error, in tolerances) and, on failure,
-write the case as a reproducer and raise `ConformanceFailure` with a message
-naming property, component, parameter, framework, dtype, the worst element
-(index and both values) and the replay command.
+Both update the test's record (worst error, in tolerances; the Context carries
+it) and, on failure, write the case as a reproducer into the Context's folder and
+raise `ConformanceFailure` with a message naming property, component, parameter,
+framework, dtype, the worst element (index and both values) and the replay command.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +18,10 @@ import numpy as np
 
 from conformance import record
 from conformance.case import Arrays, Case
+from conformance.component import Component
 from conformance.tolerances import allowed_error
 
-REPRODUCER_DIR_ENV = "CONFORMANCE_REPRODUCERS"
-DEFAULT_REPRODUCER_DIR = ".conformance/reproducers"
+DEFAULT_REPRODUCER_DIR = Path(".conformance/reproducers")
 
 
 class ConformanceFailure(AssertionError):
@@ -31,31 +30,30 @@ class ConformanceFailure(AssertionError):
 
 @dataclass(frozen=True)
 class Context:
+    """One property on one case: what is compared, and where results go."""
+
     property: str
-    component: str
-    framework: str  # the implementation under test: "numpy", "torch" or "jax"
+    component: Component  # the case's component record (its reference runner, inputs, ...)
+    framework: str  # the implementation under test: "numpy", "torch", "jax", or a plugin's
     version: str
     dtype: str
     device: str
     case: Case
+    record: record.Record | None = None  # the report row this check contributes to
+    reproducer_dir: Path | None = DEFAULT_REPRODUCER_DIR  # None: failures write no file
 
     def header(self) -> str:
         return (
-            f"property {self.property}, component {self.component}, framework {self.framework}"
+            f"property {self.property}, component {self.component.name}, framework {self.framework}"
             f" {self.version} on {self.device}, dtype {self.dtype}"
         )
 
 
-def reproducer_dir() -> Path:
-    return Path(os.environ.get(REPRODUCER_DIR_ENV, DEFAULT_REPRODUCER_DIR))
-
-
-def write_reproducer(ctx: Context, directory: Path | None = None) -> Path:
+def write_reproducer(ctx: Context, directory: Path) -> Path:
     """Save ctx.case with what replay needs: property, framework, dtype, device."""
-    directory = reproducer_dir() if directory is None else directory
     key = f"{ctx.property}|{ctx.framework}|{ctx.dtype}|{ctx.case.describe()}"
     digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-    name = f"{ctx.component}-{ctx.property}-{ctx.framework}-{ctx.dtype}-{digest}.npz"
+    name = f"{ctx.component.name}-{ctx.property}-{ctx.framework}-{ctx.dtype}-{digest}.npz"
     return ctx.case.save(
         directory / name,
         property=ctx.property,
@@ -65,19 +63,21 @@ def write_reproducer(ctx: Context, directory: Path | None = None) -> Path:
     )
 
 
-def _fail(ctx: Context, detail: str) -> None:
+def fail(ctx: Context, detail: str) -> None:
+    """Raise ConformanceFailure for ctx with `detail`, leaving a reproducer to replay."""
     __tracebackhide__ = True
-    path = write_reproducer(ctx)
+    replay = ""
+    if ctx.reproducer_dir is not None:
+        replay = f"\n  replay: python -m conformance replay {write_reproducer(ctx, ctx.reproducer_dir)}"
     raise ConformanceFailure(
-        f"conformance failure: {ctx.header()}\n  {detail}\n  case: {ctx.case.describe()}\n"
-        f"  replay: python -m conformance replay {path}"
+        f"conformance failure: {ctx.header()}\n  {detail}\n  case: {ctx.case.describe()}{replay}"
     )
 
 
-def _observe(ctx: Context, worst: record.Worst) -> None:
-    rec = record.current()
-    if rec is not None:
-        rec.observe(worst, ctx.case)
+def observe(ctx: Context, worst: record.Worst) -> None:
+    """Count `worst` in the test's record (the row's worst error and its case)."""
+    if ctx.record is not None:
+        ctx.record.observe(worst, ctx.case)
 
 
 def _worst_element(
@@ -117,12 +117,12 @@ def assert_agree(
     __tracebackhide__ = True
     missing = sorted(set(reference64) - set(actual))
     if missing:
-        _fail(ctx, f"{label}: {ctx.framework} returned no {missing} (it returned {sorted(actual)})")
+        fail(ctx, f"{label}: {ctx.framework} returned no {missing} (it returned {sorted(actual)})")
     worst: record.Worst | None = None
     for name, r64 in reference64.items():
         a = np.asarray(actual[name])
         if a.shape != r64.shape:
-            _fail(ctx, f"{label}{name}: expected shape {r64.shape}, {ctx.framework} gave {a.shape}")
+            fail(ctx, f"{label}{name}: expected shape {r64.shape}, {ctx.framework} gave {a.shape}")
         allowed = allowed_error(ctx.dtype, kind, r64, reference32[name])
         w = _worst_element(label + name, a, r64, allowed)
         w_allowed = float(allowed.reshape(-1)[0]) if allowed.size else 0.0
@@ -130,9 +130,9 @@ def assert_agree(
             worst, worst_allowed = w, w_allowed
     if worst is None:
         return
-    _observe(ctx, worst)
+    observe(ctx, worst)
     if not worst.ratio <= 1.0:
-        _fail(
+        fail(
             ctx,
             f"parameter {worst.parameter}: worst element {list(worst.index)}:"
             f" {ctx.framework} = {worst.actual!r}, reference = {worst.expected!r};"
@@ -153,9 +153,9 @@ def assert_identity(
     allowed = max(rtol * scale, float(np.finfo(ctx.dtype).tiny))
     diff = abs(lhs - rhs)
     ratio = diff / allowed if np.isfinite(diff) else float("inf")
-    _observe(ctx, record.Worst(float(ratio), name, (), float(lhs), float(rhs)))
+    observe(ctx, record.Worst(float(ratio), name, (), float(lhs), float(rhs)))
     if not ratio <= 1.0:
-        _fail(
+        fail(
             ctx,
             f"parameter {name}: left side = {lhs!r}, right side = {rhs!r};"
             f" |difference| = {diff:.3g} = {ratio:.3g} tolerances"

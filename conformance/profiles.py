@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, settings
-
-PROFILES = ("ci", "dev", "thorough", "hunt")
+from hypothesis import HealthCheck, Phase, settings
 
 
 @dataclass(frozen=True)
@@ -24,26 +22,15 @@ class Profile:
     max_examples: int
     bounded_shapes: bool  # draw architectures from the fixed catalog
     derandomize: bool
+    shrink: bool = True  # off: a failure is reported as first found (meta-tests, quick triage)
 
-
-_PROFILES = {
-    "ci": Profile("ci", 12, True, True),
-    "dev": Profile("dev", 60, False, False),
-    "thorough": Profile("thorough", 1000, False, False),
-    "hunt": Profile("hunt", 200, False, False),
-}
-
-_active = [_PROFILES["ci"]]
-
-_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
-
-
-def register_profiles() -> None:
-    for p in _PROFILES.values():
-        settings.register_profile(
-            f"conformance-{p.name}",
-            max_examples=p.max_examples,
-            derandomize=p.derandomize,
+    def hypothesis_settings(self) -> settings:
+        """The hypothesis settings of a test run under this profile."""
+        phases = [p for p in Phase if self.shrink or p is not Phase.shrink]
+        return settings(
+            max_examples=self.max_examples,
+            phases=phases,
+            derandomize=self.derandomize,
             deadline=None,  # the first call of a new shape compiles; time is measured in benchmarks
             suppress_health_check=_SUPPRESSED,
             print_blob=True,
@@ -51,14 +38,17 @@ def register_profiles() -> None:
         )
 
 
-def activate(name: str) -> Profile:
-    if name not in _PROFILES:
+_SUPPRESSED = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+
+PROFILES = {
+    "ci": Profile("ci", 12, True, True),
+    "dev": Profile("dev", 60, False, False),
+    "thorough": Profile("thorough", 1000, False, False),
+    "hunt": Profile("hunt", 200, False, False),
+}
+
+
+def profile(name: str) -> Profile:
+    if name not in PROFILES:
         raise ValueError(f"profile: expected one of {list(PROFILES)}, received {name!r}")
-    register_profiles()
-    settings.load_profile(f"conformance-{name}")
-    _active[0] = _PROFILES[name]
-    return _active[0]
-
-
-def active() -> Profile:
-    return _active[0]
+    return PROFILES[name]

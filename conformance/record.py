@@ -1,8 +1,9 @@
 """What one conformance test observed over all its examples: one row of the report.
 
-The plugin opens a record before a conformance test runs and closes it after;
-every comparison in between updates it (examples run, the worst error in
-tolerances and where it happened, the case that produced it).
+The plugin makes a record for each conformance test and hands it down with the
+run (conformance.config.Run); every comparison of the test updates it through its
+Context (examples run, the worst error in tolerances and where it happened, the
+case that produced it), and the plugin turns it into the report row.
 """
 
 from __future__ import annotations
@@ -71,19 +72,3 @@ def plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-_current: list[Record] = []
-
-
-def open_record(record: Record) -> None:
-    _current.append(record)
-
-
-def close_record() -> Record | None:
-    return _current.pop() if _current else None
-
-
-def current() -> Record | None:
-    """The record of the conformance test running now, if any."""
-    return _current[-1] if _current else None

@@ -1,10 +1,13 @@
-"""Binding a property to a component's case strategy as a pytest test, in one line.
+"""A component's checks as pytest tests: the one line of every component's test module.
 
-    test_gradient_agreement = conformance_test("mlp", "gradient-agreement", mlp_cases())
+    globals().update(component_tests("mlp"))
 
-gives a test parametrized by the plugin over the selected frameworks and dtypes
-(`framework`, `dtype` arguments), marked with the property and component so the
-report has one row per (property, component, framework, dtype, device).
+gives one test per Check of the record, `test_<name>`, parametrized by the plugin
+over the selected frameworks and dtypes (`framework`, `dtype` arguments) and marked
+with the property and component, so the report has one row per (property,
+component, framework, dtype, device). The test receives the run (`conformance_run`,
+a fixture of the plugin: the session's config and the row's record) and draws its
+cases from the check's strategy under the run's hypothesis profile.
 """
 
 from __future__ import annotations
@@ -14,43 +17,53 @@ from typing import Any
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
-from conformance.backends import Unsupported, skip_reason
+from conformance import frameworks, registry
+from conformance.backend import Unsupported
 from conformance.case import Case
-from conformance.checks import PROPERTIES, NotApplicable, run_property
+from conformance.component import Check, Component, NotApplicable
+from conformance.config import Run
+from conformance.runner import run_property
 
-_device = ["cpu"]
-
-
-def set_device(device: str) -> None:
-    _device[0] = device
+ConformanceTest = Callable[[str, str, Run], None]
 
 
-def current_device() -> str:
-    return _device[0]
+def check_test(component: Component, check: Check) -> ConformanceTest:
+    """The pytest test of one check: every example of its strategy through run_property."""
+    prop = check.property
 
-
-def conformance_test(
-    component: str, property_id: str, cases: st.SearchStrategy[Case]
-) -> Callable[..., Any]:
-    if property_id not in PROPERTIES:
-        raise ValueError(f"property: expected one of {sorted(PROPERTIES)}, received {property_id!r}")
-
-    @given(case=cases)
-    def examples(framework: str, dtype: str, case: Case) -> None:
-        run_property(property_id, case, framework, dtype, current_device())
-
-    @pytest.mark.conformance(property=property_id, component=component)
-    def test(framework: str, dtype: str) -> None:
-        reason = skip_reason(framework, current_device())
-        reason = reason or PROPERTIES[property_id].not_applicable(framework, dtype)
+    @pytest.mark.conformance(property=prop.id, component=component.name)
+    def test(framework: str, dtype: str, conformance_run: Run) -> None:
+        run = conformance_run
+        reason = frameworks.skip_reason(framework, run.config.device)
+        reason = reason or prop.not_applicable(framework, dtype)
         if reason:
             pytest.skip(reason)
+
+        @run.config.profile.hypothesis_settings()
+        @given(case=check.cases(run.config.profile))
+        def examples(case: Case) -> None:
+            run_property(prop, case, framework, dtype, run)
+
         try:
-            examples(framework, dtype)
+            examples()
         except (NotApplicable, Unsupported) as err:
             pytest.skip(str(err))
 
-    test.__name__ = f"test_{component}_{property_id.replace('-', '_')}"
+    test.__name__ = check.test_name
+    test.__qualname__ = check.test_name
+    test.__doc__ = f"{prop.id} on {component.name}"
     return test
+
+
+def component_tests(*names: str) -> dict[str, Any]:
+    """test_<name> -> test for every check of the named components (a module's globals)."""
+    tests: dict[str, Any] = {}
+    for name in names:
+        component = registry.component(name)
+        for check in component.checks:
+            if check.test_name in tests:
+                raise ValueError(f"test name: {check.test_name} is bound twice (component {name!r});"
+                                 " give the check a name")
+            tests[check.test_name] = check_test(component, check)
+    return tests

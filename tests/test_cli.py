@@ -7,12 +7,13 @@ import pytest
 from conformance import cli
 from conformance.case import Case
 from conformance.compare import Context, write_reproducer
-from conformance.strategies import MLP_CATALOG, mlp_case
+from conformance.components.mlp.strategies import MLP_CATALOG, mlp_case
+from conformance.registry import component
 
 
 def reproducer(tmp_path, framework: str = "numpy", prop: str = "upstream-linearity") -> str:  # type: ignore[no-untyped-def]
     case: Case = mlp_case(MLP_CATALOG[2], batch=6, seed=11)
-    ctx = Context(prop, "mlp", framework, "", "float64", "cpu", case)
+    ctx = Context(prop, component("mlp"), framework, "", "float64", "cpu", case)
     return str(write_reproducer(ctx, tmp_path))
 
 
@@ -23,7 +24,7 @@ def test_replay_of_an_agreeing_case_exits_0(tmp_path, capsys) -> None:  # type: 
 
 def test_replay_of_a_disagreeing_case_exits_1_and_says_where(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     torch = pytest.importorskip("torch")
-    from conformance.backends.torch_adapter import mlp as torch_mlp
+    from conformance.components.mlp import torch_adapter as torch_mlp
 
     path = reproducer(tmp_path, "torch", "gradient-agreement")
     def off_by_a_little(z, slope):  # type: ignore[no-untyped-def]

@@ -119,7 +119,7 @@ def test_junit_xml_and_the_report_from_one_pytest_run(pytester: pytest.Pytester)
     """--junitxml works alongside --conformance-report; the report diffs against itself."""
     report, junit = pytester.path / "r.json", pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
-        "--pyargs", "conformance.properties", "-p", "no:cacheprovider", "-k", "test_mlp and test_forward",
+        "--pyargs", "conformance.components", "-p", "no:cacheprovider", "-k", "test_mlp and test_forward",
         "--frameworks", "numpy,torch", "--dtypes", "float64", "--conformance-report", str(report),
         "--junitxml", str(junit),
     )

@@ -18,27 +18,30 @@ from typing import Any
 import numpy as np
 import pytest
 
-from conformance import golden
-from conformance.backends import FRAMEWORKS, Unsupported, skip_reason
-from conformance.checks import NotApplicable, run_property
+from conformance import frameworks
+from conformance.backend import Unsupported
 from conformance.compare import ConformanceFailure
-from conformance.components import names
-from conformance.testing import current_device
+from conformance.component import NotApplicable
+from conformance.config import Run, RunConfig
+from conformance.golden import regenerate, storage
+from conformance.golden.property import GOLDEN_AGREEMENT
+from conformance.registry import component, names
+from conformance.runner import run_property
 
 
 def golden_test(name: str) -> Callable[..., Any]:
-    @pytest.mark.conformance(property=golden.PROPERTY, component=name)
-    def test(framework: str, dtype: str) -> None:
-        reason = skip_reason(framework, current_device())
+    @pytest.mark.conformance(property=GOLDEN_AGREEMENT.id, component=name)
+    def test(framework: str, dtype: str, conformance_run: Run) -> None:
+        reason = frameworks.skip_reason(framework, conformance_run.config.device)
         if reason:
             pytest.skip(reason)
         try:
-            stored = golden.cases(name)
-        except golden.GoldenDataError as err:
+            stored = cases(name)
+        except storage.GoldenDataError as err:
             pytest.fail(str(err))
         try:
             for case in stored:
-                run_property(golden.PROPERTY, case, framework, dtype, current_device())
+                run_property(GOLDEN_AGREEMENT, case, framework, dtype, conformance_run)
         except (NotApplicable, Unsupported) as err:
             pytest.skip(str(err))
 
@@ -46,37 +49,41 @@ def golden_test(name: str) -> Callable[..., Any]:
     return test
 
 
+def cases(name: str, directory: Path | None = None) -> list[Any]:
+    return storage.cases(name, component(name).spec_class, directory)
+
+
 for _name in names():
     globals()[f"test_golden_{_name}"] = golden_test(_name)
 
-STORED = sorted(golden.read_manifest()["components"])
+STORED = sorted(storage.read_manifest()["components"])
 
 
 @pytest.fixture
-def reproducers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def run(tmp_path: Path) -> Run:
     """Failures provoked on purpose leave their reproducers in a temporary folder."""
-    monkeypatch.setenv("CONFORMANCE_REPRODUCERS", str(tmp_path / "reproducers"))
+    return Run(RunConfig(reproducer_dir=tmp_path / "reproducers"))
 
 
 @pytest.fixture
 def copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the stored golden set, made the active one."""
     directory = tmp_path / "golden"
-    shutil.copytree(golden.DEFAULT_DIR, directory)
-    monkeypatch.setenv(golden.DIR_ENV, str(directory))
+    shutil.copytree(storage.DEFAULT_DIR, directory)
+    monkeypatch.setenv(storage.DIR_ENV, str(directory))
     return directory
 
 
 def rewrite(directory: Path, name: str, change: Callable[[dict[str, np.ndarray]], None]) -> None:
-    entry, arrays = golden.read_component(name, directory)
+    entry, arrays = storage.read_component(name, directory)
     arrays = dict(arrays)
     change(arrays)
-    golden.write_component(name, entry, arrays, directory)
+    storage.write_component(name, entry, arrays, directory)
 
 
 def float64_tensors(name: str) -> list[str]:
     """The nonzero float64 reference tensors of the first case, default convention."""
-    _, arrays = golden.read_component(name)
+    _, arrays = storage.read_component(name)
     keys = [k for k in arrays if k.startswith("seed0/reference/default/float64/")]
     return sorted(k for k in keys if np.max(np.abs(arrays[k]), initial=0.0) > 0)
 
@@ -100,67 +107,65 @@ def named(key: str) -> str:
 
 @pytest.mark.parametrize("name", STORED)
 def test_stored_set_is_what_the_components_generate_now(name: str) -> None:
-    missing = [f for f in FRAMEWORKS if skip_reason(f) is not None]
+    missing = [f for f in frameworks.names() if frameworks.skip_reason(f) is not None]
     if missing:
         pytest.skip(f"the convention variants of {missing} need them installed")
-    changes = golden.compare(golden.read_component(name), golden.generate(name))
+    changes = regenerate.compare(storage.read_component(name), regenerate.generate(name))
     assert not changes, f"{name}: {changes.summary()}; see python -m conformance golden"
 
 
 @pytest.mark.parametrize("name", STORED)
-@pytest.mark.usefixtures("reproducers")
-def test_one_part_in_1e9_fails_the_float64_golden_test(name: str, copy: Path) -> None:
+def test_one_part_in_1e9_fails_the_float64_golden_test(name: str, copy: Path, run: Run) -> None:
     """In a copy of the stored files: one gradient entry times (1 + 1e-9) fails, restored passes."""
-    (case, *_) = golden.cases(name)
+    (case, *_) = cases(name)
     keys = float64_tensors(name)
     key = next((k for k in keys if "/grads/" in k), keys[0])  # a gradient where there is one
-    entry, arrays = golden.read_component(name, copy)
-    golden.write_component(name, entry, nudged(arrays, key), copy)
+    entry, arrays = storage.read_component(name, copy)
+    storage.write_component(name, entry, nudged(arrays, key), copy)
     with pytest.raises(ConformanceFailure, match=r"golden-agreement.*numpy.*float64") as info:
-        run_property(golden.PROPERTY, case, "numpy", "float64")
+        run_property(GOLDEN_AGREEMENT, case, "numpy", "float64", run)
     assert named(key) in str(info.value)
     assert "no longer reproduces its stored golden value" in str(info.value)
-    golden.write_component(name, entry, dict(arrays), copy)
-    run_property(golden.PROPERTY, case, "numpy", "float64")
+    storage.write_component(name, entry, dict(arrays), copy)
+    run_property(GOLDEN_AGREEMENT, case, "numpy", "float64", run)
 
 
 @pytest.mark.parametrize("name", STORED)
-@pytest.mark.usefixtures("reproducers")
-def test_every_stored_float64_tensor_is_guarded(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_stored_float64_tensor_is_guarded(name: str, monkeypatch: pytest.MonkeyPatch,
+                                                run: Run) -> None:
     """The same change, in memory, to each float64 output, state and gradient tensor in turn."""
-    (case, *_) = golden.cases(name)
-    _, arrays = golden.read_component(name)
+    (case, *_) = cases(name)
+    _, arrays = storage.read_component(name)
     for key in float64_tensors(name):
-        monkeypatch.setattr(golden, "_read_arrays", lambda path, stamp, key=key: nudged(arrays, key))
+        monkeypatch.setattr(storage, "_read_arrays", lambda path, stamp, key=key: nudged(arrays, key))
         with pytest.raises(ConformanceFailure, match="no longer reproduces") as info:
-            run_property(golden.PROPERTY, case, "numpy", "float64")
+            run_property(GOLDEN_AGREEMENT, case, "numpy", "float64", run)
         assert named(key) in str(info.value), key
-    monkeypatch.setattr(golden, "_read_arrays", lambda path, stamp: arrays)
-    run_property(golden.PROPERTY, case, "numpy", "float64")
+    monkeypatch.setattr(storage, "_read_arrays", lambda path, stamp: arrays)
+    run_property(GOLDEN_AGREEMENT, case, "numpy", "float64", run)
 
 
-@pytest.mark.usefixtures("reproducers")
-def test_a_wrong_framework_gradient_fails_the_golden_test(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wrong_framework_gradient_fails_the_golden_test(monkeypatch: pytest.MonkeyPatch, run: Run) -> None:
     torch = pytest.importorskip("torch")
-    from conformance.backends.torch_adapter import mlp as torch_mlp
+    from conformance.components.mlp import torch_adapter as torch_mlp
 
     monkeypatch.setitem(torch_mlp.ACTIVATIONS, "tanh", lambda z, slope: torch.tanh(z * (1 + 1e-7)))
-    case = next(c for c in golden.cases("mlp") if "tanh" in c.spec.to_json())
+    case = next(c for c in cases("mlp") if "tanh" in c.spec.to_json())
     with pytest.raises(ConformanceFailure, match=r"golden-agreement.*torch.*float64") as info:
-        run_property(golden.PROPERTY, case, "torch", "float64")
+        run_property(GOLDEN_AGREEMENT, case, "torch", "float64", run)
     assert "parameter " in str(info.value)
-    run_property(golden.PROPERTY, case, "torch", "float32")  # 1e-7 is within float32 rounding
+    run_property(GOLDEN_AGREEMENT, case, "torch", "float32", run)  # 1e-7 is within float32 rounding
 
 
 def test_regeneration_writes_new_then_reports_up_to_date(tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    assert golden.command(write=False, force=False, only=["mlp"], directory=tmp_path) == 1
+    assert regenerate.command(write=False, force=False, only=["mlp"], directory=tmp_path) == 1
     assert "mlp: new" in capsys.readouterr().out
-    assert golden.command(write=True, force=False, only=["mlp"], directory=tmp_path) == 0
-    manifest = json.loads((tmp_path / golden.MANIFEST).read_text())
-    assert manifest["format_version"] == golden.FORMAT_VERSION
+    assert regenerate.command(write=True, force=False, only=["mlp"], directory=tmp_path) == 0
+    manifest = json.loads((tmp_path / storage.MANIFEST).read_text())
+    assert manifest["format_version"] == storage.FORMAT_VERSION
     assert manifest["components"]["mlp"]["generated_by"]["backprop-conformance"]
-    assert golden.command(write=False, force=False, only=["mlp"], directory=tmp_path) == 0
+    assert regenerate.command(write=False, force=False, only=["mlp"], directory=tmp_path) == 0
     assert "mlp: up to date" in capsys.readouterr().out
 
 
@@ -171,45 +176,46 @@ def test_changed_values_are_refused_without_force(copy: Path, capsys: pytest.Cap
         arrays[key] = arrays[key] * (1 + 1e-6)
 
     rewrite(copy, "mlp", tamper)
-    tampered = golden.read_component("mlp", copy)[1][key].copy()
-    assert golden.command(write=True, force=False, only=["mlp"], directory=copy) == 1
+    tampered = storage.read_component("mlp", copy)[1][key].copy()
+    assert regenerate.command(write=True, force=False, only=["mlp"], directory=copy) == 1
     out = capsys.readouterr().out
     assert "CHANGED" in out and key in out and "refused" in out and "--force" in out
-    np.testing.assert_array_equal(golden.read_component("mlp", copy)[1][key], tampered)
-    assert golden.command(write=True, force=True, only=["mlp"], directory=copy) == 0
-    assert golden.command(write=False, force=False, only=["mlp"], directory=copy) == 0
-    np.testing.assert_allclose(golden.read_component("mlp", copy)[1][key], tampered / (1 + 1e-6),
+    np.testing.assert_array_equal(storage.read_component("mlp", copy)[1][key], tampered)
+    assert regenerate.command(write=True, force=True, only=["mlp"], directory=copy) == 0
+    assert regenerate.command(write=False, force=False, only=["mlp"], directory=copy) == 0
+    np.testing.assert_allclose(storage.read_component("mlp", copy)[1][key], tampered / (1 + 1e-6),
                                rtol=1e-14)
 
 
 def test_new_seeds_are_added_without_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(golden, "SEEDS", (0,))
-    assert golden.command(write=True, force=False, only=["clip"], directory=tmp_path) == 0
-    monkeypatch.setattr(golden, "SEEDS", (0, 1))
-    assert golden.command(write=True, force=False, only=["clip"], directory=tmp_path) == 0
-    assert [c.seed for c in golden.cases("clip", tmp_path)] == [0, 1]
-    monkeypatch.setattr(golden, "SEEDS", (1,))
-    assert golden.command(write=True, force=False, only=["clip"], directory=tmp_path) == 1
+    monkeypatch.setattr(regenerate, "SEEDS", (0,))
+    assert regenerate.command(write=True, force=False, only=["clip"], directory=tmp_path) == 0
+    monkeypatch.setattr(regenerate, "SEEDS", (0, 1))
+    assert regenerate.command(write=True, force=False, only=["clip"], directory=tmp_path) == 0
+    assert [c.seed for c in cases("clip", tmp_path)] == [0, 1]
+    monkeypatch.setattr(regenerate, "SEEDS", (1,))
+    assert regenerate.command(write=True, force=False, only=["clip"], directory=tmp_path) == 1
 
 
 def test_another_format_version_is_refused(copy: Path) -> None:
-    manifest = json.loads((copy / golden.MANIFEST).read_text())
-    (copy / golden.MANIFEST).write_text(json.dumps({**manifest, "format_version": 0}))
-    with pytest.raises(golden.GoldenDataError, match="format_version"):
-        golden.cases("mlp")
-    with pytest.raises(golden.GoldenDataError, match="format_version"):
-        golden.command(write=True, force=False, only=["mlp"], directory=copy)
-    assert golden.command(write=True, force=True, only=["mlp"], directory=copy) == 0
-    assert len(golden.cases("mlp")) == len(golden.SEEDS)
+    manifest = json.loads((copy / storage.MANIFEST).read_text())
+    (copy / storage.MANIFEST).write_text(json.dumps({**manifest, "format_version": 0}))
+    with pytest.raises(storage.GoldenDataError, match="format_version"):
+        cases("mlp")
+    with pytest.raises(storage.GoldenDataError, match="format_version"):
+        regenerate.command(write=True, force=False, only=["mlp"], directory=copy)
+    assert regenerate.command(write=True, force=True, only=["mlp"], directory=copy) == 0
+    assert len(cases("mlp")) == len(storage.SEEDS)
 
 
-def test_bad_requests_name_the_field(tmp_path: Path) -> None:
+def test_bad_requests_name_the_field(tmp_path: Path, run: Run) -> None:
     with pytest.raises(ValueError, match="components"):
-        golden.command(write=False, force=False, only=["no-such-component"], directory=tmp_path)
-    with pytest.raises(golden.GoldenDataError, match="golden component"):
-        golden.cases("mlp", tmp_path)
-    (case, *_) = golden.cases("mlp")
-    with pytest.raises(golden.GoldenDataError, match="golden seed"):
-        run_property(golden.PROPERTY, replace(case, seed=99), "numpy", "float64")
-    with pytest.raises(golden.GoldenDataError, match="golden variant"):
-        run_property(golden.PROPERTY, replace(case, spec=replace(case.spec, slope=0.5)), "numpy", "float64")
+        regenerate.command(write=False, force=False, only=["no-such-component"], directory=tmp_path)
+    with pytest.raises(storage.GoldenDataError, match="golden component"):
+        cases("mlp", tmp_path)
+    (case, *_) = cases("mlp")
+    with pytest.raises(storage.GoldenDataError, match="golden seed"):
+        run_property(GOLDEN_AGREEMENT, replace(case, seed=99), "numpy", "float64", run)
+    with pytest.raises(storage.GoldenDataError, match="golden variant"):
+        other = replace(case, spec=replace(case.spec, slope=0.5))
+        run_property(GOLDEN_AGREEMENT, other, "numpy", "float64", run)

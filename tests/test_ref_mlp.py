@@ -25,7 +25,7 @@ from gradients import (
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from conformance.strategies import mlp_case, mlp_specs
+from conformance.components.mlp.strategies import mlp_case, mlp_specs
 from refimpl.activations import ACTIVATIONS, LEAKY_KINKS
 from refimpl.losses import LOSSES
 from refimpl.mlp import (

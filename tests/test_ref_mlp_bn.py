@@ -3,7 +3,7 @@ both modes, the running statistics under both conventions, state and parameters 
 alone, initialization, JSON, bad input.
 
 Every gradient check uses a random upstream gradient δ (f = Σ Y ⊙ δ); cases come from
-conformance.strategies_bn (γ of either sign, running statistics away from 0 and 1).
+conformance/components/mlp_bn/strategies.py (γ of either sign, running statistics away from 0 and 1).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.strategies_bn import BN_CATALOG, bn_case, bn_specs
+from conformance.components.mlp_bn.strategies import BN_CATALOG, bn_case, bn_specs
 from refimpl import batchnorm as bn
 from refimpl import mlp
 from refimpl.gradcheck import numerical_grads, worst_mismatch

@@ -108,7 +108,7 @@ def mlp_case(sizes: tuple[int, ...], N: int, dtype: str) -> Case:
     def torch_eager() -> Built:
         import torch
 
-        from conformance.backends.torch_adapter.mlp import TorchMLP, param_names
+        from conformance.components.mlp.torch_adapter import TorchMLP, param_names
 
         model = TorchMLP(spec, torch.device("cpu"))
         own = dict(model.named_parameters())
@@ -129,7 +129,7 @@ def mlp_case(sizes: tuple[int, ...], N: int, dtype: str) -> Case:
         import jax
         import jax.numpy as jnp
 
-        from conformance.backends.jax_adapter.mlp import FlaxMLP, to_variables
+        from conformance.components.mlp.jax_adapter import FlaxMLP, to_variables
 
         model = FlaxMLP(spec)
 
@@ -182,7 +182,9 @@ def rnn_case(D: int, H: int, C: int, T: int, N: int, dtype: str) -> Case:
         import jax
         import jax.numpy as jnp
 
-        import conformance.backends.jax_adapter  # noqa: F401  (switches on float64)
+        from conformance.frameworks.jax import enable_float64
+
+        enable_float64()
 
         jdtype = jnp.dtype(dtype)
 
@@ -243,7 +245,9 @@ def batchnorm_case(N: int, D: int, dtype: str) -> Case:
         import jax
         import jax.numpy as jnp
 
-        import conformance.backends.jax_adapter  # noqa: F401  (switches on float64)
+        from conformance.frameworks.jax import enable_float64
+
+        enable_float64()
 
         jdtype = jnp.dtype(dtype)
         model = fnn.BatchNorm(use_running_average=False, momentum=0.99, epsilon=1e-5,

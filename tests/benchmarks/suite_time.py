@@ -2,10 +2,10 @@
 
     python -m tests.benchmarks.suite_time [--workers N] [-- PYTEST ARGS]
 
-Runs `pytest --pyargs conformance.properties` (the ci profile, every framework
+Runs `pytest --pyargs conformance.components` (the ci profile, every framework
 and dtype) in a subprocess from the repository root, with a JUnit XML report,
 and sums the per-test times (setup + call + teardown) by component: the test
-module conformance/properties/test_<component>.py. What the wall time holds
+module conformance/components/<component>/test_<component>.py. What the wall time holds
 beyond the tests' sum is start-up: importing torch, jax and flax, collection.
 The CPU time (user + system) is reported too: on a machine busy with other
 work the wall time stretches, the CPU time much less.
@@ -94,7 +94,7 @@ def measure(workers: int = 0, extra: tuple[str, ...] = ()) -> SuiteTiming:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         command = [
-            sys.executable, "-m", "pytest", "--pyargs", "conformance.properties",
+            sys.executable, "-m", "pytest", "--pyargs", "conformance.components",
             "--conformance-profile", "ci", "-q", "-p", "no:cacheprovider",
             f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", "junit_duration_report=total",
             *(["-n", str(workers)] if workers else []), *extra,

@@ -2,7 +2,7 @@
 batch norm (through the real adapter) or into the reference.
 
 Each test swaps one piece for a faulty one, runs a real property test of
-conformance/properties/test_mlp_bn.py (hypothesis and all) and expects a
+conformance/components/mlp_bn/test_mlp_bn.py (hypothesis and all) and expects a
 ConformanceFailure naming the property, the framework and the parameter or state
 entry that went wrong. The faults: a backward that treats the batch mean and
 variance as constants (terms [2] and [3] of refimpl/batchnorm.py dropped), a
@@ -12,18 +12,18 @@ other way round (m for 1 - m).
 
 from __future__ import annotations
 
-import inspect
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import Phase, settings
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
+from runs import META_RUN  # noqa: E402
 
 from conformance.compare import ConformanceFailure  # noqa: E402
-from conformance.properties import test_mlp_bn  # noqa: E402
+from conformance.components.mlp_bn import test_mlp_bn  # noqa: E402
 from refimpl import batchnorm as bn  # noqa: E402
 
 _batch_norm = F.batch_norm
@@ -81,31 +81,20 @@ def reference_swapped_momentum(*args: Any, momentum: float = 0.1,
     return _update(*args, momentum=1.0 - momentum, **kwargs)
 
 
-def _without_shrinking(monkeypatch: pytest.MonkeyPatch, test: Any) -> None:
-    """The property test's hypothesis run with the shrink phase off: a fault shows at the
-    first example, and shrinking it to the smallest seed (some 100 runs) is the report's
-    business, not this test's."""
-    examples = inspect.getclosurevars(test).nonlocals["examples"]
-    current = examples._hypothesis_internal_use_settings
-    phases = [p for p in current.phases if p is not Phase.shrink]
-    monkeypatch.setattr(examples, "_hypothesis_internal_use_settings",
-                        settings(current, phases=phases))
+# The property tests' hypothesis runs with the shrink phase off: a fault shows at the first
+# example, and shrinking it to the smallest seed (some 100 runs) is the report's business, not
+# this test's.
+NO_SHRINK = replace(META_RUN, config=replace(META_RUN.config,
+                                             profile=replace(META_RUN.config.profile, shrink=False)))
 
 
 def _fails(test: Any, framework: str, dtype: str, match: str) -> str:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        _without_shrinking(monkeypatch, test)
-        with pytest.raises(ConformanceFailure, match=match) as info:
-            test(framework=framework, dtype=dtype)
+    with pytest.raises(ConformanceFailure, match=match) as info:
+        test(framework=framework, dtype=dtype, conformance_run=NO_SHRINK)
     message = str(info.value)
     assert f"framework {framework}" in message and f"dtype {dtype}" in message
     assert "replay: python -m conformance replay" in message
     return message
-
-
-@pytest.fixture(autouse=True)
-def reproducers(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONFORMANCE_REPRODUCERS", str(tmp_path / "reproducers"))
 
 
 # --- the backward with the batch statistics as constants --------------------------------
@@ -130,7 +119,7 @@ def test_torch_constant_statistics_backward_fails_the_sums(monkeypatch: pytest.M
 def test_torch_constant_statistics_forward_still_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fault lives in the backward only: the forward rows stay green."""
     monkeypatch.setattr(F, "batch_norm", torch_constant_statistics)
-    test_mlp_bn.test_forward(framework="torch", dtype="float64")
+    test_mlp_bn.test_forward(framework="torch", dtype="float64", conformance_run=META_RUN)
 
 
 def test_reference_constant_statistics_backward_fails_against_each_framework(

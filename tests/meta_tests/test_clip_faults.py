@@ -13,11 +13,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conformance.backends.torch_adapter import clip as torch_clip  # noqa: E402
-from conformance.backends.torch_adapter import trajectory as torch_trajectory  # noqa: E402
+from runs import META_RUN  # noqa: E402
+
 from conformance.compare import ConformanceFailure  # noqa: E402
-from conformance.components import clip as clip_component  # noqa: E402
-from conformance.properties import test_clip, test_trajectory  # noqa: E402
+from conformance.components.clip import reference as clip_component  # noqa: E402
+from conformance.components.clip import test_clip  # noqa: E402
+from conformance.components.clip import torch_adapter as torch_clip  # noqa: E402
+from conformance.components.trajectory import test_trajectory  # noqa: E402
+from conformance.components.trajectory import torch_adapter as torch_trajectory  # noqa: E402
 from refimpl import clip as refclip  # noqa: E402
 
 
@@ -75,7 +78,7 @@ def test_a_faulty_torch_clip_fails_the_suite(
 ) -> None:
     monkeypatch.setitem(torch_clip.CLIP_FUNCTIONS, "global_norm", fault)
     with pytest.raises(ConformanceFailure, match=r"component clip, framework torch .* dtype float64") as info:
-        test(framework="torch", dtype="float64")
+        test(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert info.match(where)
     assert "replay: python -m conformance replay" in str(info.value)
 
@@ -109,7 +112,7 @@ def test_a_faulty_reference_fails_its_own_rows(
     """The invariant properties hold the reference to the conventions too (the numpy rows)."""
     monkeypatch.setattr(clip_component, "apply_clip", fault)
     with pytest.raises(ConformanceFailure, match=r"framework numpy .* dtype float64") as info:
-        test(framework="numpy", dtype="float64")
+        test(framework="numpy", dtype="float64", conformance_run=META_RUN)
     assert info.match(where)
 
 
@@ -117,7 +120,7 @@ def test_the_real_clipping_passes_the_same_tests() -> None:
     """Without a fault the same property tests pass: the failures above are the faults'."""
     for test in (test_clip.test_agreement, test_clip.test_threshold, test_clip.test_nonfinite,
                  test_clip.test_isolation):
-        test(framework="torch", dtype="float64")
+        test(framework="torch", dtype="float64", conformance_run=META_RUN)
 
 
 def clip_a_copy(params: list[Any], spec: Any) -> Any:
@@ -136,19 +139,19 @@ def test_gradients_accumulated_across_steps_fail_the_trajectory(monkeypatch: pyt
     shrinking reruns the reference about a hundred times.)"""
     monkeypatch.setattr(torch.optim.SGD, "zero_grad", lambda self, set_to_none=True: None)
     with pytest.raises(ConformanceFailure, match=r"trajectory-restart.*framework torch") as info:
-        test_trajectory.test_restart(framework="torch", dtype="float64")
+        test_trajectory.test_restart(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert info.match(r"parameter (loss|norm|final/)")
 
 
 def test_a_clip_that_misses_the_optimizer_fails_the_trajectory(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(torch_trajectory.CLIP, "global_norm", clip_a_copy)
     with pytest.raises(ConformanceFailure, match=r"trajectory-agreement.*framework torch") as info:
-        test_trajectory.test_agreement(framework="torch", dtype="float64")
+        test_trajectory.test_agreement(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert info.match(r"parameter output (norm|final/)")
 
 
 def test_the_real_training_loop_passes_the_same_test() -> None:
-    test_trajectory.test_agreement(framework="torch", dtype="float64")
+    test_trajectory.test_agreement(framework="torch", dtype="float64", conformance_run=META_RUN)
 
 
 def test_the_ci_profile_exercises_every_torch_clipping_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +164,7 @@ def test_the_ci_profile_exercises_every_torch_clipping_path(monkeypatch: pytest.
         return real(case, cotangents, device)
 
     monkeypatch.setattr(torch_clip, "run", spy)
-    test_clip.test_agreement(framework="torch", dtype="float64")
+    test_clip.test_agreement(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert {foreach for _, _, foreach in seen} == {True, False}
     assert {kind for kind, _, _ in seen} == {"global_norm", "value"}
     assert {norm for kind, norm, _ in seen if kind == "global_norm"} == {2.0, float("inf")}
@@ -180,7 +183,7 @@ def test_running_statistics_left_behind_fail_the_trajectory(monkeypatch: pytest.
 
     monkeypatch.setattr(torch.nn.BatchNorm1d, "forward", frozen_stats)
     with pytest.raises(ConformanceFailure, match=r"trajectory-agreement.*framework torch") as info:
-        test_trajectory.test_agreement(framework="torch", dtype="float64")
+        test_trajectory.test_agreement(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert info.match(r"parameter state running_(mean|var)\d")
 
 
@@ -188,19 +191,19 @@ def test_flax_compared_under_torch_bias_convention_fails(monkeypatch: pytest.Mon
     """The convention matters: with rnn_biases="two" the reference moves b_ih + b_hh twice as far as
     flax's one bias, and the RNN trajectory disagrees (so "one" is not a free choice)."""
     pytest.importorskip("optax")
-    from conformance.backends.jax_adapter import trajectory as jax_trajectory
+    from conformance.components.trajectory import jax_adapter as jax_trajectory
 
     monkeypatch.setitem(jax_trajectory.CONVENTIONS, "rnn_biases", "two")
     monkeypatch.setattr(jax_trajectory, "check_biases", lambda spec: None)
     with pytest.raises(ConformanceFailure, match=r"trajectory-agreement.*framework jax") as info:
-        test_trajectory.test_agreement(framework="jax", dtype="float64")
+        test_trajectory.test_agreement(framework="jax", dtype="float64", conformance_run=META_RUN)
     assert info.match(r"parameter output (loss|final/)")
 
 
 def test_specs_round_trip_through_json_and_name_bad_fields() -> None:
     """Reproducers store the specs as JSON: an inf norm order and a nested network survive."""
-    from conformance.components.clip import ClipCaseSpec
-    from conformance.components.trajectory import TrajectorySpec
+    from conformance.components.clip.reference import ClipCaseSpec
+    from conformance.components.trajectory.reference import TrajectorySpec
     from refimpl.mlp import MLPSpec
     from refimpl.rnn import RNNSpec
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conformance.case import load_case
 from conformance.compare import ConformanceFailure, Context, assert_agree, assert_identity
-from conformance.strategies import MLP_CATALOG, mlp_case
+from conformance.components.mlp.strategies import MLP_CATALOG, mlp_case
+from conformance.registry import component
+from conformance.replay import load_case
 
 
 def context(tmp_path, monkeypatch, dtype: str = "float64") -> Context:  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CONFORMANCE_REPRODUCERS", str(tmp_path))
     case = mlp_case(MLP_CATALOG[1], batch=4, seed=7)
-    return Context("gradient-agreement", "mlp", "torch", "0.0", dtype, "cpu", case)
+    return Context("gradient-agreement", component("mlp"), "torch", "0.0", dtype, "cpu", case,
+                   reproducer_dir=tmp_path)
 
 
 def gradients(seed: int) -> dict[str, np.ndarray]:

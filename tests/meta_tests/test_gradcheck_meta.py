@@ -24,7 +24,7 @@ from gradients import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.strategies import mlp_case
+from conformance.components.mlp.strategies import mlp_case
 from refimpl import activations
 from refimpl.linear import LinearCache, LinearGrads, linear_backward, linear_forward
 from refimpl.losses import (

@@ -10,10 +10,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
+from runs import META_RUN  # noqa: E402
 
-from conformance.backends.torch_adapter import mlp as torch_mlp  # noqa: E402
 from conformance.compare import ConformanceFailure  # noqa: E402
-from conformance.properties import test_mlp  # noqa: E402
+from conformance.components.mlp import test_mlp  # noqa: E402
+from conformance.components.mlp import torch_adapter as torch_mlp  # noqa: E402
 
 
 class LeakyReluWrongNearZero(torch.autograd.Function):
@@ -41,7 +42,7 @@ def float32_linear(self, x):  # type: ignore[no-untyped-def]
 def test_activation_wrong_near_zero_fails_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu", LeakyReluWrongNearZero.apply)
     with pytest.raises(ConformanceFailure, match=r"gradient-agreement.*torch.*float64") as info:
-        test_mlp.test_gradient(framework="torch", dtype="float64")
+        test_mlp.test_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert "parameter " in str(info.value)
     assert "replay: python -m conformance replay" in str(info.value)
 
@@ -49,14 +50,14 @@ def test_activation_wrong_near_zero_fails_the_suite(monkeypatch: pytest.MonkeyPa
 def test_float32_layer_in_float64_run_fails_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.nn.Linear, "forward", float32_linear)
     with pytest.raises(ConformanceFailure, match=r"parameter (W|b)\d") as info:
-        test_mlp.test_gradient(framework="torch", dtype="float64")
+        test_mlp.test_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert "dtype float64" in str(info.value)
 
 
 def test_float32_layer_passes_a_float32_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """The same fault is invisible at float32: the float64 tolerance is what catches it."""
     monkeypatch.setattr(torch.nn.Linear, "forward", float32_linear)
-    test_mlp.test_gradient(framework="torch", dtype="float32")
+    test_mlp.test_gradient(framework="torch", dtype="float32", conformance_run=META_RUN)
 
 
 def leaky_relu_with_jax_kink(z, slope):  # type: ignore[no-untyped-def]
@@ -67,11 +68,11 @@ def leaky_relu_with_jax_kink(z, slope):  # type: ignore[no-untyped-def]
 def test_wrong_kink_convention_fails_the_kink_property(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu", leaky_relu_with_jax_kink)
     with pytest.raises(ConformanceFailure, match=r"kink-convention.*torch") as info:
-        test_mlp.test_kink_convention(framework="torch", dtype="float64")
+        test_mlp.test_kink_convention(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert "parameter " in str(info.value)
 
 
 def test_wrong_kink_convention_is_invisible_away_from_zero(monkeypatch: pytest.MonkeyPatch) -> None:
     """Random inputs never hit 0 exactly: only the kink property can see the convention."""
     monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu", leaky_relu_with_jax_kink)
-    test_mlp.test_gradient(framework="torch", dtype="float64")
+    test_mlp.test_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-MLP = "conformance.properties.test_mlp"
+MLP = "conformance.components.mlp.test_mlp"
 SUITE = ["--pyargs", MLP, "-p", "no:cacheprovider", "--frameworks", "numpy,torch"]
 SUBSET = ["-k", "test_forward or linearity"]
 
@@ -93,7 +93,7 @@ def test_rows_of_component_specific_checks_travel_under_xdist(pytester: pytest.P
     """Rows cross process boundaries as plain values, whatever a property recorded."""
     report = pytester.path / "rnn.json"
     result = pytester.runpytest_subprocess(
-        "--pyargs", "conformance.properties.test_rnn", "-p", "no:cacheprovider", "-n", "2",
+        "--pyargs", "conformance.components.rnn.test_rnn", "-p", "no:cacheprovider", "-n", "2",
         "-k", "truncated_finite_differences or two_bias", "--frameworks", "numpy",
         "--conformance-report", str(report),
     )

@@ -20,10 +20,12 @@ torch = pytest.importorskip("torch")
 jax = pytest.importorskip("jax")
 pytest.importorskip("flax")
 
-from conformance.backends.jax_adapter import rnn as jax_rnn  # noqa: E402
-from conformance.backends.torch_adapter import rnn as torch_rnn  # noqa: E402
+from runs import META_RUN  # noqa: E402
+
 from conformance.compare import ConformanceFailure  # noqa: E402
-from conformance.properties import test_rnn  # noqa: E402
+from conformance.components.rnn import jax_adapter as jax_rnn  # noqa: E402
+from conformance.components.rnn import test_rnn  # noqa: E402
+from conformance.components.rnn import torch_adapter as torch_rnn  # noqa: E402
 from refimpl.rnn import RNNSpec  # noqa: E402
 
 
@@ -54,7 +56,7 @@ def test_off_by_one_window_fails_gradient_agreement(
     monkeypatch.setattr(adapter, "window", window_one_too_long(adapter.window))
     framework = "torch" if adapter is torch_rnn else "jax"
     with pytest.raises(ConformanceFailure, match=rf"gradient-agreement.*{framework}") as info:
-        test_rnn.test_truncated_gradient(framework=framework, dtype="float64")
+        test_rnn.test_truncated_gradient(framework=framework, dtype="float64", conformance_run=META_RUN)
     assert "component rnn_truncated" in str(info.value)
     assert "replay: python -m conformance replay" in str(info.value)
     assert re.search(r"parameter (W_ih|W_hh|b_ih|b_hh|X|h0)\b", str(info.value))
@@ -64,20 +66,20 @@ def test_off_by_one_window_fails_the_window_one_identity(monkeypatch: pytest.Mon
     """Without the reference: k = 1 run as k = 2 is not the sum of one-step problems."""
     monkeypatch.setattr(torch_rnn, "window", window_one_too_long(torch_rnn.window))
     with pytest.raises(ConformanceFailure, match=r"truncation-window-one.*torch") as info:
-        test_rnn.test_window_one(framework="torch", dtype="float32")
+        test_rnn.test_window_one(framework="torch", dtype="float32", conformance_run=META_RUN)
     assert "k = 1 vs T one-step problems" in str(info.value)
 
 
 def test_the_unpatched_adapters_pass() -> None:
-    test_rnn.test_truncated_gradient(framework="torch", dtype="float64")
-    test_rnn.test_gradient(framework="torch", dtype="float64")
+    test_rnn.test_truncated_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)
+    test_rnn.test_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)
 
 
 def test_h0_detached_in_torch_fails_naming_h0(monkeypatch: pytest.MonkeyPatch) -> None:
     """h0 enters the forward, but its gradient path is cut: ∂L/∂h0 comes back as zeros."""
     monkeypatch.setattr(torch_rnn, "initial_state", lambda h0: h0.detach().unsqueeze(0))
     with pytest.raises(ConformanceFailure, match=r"gradient-agreement.*torch") as info:
-        test_rnn.test_gradient(framework="torch", dtype="float64")
+        test_rnn.test_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert "parameter h0" in str(info.value)
 
 
@@ -85,7 +87,7 @@ def test_h0_left_out_of_the_torch_forward_fails(monkeypatch: pytest.MonkeyPatch)
     """nn.RNN called without hx starts from zeros, its default: the outputs change."""
     monkeypatch.setattr(torch_rnn, "initial_state", lambda h0: torch.zeros_like(h0).unsqueeze(0))
     with pytest.raises(ConformanceFailure, match=r"forward-agreement.*torch") as info:
-        test_rnn.test_forward(framework="torch", dtype="float32")
+        test_rnn.test_forward(framework="torch", dtype="float32", conformance_run=META_RUN)
     assert re.search(r"parameter output (Y|loss)", str(info.value))
 
 
@@ -94,7 +96,7 @@ def test_h0_stopped_in_jax_fails_naming_h0(
 ) -> None:
     monkeypatch.setattr(jax_rnn, "initial_carry", jax.lax.stop_gradient)
     with pytest.raises(ConformanceFailure, match=r"gradient-agreement.*jax") as info:
-        test_rnn.test_gradient(framework="jax", dtype="float32")
+        test_rnn.test_gradient(framework="jax", dtype="float32", conformance_run=META_RUN)
     assert "parameter h0" in str(info.value)
 
 
@@ -107,5 +109,5 @@ def test_one_bias_without_b_hh_fails_the_two_bias_mapping(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(jax_rnn, "to_variables", b_ih_only)
     with pytest.raises(ConformanceFailure, match=r"two-bias-mapping.*jax") as info:
-        test_rnn.test_two_bias_mapping(framework="jax", dtype="float64")
+        test_rnn.test_two_bias_mapping(framework="jax", dtype="float64", conformance_run=META_RUN)
     assert "b_ih + c, b_hh - c" in str(info.value)

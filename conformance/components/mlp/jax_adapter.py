@@ -1,0 +1,148 @@
+"""The MLP in JAX: `flax.linen.Dense` layers, `jax.nn` activations, optax losses.
+
+flax's Dense computes y = x K + b with a kernel K of shape (in, out): the
+reference's W (out, in) goes in as K = Wᵀ and its gradient comes back as
+∂L/∂W = (∂L/∂K)ᵀ. Compiled functions are cached per spec (static) and shape
+(jit's own cache), so cases drawn from a bounded set of shapes reuse them.
+With spec.batchnorm, a `flax.linen.BatchNorm` follows each hidden Dense; the
+component "mlp_bn" runs those specs (components/mlp_bn/jax_adapter.py), this module's
+`run` only specs without.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from conformance.backend import Outcome, cast_floats
+from conformance.case import Arrays, Case
+from conformance.frameworks.jax import enable_float64
+from refimpl.mlp import MLPSpec
+
+enable_float64()  # float64 cases need jax_enable_x64; float32 ones stay float32 (explicit dtypes)
+
+CONVENTIONS: dict[str, object] = {
+    "leaky_kink": "one",  # jax.nn.leaky_relu: where(x >= 0, x, slope * x)
+}
+
+ACTIVATIONS: dict[str, Callable[[jax.Array, float], jax.Array]] = {
+    "identity": lambda z, slope: z,
+    "sigmoid": lambda z, slope: jax.nn.sigmoid(z),
+    "tanh": lambda z, slope: jnp.tanh(z),
+    "relu": lambda z, slope: jax.nn.relu(z),
+    "leaky_relu": lambda z, slope: jax.nn.leaky_relu(z, negative_slope=slope),
+}
+
+
+class FlaxMLP(nn.Module):
+    spec: MLPSpec
+    train: bool = True  # batch norm: batch statistics (True) or the running ones
+    fast_variance: bool = True  # BatchNorm's use_fast_variance (flax's default: True)
+
+    @nn.compact
+    def __call__(self, X: jax.Array) -> jax.Array:
+        dtype = jnp.dtype(self.spec.dtype)
+        for l in range(1, self.spec.depth + 1):
+            dense = nn.Dense(self.spec.sizes[l], use_bias=l not in self.spec.bn_layers(),
+                             dtype=dtype, param_dtype=dtype, name=f"Dense_{l}")  # refimpl.mlp
+            Z = dense(X)
+            if self.spec.batchnorm:  # ∂L/∂Zˡ is the gradient of this zero perturbation
+                Z = self.perturb(f"Z{l}", Z)
+            if l in self.spec.bn_layers():
+                Z = nn.BatchNorm(use_running_average=not self.train, momentum=self.spec.bn_momentum,
+                                 epsilon=self.spec.bn_eps, use_fast_variance=self.fast_variance,
+                                 dtype=dtype, param_dtype=dtype, name=f"BatchNorm_{l}")(Z)
+            X = ACTIVATIONS[self.spec.activation(l)](Z, self.spec.slope)
+        return X
+
+
+def loss_of(spec: MLPSpec, Y: jax.Array, targets: jax.Array) -> jax.Array:
+    if spec.loss == "mse":
+        return optax.squared_error(Y, targets).mean()  # mean over all elements, as F.mse_loss
+    return optax.softmax_cross_entropy_with_integer_labels(Y, targets).mean()  # mean over rows
+
+
+def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
+    """The spec's conventions are jax's; batchnorm=False (the "mlp" component) refuses
+    batch-norm specs, whose running statistics only "mlp_bn" carries."""
+    uses_leaky = "leaky_relu" in (spec.hidden_activation, spec.output_activation)
+    if uses_leaky and spec.leaky_kink != "one":
+        raise ValueError(f"leaky_kink: jax implements 'one', received {spec.leaky_kink!r}")
+    if spec.batchnorm and not batchnorm:
+        raise ValueError("batchnorm: the 'mlp' component runs specs without batch norm,"
+                         " received batchnorm=True (use the 'mlp_bn' component)")
+
+
+def to_variables(spec: MLPSpec, params: Arrays) -> dict[str, Any]:
+    layers: dict[str, Any] = {}
+    for l in range(1, spec.depth + 1):
+        layers[f"Dense_{l}"] = {"kernel": jnp.asarray(params[f"W{l}"].T)}
+        if f"b{l}" in params:  # none before batch norm
+            layers[f"Dense_{l}"]["bias"] = jnp.asarray(params[f"b{l}"])
+    return {"params": layers}
+
+
+def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
+    grads = {}
+    for l in range(1, spec.depth + 1):
+        layer = variables["params"][f"Dense_{l}"]
+        grads[f"W{l}"] = np.asarray(layer["kernel"], dtype=np.float64).T
+        if "bias" in layer:  # none before batch norm
+            grads[f"b{l}"] = np.asarray(layer["bias"], dtype=np.float64)
+    return grads
+
+
+def _outputs(spec: MLPSpec, targets: jax.Array, variables: Any, X: jax.Array) -> Any:
+    Y = FlaxMLP(spec).apply(variables, X)
+    return Y, loss_of(spec, Y, targets)
+
+
+@partial(jax.jit, static_argnums=0)
+def _vjp(spec: MLPSpec, variables: Any, X: Any, targets: Any, cot_Y: Any, cot_loss: Any) -> Any:
+    (Y, loss), pullback = jax.vjp(partial(_outputs, spec, targets), variables, X)
+    d_variables, dX = pullback((cot_Y, cot_loss))
+    return Y, loss, d_variables, dX
+
+
+@partial(jax.jit, static_argnums=0)
+def _jvp(spec: MLPSpec, variables: Any, X: Any, targets: Any, t_vars: Any, t_X: Any) -> Any:
+    _, tangents_out = jax.jvp(partial(_outputs, spec, targets), (variables, X), (t_vars, t_X))
+    return tangents_out
+
+
+def _prepare(case: Case) -> tuple[MLPSpec, Any, jax.Array, jax.Array]:
+    spec: MLPSpec = case.spec
+    check_conventions(spec)
+    params = cast_floats(case.params, spec.dtype)
+    inputs = cast_floats(case.inputs, spec.dtype)
+    return spec, to_variables(spec, params), jnp.asarray(inputs["X"]), jnp.asarray(inputs["targets"])
+
+
+def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
+    spec, variables, X, targets = _prepare(case)
+    cot = cast_floats(cotangents or {}, spec.dtype)
+    dtype = jnp.dtype(spec.dtype)
+    cot_Y = jnp.asarray(cot["Y"]) if "Y" in cot else jnp.zeros((X.shape[0], spec.sizes[-1]), dtype)
+    cot_loss = jnp.asarray(cot.get("loss", np.zeros((), spec.dtype)), dtype=dtype)
+    Y, loss, d_variables, dX = _vjp(spec, variables, X, targets, cot_Y, cot_loss)
+    outputs = {"Y": np.asarray(Y, np.float64), "loss": np.asarray(loss, np.float64)}
+    if not cotangents:
+        return Outcome(outputs, {}, {})
+    grads = from_variables(spec, d_variables)
+    grads["X"] = np.asarray(dX, np.float64)
+    return Outcome(outputs, grads, {})
+
+
+def jvp(case: Case, tangents: Arrays, device: Any = None) -> Arrays:
+    spec, variables, X, targets = _prepare(case)
+    t = cast_floats(tangents, spec.dtype)
+    t_vars = to_variables(spec, t)
+    dY, dloss = _jvp(spec, variables, X, targets, t_vars, jnp.asarray(t["X"]))
+    return {"Y": np.asarray(dY, np.float64), "loss": np.asarray(dloss, np.float64)}

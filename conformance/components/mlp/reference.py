@@ -1,0 +1,41 @@
+"""The MLP's reference runner: refimpl.mlp (refimpl.mlp_bn for batch-norm specs) answering
+the backend contract."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from conformance.backend import Outcome, as_float64, cast_floats
+from conformance.case import Arrays, Case
+from refimpl import mlp, mlp_bn
+from refimpl.mlp import MLPSpec, loss_backward, loss_forward
+
+
+def run_reference(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Outcome:
+    """refimpl.mlp in case.spec.dtype and case.train: outputs {"Y", "loss"}, the new state,
+    grads {"W1", "b1", ..., "X"}; with deltas=True also δˡ = ∂L/∂Zˡ as "Z1", ..., "ZL"."""
+    spec: MLPSpec = case.spec
+    params = cast_floats(case.params, spec.dtype)
+    inputs = cast_floats(case.inputs, spec.dtype)
+    state = cast_floats(case.state, spec.dtype)
+    if spec.batchnorm:
+        Y, new_state, cache = mlp_bn.mlp_bn_forward(spec, params, inputs["X"], state, train=case.train)
+    else:
+        (Y, cache), new_state = mlp.mlp_forward(spec, params, inputs["X"]), {}
+    loss, loss_cache = loss_forward(spec, Y, inputs["targets"])
+    outputs = {"Y": Y, "loss": np.asarray(loss)}
+    grads: Arrays = {}
+    if cotangents:
+        dY = loss_backward(spec, loss_cache, float(cotangents.get("loss", 0.0)))
+        if "Y" in cotangents:
+            dY = dY + cotangents["Y"].astype(spec.dtype)
+        backward = mlp_bn.mlp_bn_backward_deltas if spec.batchnorm else mlp.mlp_backward_deltas
+        grads, layer_deltas = backward(spec, dY, cache)
+        if deltas:
+            grads.update({f"Z{l}": delta for l, delta in enumerate(layer_deltas, start=1)})
+    return Outcome(as_float64(outputs), as_float64(grads), as_float64(new_state))
+
+
+def mlp_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
+    """refimpl.mlp: outputs {"Y", "loss"}, grads {"W1", ..., "X"}."""
+    return run_reference(case, cotangents, deltas=False)

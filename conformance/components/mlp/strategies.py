@@ -1,0 +1,107 @@
+"""Hypothesis strategies for the MLP component: specs, parameters, batches.
+
+Hypothesis draws the structure (sizes, activations, loss, batch size, a seed);
+NumPy draws the values from that seed, so values are continuous and bounded
+(no exact zeros, no overflow) except in the strategies about kinks, which put
+exact zeros where the kink is.
+
+Shapes come from a bounded set that depends on the profile (conformance.strategies):
+compiled JAX functions are cached per spec and shape, so the ci profile draws
+from a fixed catalog of architectures that together cover every activation,
+both losses, depth 1 to 5 and width 1, while dev and thorough draw freely
+within bounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance.case import Case
+from conformance.profiles import Profile
+from conformance.strategies import catalog_or, seeds
+from refimpl.activations import ACTIVATIONS, LEAKY_KINKS
+from refimpl.losses import LOSSES
+from refimpl.mlp import MLPSpec, init_params
+
+# ci: a fixed catalog, so each spec compiles once per dtype and is reused by every property.
+MLP_CATALOG = (
+    MLPSpec((3, 5, 2), "tanh", "identity", "mse"),
+    MLPSpec((4, 8, 8, 3), "relu", "identity", "cross_entropy"),
+    MLPSpec((2, 6, 6, 6, 6, 4), "leaky_relu", "sigmoid", "mse", slope=0.2),
+    MLPSpec((5, 1, 3), "sigmoid", "tanh", "mse"),
+    MLPSpec((6, 16, 4), "leaky_relu", "identity", "cross_entropy", slope=0.01),
+    MLPSpec((3, 4), "identity", "relu", "mse"),
+    MLPSpec((1, 7, 5, 2), "tanh", "leaky_relu", "cross_entropy", slope=0.3),
+)
+CI_BATCHES = (1, 6)
+
+
+def mlp_specs(
+    *,
+    max_depth: int = 5,
+    widths: tuple[int, ...] = (1, 2, 3, 5, 8, 16, 32),
+    activations: tuple[str, ...] = ACTIVATIONS,
+) -> st.SearchStrategy[MLPSpec]:
+    """Random MLP specs: depth 1..max_depth, every width from `widths`."""
+    return st.builds(
+        MLPSpec,
+        sizes=st.integers(1, max_depth).flatmap(
+            lambda depth: st.tuples(*[st.sampled_from(widths)] * (depth + 1))
+        ),
+        hidden_activation=st.sampled_from(activations),
+        output_activation=st.sampled_from(activations),
+        loss=st.sampled_from(LOSSES),
+        slope=st.sampled_from((0.01, 0.1, 0.2, 0.5)),
+        leaky_kink=st.sampled_from(LEAKY_KINKS),
+    )
+
+
+def batch_sizes(profile: Profile) -> st.SearchStrategy[int]:
+    if profile.bounded_shapes:
+        return st.sampled_from(CI_BATCHES)
+    return st.sampled_from((1, 2, 3, 4, 8, 16))
+
+
+def mlp_case(spec: MLPSpec, batch: int, seed: int, *, kinks: bool = False) -> Case:
+    """Parameters (torch's init, float64), a batch, targets and two upstream gradients.
+
+    With kinks=True every bias is 0 and every other row of X is 0, so those rows
+    reach every activation with a pre-activation of exactly 0.
+    """
+    rng = np.random.default_rng(seed)
+    params = init_params(replace(spec, dtype="float64"), rng)
+    X = rng.standard_normal((batch, spec.sizes[0]))
+    if kinks:
+        params = {k: (np.zeros_like(v) if k.startswith("b") else v) for k, v in params.items()}
+        X[::2] = 0.0
+    C = spec.sizes[-1]
+    if spec.loss == "cross_entropy":
+        targets = rng.integers(0, C, size=batch)
+    else:
+        targets = rng.standard_normal((batch, C))
+    inputs = {
+        "X": X,
+        "targets": targets,
+        "dY": rng.standard_normal((batch, C)),
+        "dY2": rng.standard_normal((batch, C)),
+    }
+    return Case("mlp", spec, params, inputs, seed=seed)
+
+
+@st.composite
+def mlp_cases(draw: st.DrawFn, profile: Profile, *, kinks: bool = False) -> Case:
+    """A random MLP case; with kinks=True, relu/leaky_relu networks with exact-zero pre-activations."""
+    if kinks:
+        spec = draw(
+            catalog_or(
+                profile,
+                tuple(s for s in MLP_CATALOG if "relu" in s.hidden_activation + s.output_activation),
+                mlp_specs(max_depth=3, activations=("relu", "leaky_relu")),
+            )
+        )
+    else:
+        spec = draw(catalog_or(profile, MLP_CATALOG, mlp_specs()))
+    return mlp_case(spec, draw(batch_sizes(profile)), draw(seeds()), kinks=kinks)

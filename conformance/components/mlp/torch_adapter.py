@@ -1,0 +1,154 @@
+"""The MLP in torch: `nn.Linear` layers, `torch.nn.functional` activations and losses.
+
+Parameters are copied into the layers' own `weight` (out, in) and `bias`,
+which have the reference's layout, so no transpose is involved. With
+spec.batchnorm, an `nn.BatchNorm1d` follows each hidden layer (its `weight`
+and `bias` are γ and β); the component "mlp_bn" runs those specs
+(components/mlp_bn/torch_adapter.py), this module's `run` only specs without.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conformance.backend import Outcome, cast_floats
+from conformance.case import Arrays, Case
+from refimpl.mlp import MLPSpec
+
+CONVENTIONS: dict[str, object] = {
+    "leaky_kink": "slope",  # aten leaky_relu_backward: x > 0 ? g : g * slope
+}
+
+# Looked up at call time, so a test can swap one in to inject a fault.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
+    "identity": lambda z, slope: z,
+    "sigmoid": lambda z, slope: torch.sigmoid(z),
+    "tanh": lambda z, slope: torch.tanh(z),
+    "relu": lambda z, slope: F.relu(z),
+    "leaky_relu": lambda z, slope: F.leaky_relu(z, negative_slope=slope),
+}
+
+
+class TorchMLP(nn.Module):
+    def __init__(self, spec: MLPSpec, device: torch.device) -> None:
+        super().__init__()
+        dtype = getattr(torch, spec.dtype)
+        self.spec = spec
+        self.layers = nn.ModuleList(  # no bias before batch norm (refimpl.mlp)
+            nn.Linear(n_in, n_out, bias=l not in spec.bn_layers(), dtype=dtype, device=device)
+            for l, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True), 1)
+        )
+        self.norms = nn.ModuleList(  # norms[l - 1] follows layers[l - 1], l in spec.bn_layers()
+            nn.BatchNorm1d(spec.sizes[l], eps=spec.bn_eps, momentum=spec.bn_momentum, dtype=dtype,
+                           device=device)
+            for l in spec.bn_layers()
+        )
+        self.taps: list[torch.Tensor] = []  # Zˡ of the last forward, every layer (batch norm only)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        self.taps = []
+        for l, layer in enumerate(self.layers, start=1):
+            Z = layer(X)
+            if self.spec.batchnorm:
+                self.taps.append(Z)
+            if l <= len(self.norms):
+                Z = self.norms[l - 1](Z)
+            X = ACTIVATIONS[self.spec.activation(l)](Z, self.spec.slope)
+        return X
+
+
+def loss_of(spec: MLPSpec, Y: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if spec.loss == "mse":
+        return F.mse_loss(Y, targets)
+    return F.cross_entropy(Y, targets)
+
+
+def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
+    """The spec's conventions are torch's; batchnorm=False (the "mlp" component) refuses
+    batch-norm specs, whose running statistics only "mlp_bn" carries."""
+    uses_leaky = "leaky_relu" in (spec.hidden_activation, spec.output_activation)
+    if uses_leaky and spec.leaky_kink != "slope":
+        raise ValueError(f"leaky_kink: torch implements 'slope', received {spec.leaky_kink!r}")
+    if spec.batchnorm and not batchnorm:
+        raise ValueError("batchnorm: the 'mlp' component runs specs without batch norm,"
+                         " received batchnorm=True (use the 'mlp_bn' component)")
+
+
+def param_names(spec: MLPSpec) -> dict[str, str]:
+    """Reference name -> torch parameter name."""
+    names = {}
+    for l in range(1, spec.depth + 1):
+        names[f"W{l}"] = f"layers.{l - 1}.weight"
+        if l in spec.bn_layers():
+            names[f"gamma{l}"] = f"norms.{l - 1}.weight"
+            names[f"beta{l}"] = f"norms.{l - 1}.bias"
+        else:
+            names[f"b{l}"] = f"layers.{l - 1}.bias"
+    return names
+
+
+def _tensors(case: Case, device: torch.device) -> tuple[TorchMLP, torch.Tensor, torch.Tensor]:
+    spec: MLPSpec = case.spec
+    check_conventions(spec)
+    model = TorchMLP(spec, device)
+    params = cast_floats(case.params, spec.dtype)
+    own = dict(model.named_parameters())
+    with torch.no_grad():
+        for ref_name, torch_name in param_names(spec).items():
+            own[torch_name].copy_(torch.from_numpy(params[ref_name]))
+    inputs = cast_floats(case.inputs, spec.dtype)
+    X = torch.from_numpy(inputs["X"]).to(device).requires_grad_(True)
+    targets = torch.from_numpy(inputs["targets"]).to(device)
+    return model, X, targets
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy().astype(np.float64)
+
+
+def objective(Y: torch.Tensor, loss: torch.Tensor, cotangents: Arrays) -> torch.Tensor:
+    """Σ_k <c_k, output_k> for cotangents on "Y" and "loss": what the gradients are of."""
+    total = loss * float(cotangents.get("loss", 0.0))
+    if "Y" in cotangents:
+        total = total + (Y * torch.from_numpy(cotangents["Y"]).to(Y)).sum()
+    return total
+
+
+def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
+    model, X, targets = _tensors(case, device)
+    Y = model(X)
+    loss = loss_of(case.spec, Y, targets)
+    outputs = {"Y": _numpy(Y), "loss": _numpy(loss)}
+    if not cotangents:
+        return Outcome(outputs, {}, {})
+    total = objective(Y, loss, cotangents)
+    names = param_names(case.spec)
+    own = dict(model.named_parameters())
+    wrt = [own[names[k]] for k in names] + [X]
+    grads = torch.autograd.grad(total, wrt)
+    return Outcome(outputs, {k: _numpy(g) for k, g in zip([*names, "X"], grads, strict=True)}, {})
+
+
+def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
+    """torch.func.jvp of (Y, loss) along tangents for every parameter and X."""
+    model, X, targets = _tensors(case, device)
+    names = param_names(case.spec)
+    keys = [*names, "X"]
+    primals = tuple(dict(model.named_parameters())[names[k]].detach() for k in names) + (
+        X.detach(),
+    )
+    t = cast_floats(tangents, case.spec.dtype)
+    directions = tuple(torch.from_numpy(t[k]).to(device) for k in keys)
+
+    def outputs(*values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weights = {names[k]: v for k, v in zip(names, values[:-1], strict=True)}
+        Y = torch.func.functional_call(model, weights, (values[-1],))
+        return Y, loss_of(case.spec, Y, targets)
+
+    _, (dY, dloss) = torch.func.jvp(outputs, primals, directions)
+    return {"Y": _numpy(dY), "loss": _numpy(dloss)}

@@ -1,0 +1,124 @@
+"""Hypothesis strategies for the Elman RNN components "rnn" (full BPTT) and "rnn_truncated".
+
+Hypothesis draws the structure (spec, sequence length T, batch N, the BPTT window
+k, a seed); NumPy draws the values from the seed: parameters by torch's init,
+X ~ N(0, 1), a NON-ZERO initial state h0 ~ N(0, 1) (with h0 = 0 a backward that
+drops the δ_1ᵀ h0 term of ∂L/∂W_hh, or ∂L/∂h0 itself, would pass), targets and
+two random upstream gradients "dY", "dY2" shaped like Y.
+
+Under the ci profile the specs and shapes come from fixed catalogs (each compiled
+JAX function is reused by every property); they cover tanh and relu, both
+readouts and both losses, T = 1, T = 64 in both components, windows k = 1, a
+window that leaves a shorter last chunk, and k >= T. dev and thorough draw freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import NamedTuple
+
+import numpy as np
+from hypothesis import strategies as st
+
+from conformance.case import Case
+from conformance.profiles import Profile
+from conformance.strategies import catalog_or, seeds
+from refimpl.losses import LOSSES
+from refimpl.rnn import NONLINEARITIES, READOUTS, RNNSpec, init_params, output_shape
+
+
+class Shape(NamedTuple):
+    spec: RNNSpec
+    T: int  # sequence length
+    N: int  # batch
+
+
+# fmt: off
+RNN_CATALOG = (
+    Shape(RNNSpec(3, 4, 2, "tanh", "every", "mse"), T=64, N=2),  # the long sequence
+    Shape(RNNSpec(2, 5, 3, "relu", "last", "cross_entropy"), T=6, N=3),
+    # one step; also the shape of the k = 1 problems of the entry above stacked (1, T N)
+    Shape(RNNSpec(2, 5, 3, "relu", "last", "cross_entropy"), T=1, N=18),
+)
+# The same networks with a window: the JAX adapter takes the window as data, so these
+# reuse the programs compiled for RNN_CATALOG.
+TRUNCATED_CATALOG = (
+    Shape(replace(RNN_CATALOG[0].spec, truncation=6), T=64, N=2),  # 10 chunks of 6, one of 4
+    Shape(replace(RNN_CATALOG[1].spec, truncation=4), T=6, N=3),  # readout "last": chunks 4, 2
+)
+# fmt: on
+
+
+def rnn_case(shape: Shape, seed: int, component: str = "rnn") -> Case:
+    """Float64 masters for one shape: params, X (T, N, D), h0 (N, H), targets, dY, dY2."""
+    spec, T, N = shape
+    rng = np.random.default_rng(seed)
+    params = init_params(replace(spec, dtype="float64"), rng)
+    Y_shape = output_shape(spec, T, N)
+    targets: np.ndarray
+    if spec.loss == "cross_entropy":
+        targets = rng.integers(0, spec.output_size, size=Y_shape[:-1])
+    else:
+        targets = rng.standard_normal(Y_shape)
+    inputs = {
+        "X": rng.standard_normal((T, N, spec.input_size)),
+        "h0": rng.standard_normal((N, spec.hidden_size)),
+        "targets": targets,
+        "dY": rng.standard_normal(Y_shape),
+        "dY2": rng.standard_normal(Y_shape),
+    }
+    return Case(component, spec, params, inputs, seed=seed)
+
+
+@st.composite
+def free_shapes(
+    draw: st.DrawFn, *, truncated: bool = False, T: int | None = None, window: str = "any"
+) -> Shape:
+    """T 1..12 (or 32, 64), N 1..4, D 1..5, H 1..6, C 2..4; window k in 1..T+1 (or >= T)."""
+    if T is None:
+        T = draw(st.integers(1, 12) | st.sampled_from((32, 64)))
+    k = None
+    if truncated:
+        k = draw(st.integers(T, T + 3) if window == "covering" else st.integers(1, T + 1))
+        k = 1 if window == "one" else k
+    spec = RNNSpec(
+        input_size=draw(st.integers(1, 5)),
+        hidden_size=draw(st.integers(1, 6)),
+        output_size=draw(st.integers(2, 4)),
+        nonlinearity=draw(st.sampled_from(NONLINEARITIES)),
+        readout=draw(st.sampled_from(READOUTS)),
+        loss=draw(st.sampled_from(LOSSES)),
+        truncation=k,
+    )
+    return Shape(spec, T, draw(st.integers(1, 4)))
+
+
+@st.composite
+def rnn_cases(draw: st.DrawFn, profile: Profile, *, steps: str = "any") -> Case:
+    """Full BPTT ("rnn"). steps: "any"; "one" (T = 1, for `one-step-dense`)."""
+    catalog = tuple(s for s in RNN_CATALOG if s.T == 1) if steps == "one" else RNN_CATALOG
+    shape = draw(catalog_or(profile, catalog, free_shapes(T=1 if steps == "one" else None)))
+    return rnn_case(shape, draw(seeds()))
+
+
+@st.composite
+def truncated_cases(draw: st.DrawFn, profile: Profile, *, window: str = "any", steps: str = "any") -> Case:
+    """Truncated BPTT ("rnn_truncated"). window: "any"; "one" (k = 1); "covering" (k >= T).
+    steps "long": ci draws the T = 64 entry only (truncated-finite-differences, whose chunk
+    problems are programs of their own).
+
+    ci: TRUNCATED_CATALOG; "one" sets k = 1 on its short entry; "covering" sets k = T on
+    the multi-step entries of RNN_CATALOG.
+    """
+    if window == "covering":
+        catalog = tuple(s._replace(spec=replace(s.spec, truncation=s.T)) for s in RNN_CATALOG
+                        if s.T > 1)
+    elif window == "one":
+        catalog = tuple(s._replace(spec=replace(s.spec, truncation=1)) for s in TRUNCATED_CATALOG
+                        if s.T < 64)
+    else:
+        catalog = TRUNCATED_CATALOG
+    if steps == "long":
+        catalog = tuple(s for s in catalog if s.T >= 64)
+    shape = draw(catalog_or(profile, catalog, free_shapes(truncated=True, window=window)))
+    return rnn_case(shape, draw(seeds()), component="rnn_truncated")

@@ -1,0 +1,36 @@
+"""torch as a framework plugin: its adapters are the components' torch_adapter modules,
+which use torch's own public layers (`nn.Linear`, `nn.BatchNorm1d`, `nn.RNN`,
+`F.leaky_relu`, `clip_grad_norm_`, ...). torch is imported only when asked for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conformance.framework import Framework
+
+
+class Torch(Framework):
+    name = "torch"
+    requires = ("torch",)
+    install = "pip install '.[torch]'"
+    order = 10
+
+    def version(self) -> str:
+        import torch
+
+        return str(torch.__version__)
+
+    def device_unavailable(self, device: str) -> str | None:
+        import torch
+
+        if device == "cuda" and not torch.cuda.is_available():
+            return "torch: no CUDA device is available"
+        return None
+
+    def device(self, device: str) -> Any:
+        import torch
+
+        return torch.device(device)
+
+
+FRAMEWORK = Torch()
