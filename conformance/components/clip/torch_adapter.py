@@ -4,9 +4,11 @@ The gradients reach the parameters through a real backward pass: with an
 "activation" a_k holding the case's gradient k, Σ_k <p_k, a_k> has ∂/∂p_k = a_k
 exactly (autograd's MulBackward computes 1 · a_k into a new tensor). Then, as a
 training loop does, the adapter clips in place and reads back the clipped .grad
-and the witnesses: the parameters (through a detached view sharing their
-storage), the activations autograd saved, and a clone of each .grad taken
-before clipping. `spec.foreach` selects torch's code path (True: _foreach_norm
+and the witnesses: the parameters as the optimizer will step them (read
+through the Parameter objects after the call, so a routine that swaps their
+storage, as `vector_to_parameters` does with `param.data = ...`, is seen as well
+as one that writes into it), the activations autograd saved, and a clone of
+each .grad taken before clipping. `spec.foreach` selects torch's code path (True: _foreach_norm
 and _foreach_mul_; False: a loop of vector_norm and mul_).
 """
 
@@ -52,7 +54,6 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     params = cast_floats(case.params, spec.dtype)
     grads = cast_floats(case.inputs, spec.dtype)
     own = {k: nn.Parameter(torch.from_numpy(params[k]).to(device)) for k in grads}
-    views = {k: p.detach() for k, p in own.items()}  # shares the parameter's storage
     activations = {k: torch.from_numpy(grads[k]).to(device) for k in grads}
     objective = sum((own[k] * activations[k]).sum() for k in grads)
     assert isinstance(objective, torch.Tensor)
@@ -73,6 +74,6 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     outputs["nonfinite_error"] = np.zeros(())
     for k in grads:
         outputs[f"unclipped/{k}"] = _numpy(saved[k])
-        outputs[f"param/{k}"] = _numpy(views[k])
+        outputs[f"param/{k}"] = _numpy(own[k])  # after the call: p.data may be new storage
         outputs[f"activation/{k}"] = _numpy(activations[k])
     return Outcome(outputs, {}, {})

@@ -1,0 +1,146 @@
+"""The pitfalls' networks run through the suite's backends: the one place tests/ reach into
+`conformance` for them (test_pitfalls_frameworks.py uses only this module).
+
+Each function builds a `conformance` case from the reference's spec, parameters and batch,
+puts it under the framework's conventions and runs it; `assert_agree` holds a framework's
+numbers to the float64 reference under the suite's tolerance table, whose per-tensor
+bound needs the reference in float32 too (conformance/tolerances.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from conformance.backends import get_backend, skip_reason
+from conformance.case import Arrays, Case
+from conformance.checks import run_property, under_conventions
+from conformance.components import component
+from conformance.components.clip import ClipCaseSpec
+from conformance.components.trajectory import TrajectorySpec
+from conformance.strategies_clip import clip_case
+from conformance.tolerances import allowed_error
+
+FRAMEWORKS = ("torch", "jax")
+
+
+def require(framework: str) -> None:
+    """Skip, with the suite's reason, when the framework is not installed."""
+    reason = skip_reason(framework)
+    if reason:
+        pytest.skip(reason)
+
+
+def _run(framework: str, case: Case, cotangents: Arrays | None, dtype: str) -> tuple[Any, Any, Any]:
+    """(framework's outcome, reference float64, reference float32) under the framework's conventions."""
+    backend = get_backend(framework)
+    case = under_conventions(case, backend)
+    reference = component(case.component).reference
+    r64, r32 = (reference(case.with_dtype(d), cotangents) for d in ("float64", "float32"))
+    return backend.run(case.with_dtype(dtype), cotangents), r64, r32
+
+
+def assert_agree(what: str, actual: Arrays, r64: Arrays, r32: Arrays, dtype: str, kind: str) -> None:
+    """Every entry of r64 matched by `actual` within the suite's tolerance for (dtype, kind)."""
+    for name, expected in r64.items():
+        got = np.asarray(actual[name], np.float64)
+        allowed = allowed_error(dtype, kind, expected, r32[name])
+        worst = float(np.max(np.abs(got - expected) / allowed)) if expected.size else 0.0
+        assert worst <= 1.0, f"{what}: {name} is {worst:.3g} tolerances from the reference ({dtype})"
+
+
+def mlp_gradients(framework: str, spec: Any, params: Arrays, X: np.ndarray, targets: np.ndarray,
+                  dtype: str = "float64") -> Arrays:
+    """The loss gradients from the framework, checked against the reference; returned as float64."""
+    case = Case("mlp", spec, params, {"X": X, "targets": targets})
+    got, r64, r32 = _run(framework, case, {"loss": np.ones(())}, dtype)
+    assert_agree(f"{framework} mlp {spec.sizes[:2]}... {spec.hidden_activation}", got.grads,
+                 r64.grads, r32.grads, dtype, "gradient")
+    return dict(got.grads)
+
+
+def hidden_norms(framework: str, spec: Any, params: Arrays, X: np.ndarray, h0: np.ndarray,
+                 targets: np.ndarray) -> np.ndarray:
+    """‖∂L/∂h_t‖ from the framework's own autodiff (the property hidden-gradient-profile's)."""
+    from conformance.checks_rnn import framework_hidden_norms, reference_hidden_norms
+
+    case = Case("rnn", spec, params, {"X": X, "h0": h0, "targets": targets})
+    norms = framework_hidden_norms(get_backend(framework), case)
+    assert_agree(f"{framework} ‖∂L/∂h_t‖", {"profile": norms},
+                 {"profile": reference_hidden_norms(case, "float64")},
+                 {"profile": reference_hidden_norms(case, "float32")}, "float64", "gradient")
+    return norms
+
+
+def trajectory(framework: str, network: Any, params: Arrays, batches: Arrays, *, lr: float,
+               max_norm: float | None) -> Arrays:
+    """S SGD steps (clipping by global norm at max_norm, or none) in the framework, against the
+    reference under its conventions: {"loss", "norm" (if clipping), "final/<k>"}, float64."""
+    spec = TrajectorySpec(network, lr=lr, clip_kind="none" if max_norm is None else "global_norm",
+                          max_norm=max_norm)
+    got, r64, r32 = _run(framework, Case("trajectory", spec, params, batches), None, "float64")
+    assert_agree(f"{framework} trajectory", got.outputs, r64.outputs, r32.outputs, "float64", "forward")
+    return dict(got.outputs)
+
+
+def compare_run(framework: str, outputs: Arrays, r64: Arrays, r32: Arrays) -> None:
+    """A framework's trajectory outputs against a reference run given in both dtypes."""
+    assert_agree(f"{framework} trajectory", outputs, r64, r32, "float64", "forward")
+
+
+# ---------------------------------------------------------------- the aliasing clip, in torch
+
+
+def torch_flat_clip_aliasing(params: list[Any], spec: Any) -> Any:
+    """clip_grad_norm_'s arithmetic on one flat vector of every .grad, written back with
+    `vector_to_parameters`, which sets param.data: the parameters become the clipped gradient."""
+    import torch
+
+    flat = torch.nn.utils.parameters_to_vector([p.grad for p in params])
+    norm = torch.linalg.vector_norm(flat)
+    flat.mul_(torch.clamp(spec.max_norm / (norm + 1e-6), max=1.0))
+    torch.nn.utils.vector_to_parameters(flat, params)
+    return norm
+
+
+@contextmanager
+def aliasing_clip_in_torch() -> Iterator[None]:
+    """The torch adapters' clip by global norm (clip and trajectory components) replaced by the bug."""
+    from conformance.backends.torch_adapter import clip as torch_clip
+    from conformance.backends.torch_adapter import trajectory as torch_trajectory
+
+    saved = torch_clip.CLIP_FUNCTIONS["global_norm"], torch_trajectory.CLIP["global_norm"]
+    torch_clip.CLIP_FUNCTIONS["global_norm"] = torch_flat_clip_aliasing
+    torch_trajectory.CLIP["global_norm"] = torch_flat_clip_aliasing
+    try:
+        yield
+    finally:
+        torch_clip.CLIP_FUNCTIONS["global_norm"], torch_trajectory.CLIP["global_norm"] = saved
+
+
+def trajectory_torch_raw(network: Any, params: Arrays, batches: Arrays, *, lr: float,
+                         max_norm: float) -> Arrays:
+    """torch's trajectory outputs with no reference check (the aliasing run has none in the suite)."""
+    spec = TrajectorySpec(network, lr=lr, clip_kind="global_norm", max_norm=max_norm)
+    return dict(get_backend("torch").run(Case("trajectory", spec, params, batches)).outputs)
+
+
+def clip_property_failures(properties: tuple[str, ...], seed: int = 0) -> dict[str, str]:
+    """Which of the suite's clipping properties fail on torch for one clipping case (M = ‖g‖ / 2):
+    property id -> the failure message, for those that fail."""
+    from conformance.compare import ConformanceFailure
+
+    layout = (("W1", (5, 3)), ("b1", (5,)), ("W2", (2, 5)), ("b2", (2,)))
+    case = clip_case(ClipCaseSpec(), layout, seed, ratio=0.5)
+    failures = {}
+    for property_id in properties:
+        try:
+            run_property(property_id, replace(case), "torch", "float64")
+        except ConformanceFailure as failure:
+            failures[property_id] = str(failure)
+    return failures
