@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from conformance.backends import get_backend, skip_reason
 from conformance.case import Arrays, Case
-from conformance.checks import run_property, under_conventions
-from conformance.components import component
-from conformance.components.clip import ClipCaseSpec
-from conformance.components.trajectory import TrajectorySpec
-from conformance.strategies_clip import clip_case
+from conformance.components.clip.reference import ClipCaseSpec
+from conformance.components.clip.strategies import clip_case
+from conformance.components.trajectory.reference import TrajectorySpec
+from conformance.config import Run, RunConfig
+from conformance.frameworks import backend as get_backend
+from conformance.frameworks import skip_reason
+from conformance.registry import component
+from conformance.runner import run_property, under_conventions
 from conformance.tolerances import allowed_error
 
 FRAMEWORKS = ("torch", "jax")
@@ -67,10 +69,10 @@ def mlp_gradients(framework: str, spec: Any, params: Arrays, X: np.ndarray, targ
 def hidden_norms(framework: str, spec: Any, params: Arrays, X: np.ndarray, h0: np.ndarray,
                  targets: np.ndarray) -> np.ndarray:
     """‖∂L/∂h_t‖ from the framework's own autodiff (the property hidden-gradient-profile's)."""
-    from conformance.checks_rnn import framework_hidden_norms, reference_hidden_norms
+    from conformance.components.rnn.properties import reference_hidden_norms
 
     case = Case("rnn", spec, params, {"X": X, "h0": h0, "targets": targets})
-    norms = framework_hidden_norms(get_backend(framework), case)
+    norms = np.asarray(get_backend(framework).call(case, "hidden_grad_norms"), np.float64)
     assert_agree(f"{framework} ‖∂L/∂h_t‖", {"profile": norms},
                  {"profile": reference_hidden_norms(case, "float64")},
                  {"profile": reference_hidden_norms(case, "float32")}, "float64", "gradient")
@@ -111,8 +113,8 @@ def torch_flat_clip_aliasing(params: list[Any], spec: Any) -> Any:
 @contextmanager
 def aliasing_clip_in_torch() -> Iterator[None]:
     """The torch adapters' clip by global norm (clip and trajectory components) replaced by the bug."""
-    from conformance.backends.torch_adapter import clip as torch_clip
-    from conformance.backends.torch_adapter import trajectory as torch_trajectory
+    from conformance.components.clip import torch_adapter as torch_clip
+    from conformance.components.trajectory import torch_adapter as torch_trajectory
 
     saved = torch_clip.CLIP_FUNCTIONS["global_norm"], torch_trajectory.CLIP["global_norm"]
     torch_clip.CLIP_FUNCTIONS["global_norm"] = torch_flat_clip_aliasing
@@ -130,17 +132,18 @@ def trajectory_torch_raw(network: Any, params: Arrays, batches: Arrays, *, lr: f
     return dict(get_backend("torch").run(Case("trajectory", spec, params, batches)).outputs)
 
 
-def clip_property_failures(properties: tuple[str, ...], seed: int = 0) -> dict[str, str]:
+def clip_property_failures(properties: tuple[str, ...], reproducers: Path, seed: int = 0) -> dict[str, str]:
     """Which of the suite's clipping properties fail on torch for one clipping case (M = ‖g‖ / 2):
-    property id -> the failure message, for those that fail."""
+    property id -> the failure message, for those that fail; reproducers go to `reproducers`."""
     from conformance.compare import ConformanceFailure
 
     layout = (("W1", (5, 3)), ("b1", (5,)), ("W2", (2, 5)), ("b2", (2,)))
     case = clip_case(ClipCaseSpec(), layout, seed, ratio=0.5)
+    run = Run(RunConfig(reproducer_dir=reproducers))
     failures = {}
     for property_id in properties:
         try:
-            run_property(property_id, replace(case), "torch", "float64")
+            run_property(component("clip").property(property_id), case, "torch", "float64", run)
         except ConformanceFailure as failure:
             failures[property_id] = str(failure)
     return failures

@@ -7,6 +7,8 @@ reference first; the assertions here are then about the pitfall itself.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -86,19 +88,16 @@ def test_correct_clip_trains_alike(framework: str) -> None:
     assert out["loss"][-1] < 0.6 * out["loss"][0]
 
 
-def test_the_aliasing_clip_stalls_torch_as_it_stalls_the_reference(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: object
-) -> None:
+def test_the_aliasing_clip_stalls_torch_as_it_stalls_the_reference(tmp_path: Path) -> None:
     """torch with the flat clip written back by vector_to_parameters: the same stalled run as the
     reference's clip_flat_aliasing, and the suite's properties that catch it."""
     backends.require("torch")
-    monkeypatch.setenv("CONFORMANCE_REPRODUCERS", str(tmp_path))
     case = clipping.clip_case()
     with backends.aliasing_clip_in_torch():
         out = backends.trajectory_torch_raw(case.spec, case.params, clipping.stacked(case), lr=case.lr,
                                             max_norm=case.max_norm)
         failures = backends.clip_property_failures(("clip-agreement", "clip-norm-bound", "clip-isolation",
-                                                    "clip-direction"))
+                                                    "clip-direction"), tmp_path)
     r64 = clipping.clip_runs(case)["aliasing"]
     r32 = clipping.clip_runs(clipping.in_float32(case))["aliasing"]
     backends.compare_run("torch (aliasing clip)", {"loss": out["loss"], "norm": out["norm"]},
