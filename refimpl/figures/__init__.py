@@ -13,31 +13,33 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-FIGURES: dict[str, str] = {  # file stem -> module.function drawing it
-    "chain-rule-graph": "refimpl.figures.basics:chain_rule_graph",
-    "mlp-deltas": "refimpl.figures.basics:mlp_deltas",
-    "vectorized-backward": "refimpl.figures.basics:vectorized_backward",
-    "activation-derivatives": "refimpl.figures.extensions:activation_derivatives",
-    "bptt-and-batchnorm": "refimpl.figures.extensions:bptt_and_batchnorm",
-    "error-nudge": "refimpl.figures.extensions:error_nudge",
-    "pitfall-depth": "refimpl.figures.pitfalls:depth_profiles",
-    "pitfall-dying-relu": "refimpl.figures.pitfalls:dying_relus",
-    "pitfall-aliasing-clip": "refimpl.figures.pitfalls:aliasing_clip",
-    "pitfall-rnn-gradients": "refimpl.figures.pitfalls:rnn_gradients",
+from refimpl.figures.size import DPI, HEIGHT_IN, WIDTH_IN
+
+FIGURES: dict[str, tuple[str, str]] = {  # file stem -> (module of refimpl.figures, function drawing it)
+    "chain-rule-graph": ("basics", "chain_rule_graph"),
+    "mlp-deltas": ("basics", "mlp_deltas"),
+    "vectorized-backward": ("basics", "vectorized_backward"),
+    "activation-derivatives": ("extensions", "activation_derivatives"),
+    "bptt-and-batchnorm": ("extensions", "bptt_and_batchnorm"),
+    "error-nudge": ("extensions", "error_nudge"),
+    "pitfall-depth": ("pitfalls", "depth_profiles"),
+    "pitfall-dying-relu": ("pitfalls", "dying_relus"),
+    "pitfall-aliasing-clip": ("pitfalls", "aliasing_clip"),
+    "pitfall-rnn-gradients": ("pitfalls", "rnn_gradients"),
 }
-WIDTH_IN, HEIGHT_IN, DPI = 9.0, 5.0, 100  # every figure: 900 x 500 pixels
+__all__ = ["DPI", "FIGURES", "HEIGHT_IN", "WIDTH_IN", "MissingExtra", "render"]
 
 
 class MissingExtra(RuntimeError):
     """matplotlib is not installed."""
 
 
-def _drawer(name: str) -> Callable[[Any], None]:
-    import importlib
+def _drawers() -> dict[str, Callable[[Any], None]]:
+    """Name -> drawing function; imports matplotlib (the modules below do, at their top)."""
+    from refimpl.figures import basics, extensions, pitfalls
 
-    module, function = FIGURES[name].split(":")
-    drawer: Callable[[Any], None] = getattr(importlib.import_module(module), function)
-    return drawer
+    modules = {"basics": basics, "extensions": extensions, "pitfalls": pitfalls}
+    return {name: getattr(modules[module], function) for name, (module, function) in FIGURES.items()}
 
 
 def render(out: Path, names: list[str] | None = None) -> list[Path]:
@@ -54,4 +56,5 @@ def render(out: Path, names: list[str] | None = None) -> list[Path]:
     if unknown:
         raise ValueError(f"figures: expected names among {sorted(FIGURES)}, received {unknown}")
     out.mkdir(parents=True, exist_ok=True)
-    return [style.draw(_drawer(name), out / f"{name}.png") for name in names or list(FIGURES)]
+    drawers = _drawers()
+    return [style.draw(drawers[name], out / f"{name}.png") for name in names or list(FIGURES)]

@@ -10,7 +10,7 @@ import matplotlib as mpl
 from matplotlib.figure import Figure
 from matplotlib.typing import RcKeyType
 
-from refimpl.figures import DPI, HEIGHT_IN, WIDTH_IN
+from refimpl.figures.size import DPI, HEIGHT_IN, WIDTH_IN
 
 FORWARD, BACKWARD, MUTED = "#1f4e79", "#c0392b", "#7f7f7f"  # values, gradients, annotations
 SERIES = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
