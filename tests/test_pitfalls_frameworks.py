@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pitfall_backends as backends
 import pytest
 
 from refimpl.pitfalls import clipping, depth, dying, recurrent
-from tests import pitfall_backends as backends
 
 FRAMEWORKS = backends.FRAMEWORKS
 
