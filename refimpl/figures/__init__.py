@@ -1,4 +1,4 @@
-"""The seed post's figures and the pitfalls' figures, drawn from the reference's own numbers.
+"""The figures of the post "Backpropagation Unlocked" and of the pitfalls, from the reference's numbers.
 
 `python -m refimpl.figures --out DIR` writes every figure of FIGURES as DIR/<name>.png;
 matplotlib is the optional extra `figures` (pip install -e ".[figures]"), imported only

@@ -1,4 +1,4 @@
-"""The seed post's first three figures: the chain rule on a graph, the two-layer MLP's δ
+"""The first three figures of "Backpropagation Unlocked": the chain rule on a graph, the two-layer MLP's δ
 equations with numbers, and the vectorized backward pass as a flow of shapes."""
 
 from __future__ import annotations

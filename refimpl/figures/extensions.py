@@ -1,4 +1,4 @@
-"""The seed post's figures four to six: σ' and tanh', BPTT with batch norm's backward terms, and
+"""Figures four to six of "Backpropagation Unlocked": σ' and tanh', BPTT with batch norm's backward terms, and
 the "error nudge" (refimpl's numbers; matplotlib imported lazily, by refimpl.figures only)."""
 
 from __future__ import annotations
