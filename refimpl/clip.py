@@ -16,6 +16,8 @@ Clipping by global norm, with M = max_norm and n = ‖g‖ (the pre-clip norm):
     convention="optax"  (optax.clip_by_global_norm)
         g ← g                  if n < M          jax.lax.select, g itself
         g ← (g / n) · M        otherwise         divides first; no eps; p = 2 only
+    convention="tensorflow"  (tf.clip_by_global_norm; Keras 3's global_clipnorm)
+        s = M · min(1/n, 1/M) + (n - n);  g ← g · s      always multiplied; no eps; p = 2 only
 
 Arithmetic is done in the gradients' dtype, as both frameworks do: each
 tensor's sum of squares (or max |g|) in its own dtype, the total in the
@@ -38,6 +40,10 @@ dtype before it touches that tensor. Named behaviours, each pinned by a test:
 - "float32-overflow": float32 sums of squares overflow once n >~ 1.8e19: the
   norm is inf and finite gradients become 0 ("infinite-norm"); entries below
   ~4e-23 square to 0, so n can be 0 for nonzero g (optax, M = 0: x / 0 · 0 = NaN).
+- "tensorflow-rounds-below": below the threshold s = M · (1/M), which is 1 only up
+  to one rounding (M = 49: 1 - 2⁻⁵³), so g may change by one rounding though n < M.
+- "tensorflow-nonfinite-scale": n - n is NaN for n = ±inf or NaN, so a non-finite
+  norm makes every entry NaN, finite ones too.
 - "error-if-nonfinite": with error_if_nonfinite=True a NaN or infinite norm
   raises NonFiniteNormError (a ValueError; torch raises RuntimeError).
 - "empty": {} gives ({}, 0.0), as torch's norm of no tensors is 0; the ∞-norm
@@ -63,7 +69,7 @@ from refimpl._validate import describe, json_fields, require_array, require_choi
 Array = NDArray[Any]
 Grads = dict[str, Array]
 
-CONVENTIONS = ("torch", "optax")
+CONVENTIONS = ("torch", "optax", "tensorflow")
 KINDS = ("global_norm", "value")
 NORM_TYPES = (2.0, math.inf)
 TORCH_EPS = 1e-6  # torch's hard-coded 1e-6 in clip_grad_norm_; optax has none
@@ -125,8 +131,8 @@ def clip_by_global_norm(
     max_norm: float,
     *,
     norm_type: float = 2.0,  # torch: 2.0 or inf; optax: 2.0 only
-    convention: str = "torch",  # "torch" (clip_grad_norm_) or "optax" (clip_by_global_norm)
-    eps: float = TORCH_EPS,  # torch: 1e-6; the optax convention has no eps and ignores it
+    convention: str = "torch",  # "torch" (clip_grad_norm_), "optax" or "tensorflow" (clip_by_global_norm)
+    eps: float = TORCH_EPS,  # torch: 1e-6; the optax and tensorflow conventions have none and ignore it
     error_if_nonfinite: bool = False,  # torch's flag (default False); optax has none
 ) -> tuple[Grads, float]:
     """(clipped gradients, pre-clip norm n); see the module docstring for each convention."""
@@ -136,9 +142,9 @@ def clip_by_global_norm(
     convention = require_choice("convention", convention, CONVENTIONS)
     eps = require_real("eps", eps, minimum=0.0)
     _require_bool("error_if_nonfinite", error_if_nonfinite)
-    if convention == "optax" and norm_type != 2.0:
+    if convention != "torch" and norm_type != 2.0:
         raise ValueError(
-            f"norm_type: the optax convention clips by the L2 norm only (2.0), received {norm_type}"
+            f"norm_type: the {convention} convention clips by the L2 norm only (2.0), received {norm_type}"
         )
     if not grads:
         return {}, 0.0
@@ -153,6 +159,10 @@ def clip_by_global_norm(
         if convention == "torch":
             coef = np.minimum(dtype(max_norm) / (norm + dtype(eps)), dtype(1.0))  # clamp(max=1)
             clipped = {k: np.asarray(g * g.dtype.type(coef)) for k, g in grads.items()}
+        elif convention == "tensorflow":
+            scale = dtype(max_norm) * np.minimum(dtype(1.0) / norm, dtype(1.0) / dtype(max_norm))
+            scale = scale + (norm - norm)  # NaN for a non-finite norm
+            clipped = {k: np.asarray(g * g.dtype.type(scale)) for k, g in grads.items()}
         elif norm < dtype(max_norm):  # NaN < M is False: NaN takes the rescaling branch
             clipped = {k: g.copy() for k, g in grads.items()}
         else:
@@ -160,6 +170,25 @@ def clip_by_global_norm(
                 k: np.asarray((g / g.dtype.type(norm)) * g.dtype.type(max_norm)) for k, g in grads.items()
             }
     return clipped, float(norm)
+
+
+def clip_by_norm(grads: Grads, max_norm: float) -> Grads:
+    """Each tensor clipped by its own L2 norm, as tf.clip_by_norm (Keras 3's clipnorm):
+
+        n_k = √(Σ_i g_{k,i}²) (0 when the sum is 0);  g_k ← g_k · M / max(n_k, M)
+
+    in the tensor's dtype; a NaN sum gives n_k = NaN and NaN entries, an infinite one
+    ±0 and NaN as "infinite-norm"; below the threshold (g_k · M) / M may differ from
+    g_k by one rounding."""
+    _require_grads(grads)
+    M = require_real("max_norm", max_norm, minimum=0.0)
+    clipped = {}
+    with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
+        for k, g in grads.items():
+            squares = np.sum(np.square(g), dtype=g.dtype)
+            norm = np.sqrt(squares) if squares > 0 else squares  # NaN > 0 is False: n = NaN
+            clipped[k] = np.asarray(g * g.dtype.type(M) / np.maximum(norm, g.dtype.type(M)))
+    return clipped
 
 
 def clip_by_value(grads: Grads, clip_value: float) -> Grads:
@@ -178,8 +207,8 @@ class ClipSpec:
     max_norm: float | None = None  # M, finite, >= 0; only for kind="global_norm"
     clip_value: float | None = None  # v, finite, >= 0; only for kind="value"
     norm_type: float = 2.0  # 2.0 or inf (torch only); also the norm apply_clip reports
-    convention: str = "torch"  # "torch" or "optax"
-    eps: float = TORCH_EPS  # torch's 1e-6; unused by the optax convention
+    convention: str = "torch"  # "torch", "optax" or "tensorflow"
+    eps: float = TORCH_EPS  # torch's 1e-6; unused by the optax and tensorflow conventions
     error_if_nonfinite: bool = False  # torch's default
 
     def __post_init__(self) -> None:
@@ -194,9 +223,10 @@ class ClipSpec:
         require_choice("convention", self.convention, CONVENTIONS)
         object.__setattr__(self, "eps", require_real("eps", self.eps, minimum=0.0))
         _require_bool("error_if_nonfinite", self.error_if_nonfinite)
-        if kind == "global_norm" and self.convention == "optax" and self.norm_type != 2.0:
+        if kind == "global_norm" and self.convention != "torch" and self.norm_type != 2.0:
             raise ValueError(
-                f"norm_type: the optax convention clips by the L2 norm only (2.0), received {self.norm_type}"
+                f"norm_type: the {self.convention} convention clips by the L2 norm only (2.0),"
+                f" received {self.norm_type}"
             )
 
     def to_json(self) -> str:

@@ -23,12 +23,15 @@ checks.under_conventions), so the reference is compared with a framework under
 that framework's convention. The golden set stores the reference's answers per
 convention *variant*: "default" (the golden spec as drawn) and one variant per
 distinct set of fields that some framework changes, labelled by those fields
-("leaky_kink=one"); the manifest records which framework uses which variant.
+("leaky_kink=one"), stored with those fields. The manifest names no framework: a
+variant is a set of spec values, whichever framework asks for it.
 The property "golden-agreement" recomputes the variant label from the spec it
 is given (the golden spec under the framework's conventions) and compares with
 that variant's stored values, so every variant is checked against stored data,
-never against a fresh recomputation. Variants are generated for the frameworks
-installed when `python -m conformance golden --write` runs.
+never against a fresh recomputation. Regeneration recomputes every stored variant
+from its fields (so the check needs no framework installed) and adds the variants of
+the frameworks installed: a new framework's variants are additions, written by
+`python -m conformance golden --write`.
 
 Tolerances. A framework (and the reference's own float32 run, the numpy
 float32 row) is held to the suite's table (conformance.tolerances), with the

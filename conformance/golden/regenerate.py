@@ -65,17 +65,21 @@ def _cotangent_sets(case: Case, outputs: Arrays) -> dict[str, Arrays]:
     return {s: cot for s, cot in sets.items() if cot}
 
 
-def generate_case(name: str, seed: int) -> tuple[dict[str, Any], Arrays]:
-    """One golden case: its manifest entry and its arrays (keys relative to the case)."""
+def generate_case(name: str, seed: int, stored: dict[str, dict[str, Any]] | None = None
+                  ) -> tuple[dict[str, Any], Arrays]:
+    """One golden case: its manifest entry and its arrays (keys relative to the case).
+
+    Its variants: "default", every variant stored before (`stored`, label -> fields: the
+    reference recomputes them whether or not the framework that asked for one is
+    installed here) and those of the frameworks installed here."""
     comp = registry.component(name)
     case = comp.golden_case(seed)
-    variants: dict[str, dict[str, Any]] = {DEFAULT: {}}
-    users: dict[str, str] = {}
-    for framework, conventions in _framework_conventions(name).items():
+    variants: dict[str, dict[str, Any]] = {DEFAULT: {}, **(stored or {})}
+    for conventions in _framework_conventions(name).values():
         fixed = {k: v for k, v in conventions.items()
                  if hasattr(case.spec, k) and getattr(case.spec, k) != v}
-        users[framework] = label = variant_label(fixed)
-        variants[label] = fixed
+        variants[variant_label(fixed)] = fixed
+    variants = dict(sorted(variants.items()))
     arrays = {**_prefixed("params/", case.params), **_prefixed("inputs/", case.inputs),
               **_prefixed("state/", case.state)}
     sets = _cotangent_sets(case, comp.reference(case.with_dtype("float64"), None).outputs)
@@ -96,7 +100,7 @@ def generate_case(name: str, seed: int) -> tuple[dict[str, Any], Arrays]:
     for s in kept:
         arrays.update(_prefixed(f"cotangents/{s}/", sets[s]))
     entry = {"id": f"seed{seed}", "seed": seed, "spec": json.loads(case.spec.to_json()),
-             "train": case.train, "meta": case.meta, "cotangents": kept, "frameworks": users,
+             "train": case.train, "meta": case.meta, "cotangents": kept,
              "variants": {k: {f: _jsonable(v) for f, v in fx.items()} for k, fx in variants.items()}}
     return entry, arrays
 
@@ -109,11 +113,20 @@ def _jsonable(value: Any) -> Any:
         return repr(value)
 
 
-def generate(name: str, seeds: tuple[int, ...] | None = None) -> tuple[dict[str, Any], Arrays]:
-    """A component's manifest entry and arrays (keys "<case>/..."), for `seeds` (default SEEDS)."""
+def stored_variants(name: str, directory: Path | None = None) -> dict[int, dict[str, dict[str, Any]]]:
+    """seed -> the variants stored for that case of the component (none if nothing is stored)."""
+    entry = read_manifest(directory)["components"].get(name, {"cases": []})
+    return {int(c["seed"]): c["variants"] for c in entry["cases"]}
+
+
+def generate(name: str, seeds: tuple[int, ...] | None = None,
+             variants: dict[int, dict[str, dict[str, Any]]] | None = None) -> tuple[dict[str, Any], Arrays]:
+    """A component's manifest entry and arrays (keys "<case>/..."), for `seeds` (default SEEDS),
+    each case with its `variants` (seed -> stored variants; default: those of the golden set)."""
+    variants = stored_variants(name) if variants is None else variants
     cases, arrays = [], {}
     for seed in SEEDS if seeds is None else seeds:
-        entry, case_arrays = generate_case(name, seed)
+        entry, case_arrays = generate_case(name, seed, variants.get(seed))
         cases.append(entry)
         arrays.update(_prefixed(f"{entry['id']}/", case_arrays))
     versions = {p: _version(p) for p in ("backprop-conformance", "numpy")}
@@ -180,7 +193,13 @@ def compare(old: tuple[dict[str, Any], Arrays], new: tuple[dict[str, Any], Array
     changes.removed += [f"case {i}" for i in old_cases if i not in new_cases]
     for i in set(old_cases) & set(new_cases):
         for field, value in new_cases[i].items():
-            if old_cases[i].get(field) != value:
+            if field == "variants":  # a variant is added or removed; a changed one is a change
+                old_variants = old_cases[i].get(field, {})
+                changes.added += [f"{i} variant {v}" for v in value if v not in old_variants]
+                changes.removed += [f"{i} variant {v}" for v in old_variants if v not in value]
+                changes.changed += [f"{i} variant {v}: {old_variants[v]!r} -> {value[v]!r}"
+                                    for v in value if v in old_variants and old_variants[v] != value[v]]
+            elif old_cases[i].get(field) != value:
                 changes.changed.append(f"{i} {field}: {old_cases[i].get(field)!r} -> {value!r}")
         prefix = f"{i}/"
         for key in sorted(k for k in new_arrays.keys() - old_arrays.keys() if k.startswith(prefix)):
@@ -233,7 +252,7 @@ def command(*, write: bool, force: bool, only: list[str] | None = None,
         refused.append(name)
     for name in wanted:
         try:
-            entry, arrays = generate(name)
+            entry, arrays = generate(name, variants=stored_variants(name, directory))
         except Exception as err:  # a component under construction must not stop the others
             print(f"  {name}: cannot generate: {type(err).__name__}: {err}")
             status = 1

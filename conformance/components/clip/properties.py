@@ -9,7 +9,8 @@ M is max_norm (v the clip value), n = ‖g‖ the pre-clip norm, c the coefficie
   clip-threshold       n == M exactly: torch scales by M / (M + eps), optax rescales by M / n = 1
   clip-zero-max-norm   M = 0: gradients come back as zeros (finite), the norm as computed
   clip-nonfinite       inf / NaN entries: agreement, and NaN norm -> all NaN, inf norm -> finite
-                       entries 0 and infinite ones NaN, error_if_nonfinite -> an error
+                       entries 0 and infinite ones NaN (tensorflow: all NaN), error_if_nonfinite
+                       -> an error
   clip-isolation       parameters, autograd's saved activations and the unclipped copy unchanged
 Non-finite values are compared through `split_special` (finite part and a code per entry),
 since the tolerance table scales with max |reference|, which a NaN would make NaN.
@@ -160,12 +161,13 @@ def clip_zero_max_norm(ctx: Context, backend: Backend) -> None:
 
 
 def expected_nonfinite(spec: ClipCaseSpec, g: Arrays) -> Arrays:
-    """What every convention gives on non-finite gradients (refimpl.clip: nan-norm, infinite-norm)."""
+    """What each convention gives on non-finite gradients (refimpl.clip: nan-norm, infinite-norm,
+    tensorflow-nonfinite-scale)."""
     flat = np.concatenate([a.reshape(-1) for a in g.values()])
     if spec.kind == "value":
         return {k: np.clip(a, -spec.threshold, spec.threshold) for k, a in g.items()}
-    if np.isnan(flat).any():  # NaN < M is false and M / NaN is NaN
-        return {k: np.full_like(a, np.nan) for k, a in g.items()}
+    if np.isnan(flat).any() or spec.convention == "tensorflow":  # NaN < M is false, M / NaN is NaN;
+        return {k: np.full_like(a, np.nan) for k, a in g.items()}  # tensorflow adds n - n = NaN
     return {k: np.where(np.isfinite(a), np.copysign(0.0, a), np.nan) for k, a in g.items()}  # n = inf
 
 

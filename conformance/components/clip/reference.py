@@ -48,7 +48,7 @@ class ClipCaseSpec:
     max_norm: float | None = 1.0  # M; None for kind "value"
     clip_value: float | None = None  # v; None for kind "global_norm"
     norm_type: float = 2.0  # 2.0 or inf; optax clips by the L2 norm only
-    convention: str = "torch"  # "torch" (clip_grad_norm_) or "optax" (clip_by_global_norm)
+    convention: str = "torch"  # "torch" (clip_grad_norm_), "optax" or "tensorflow" (clip_by_global_norm)
     eps: float = TORCH_EPS  # torch's 1e-6; unused by the optax convention
     error_if_nonfinite: bool = False  # torch's flag; optax has none
     foreach: bool = True  # torch's code path: _foreach_norm/_foreach_mul_ or a loop of mul_; math unchanged

@@ -1,0 +1,106 @@
+"""Keras 3 on its JAX backend as a framework of backprop-conformance.
+
+The suite finds this package through its entry point (pyproject.toml):
+
+    [project.entry-points."conformance.frameworks"]
+    keras = "conformance_keras:FRAMEWORK"
+
+`FRAMEWORK` names the adapters this package brings (one module per component, each
+through Keras's own layers, losses and optimizers, differentiated by JAX through
+Keras's stateless API) and the known issues it ships (known_issues.toml). This module
+imports neither keras nor jax, so the suite can list the framework, and report it as
+a skip with the install hint, where keras is missing.
+
+Keras picks its backend once, when it is first imported, from KERAS_BACKEND: this
+module sets KERAS_BACKEND=jax when it is imported before keras (the suite imports it
+first), and reports keras as unavailable, with the reason, if keras was already
+imported with another backend.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from conformance.framework import Framework
+
+BACKEND = "jax"
+if "keras" not in sys.modules:
+    os.environ["KERAS_BACKEND"] = BACKEND
+
+_PLATFORM = {"cpu": "cpu", "cuda": "gpu"}
+
+
+def backend_mismatch() -> str | None:
+    """Why keras cannot run here on the JAX backend (imported earlier with another), or None."""
+    import keras
+
+    found = keras.backend.backend()
+    if found != BACKEND:
+        return (f"keras: runs on its {found!r} backend in this process (imported before the"
+                f" conformance plugin, KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r});"
+                f" the keras adapters need KERAS_BACKEND={BACKEND}")
+    return None
+
+
+def enable_float64() -> None:
+    """float64 arrays need jax_enable_x64; float32 runs stay float32 (explicit dtypes)."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+class Keras(Framework):
+    name = "keras"
+    requires = ("keras", "jax")
+    install = "pip install -e ./plugins/keras"
+    order = 30
+
+    def adapters(self) -> Mapping[str, str]:
+        return {
+            "mlp": "conformance_keras.mlp",
+            "mlp_bn": "conformance_keras.mlp_bn",
+            "clip": "conformance_keras.clip",
+            "rnn": "conformance_keras.rnn",
+            "rnn_truncated": "conformance_keras.rnn",
+        }
+
+    def known_issues(self) -> tuple[Path, ...]:
+        return (Path(__file__).with_name("known_issues.toml"),)
+
+    def version(self) -> str:
+        import jax
+        import keras
+
+        return f"{keras.__version__} (backend jax {jax.__version__})"
+
+    def device_unavailable(self, device: str) -> str | None:
+        mismatch = backend_mismatch()
+        if mismatch:
+            return mismatch
+        import jax
+
+        try:
+            jax.devices(_PLATFORM.get(device, device))
+        except RuntimeError:
+            return f"keras: no {device} device is available to jax"
+        return None
+
+    def device(self, device: str) -> Any:
+        import jax
+
+        enable_float64()
+        return jax.devices(_PLATFORM[device])[0]
+
+    def activate(self, device: str) -> AbstractContextManager[None]:
+        import jax
+
+        result: AbstractContextManager[None] = jax.default_device(self.device(device))
+        return result
+
+
+FRAMEWORK = Keras()
