@@ -13,8 +13,9 @@ argument of the optimizer, so it is static).
 
 Keras reads a threshold of 0 as "no clipping" (`if self.global_clipnorm and
 self.global_clipnorm > 0`), and `clipnorm` (each variable clipped by its own norm,
-tf.clip_by_norm) has no kind in the clip component: plugins/keras/tests/test_clipnorm.py
-checks it against refimpl.clip.clip_by_norm.
+tf.clip_by_norm: g · M / max(n, M)) has no kind in the clip component, whose properties
+assume one coefficient for all tensors: plugins/keras/tests/test_clipnorm.py checks it
+against refimpl.clip.clip_by_norm through the same step (kind "norm").
 """
 
 from __future__ import annotations
@@ -41,11 +42,9 @@ CONVENTIONS: dict[str, object] = {
     "error_if_nonfinite": False,  # no error mode: a non-finite norm makes every entry NaN
 }
 
-OPTIONS = {"global_norm": "global_clipnorm", "value": "clipvalue"}
-
-
-def optimizer_options(spec: ClipCaseSpec) -> dict[str, float]:
-    return {OPTIONS[spec.kind]: spec.threshold}
+# kind -> the optimizer's argument; "norm" (each variable by its own norm) is Keras's clipnorm,
+# which the clip component does not draw (plugins/keras/tests/test_clipnorm.py checks it)
+OPTIONS = {"global_norm": "global_clipnorm", "value": "clipvalue", "norm": "clipnorm"}
 
 
 @cache
@@ -68,6 +67,14 @@ def _step(layout: tuple[tuple[str, tuple[int, ...]], ...], dtype: str, kind: str
     return step
 
 
+def clipped(grads: Arrays, kind: str, threshold: float) -> tuple[Arrays, float]:
+    """(the gradients as one SGD step with lr 1 clips them, their global norm), in their dtype."""
+    dtype = str(next(iter(grads.values())).dtype)
+    layout = tuple((k, tuple(v.shape)) for k, v in grads.items())
+    result, norm = _step(layout, dtype, kind, threshold)({k: jnp.asarray(v) for k, v in grads.items()})
+    return {k: np.asarray(v, np.float64) for k, v in result.items()}, float(norm)
+
+
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     spec: ClipCaseSpec = case.spec
     if spec.convention != "tensorflow" or spec.norm_type != 2.0 or spec.error_if_nonfinite:
@@ -75,10 +82,8 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
             "convention: keras implements convention 'tensorflow', norm_type 2.0 and no error mode,"
             f" received {spec.convention!r}, {spec.norm_type}, {spec.error_if_nonfinite}")
     grads = cast_floats(case.inputs, spec.dtype)
-    layout = tuple((k, tuple(v.shape)) for k, v in grads.items())
-    clipped, norm = _step(layout, spec.dtype, spec.kind, spec.threshold)(
-        {k: jnp.asarray(v) for k, v in grads.items()})
-    outputs = {f"clipped/{k}": np.asarray(v, np.float64) for k, v in clipped.items()}
+    result, norm = clipped(grads, spec.kind, spec.threshold)
+    outputs = {f"clipped/{k}": v for k, v in result.items()}
     if spec.kind == "global_norm":
         outputs["norm"] = np.asarray(norm, np.float64)
     outputs["nonfinite_error"] = np.zeros(())
