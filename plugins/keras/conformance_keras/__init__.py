@@ -22,17 +22,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
-from conformance.framework import Framework
+from conformance.frameworks.jax import Jax, enable_float64
 
 BACKEND = "jax"
 if "keras" not in sys.modules:
     os.environ["KERAS_BACKEND"] = BACKEND
-
-_PLATFORM = {"cpu": "cpu", "cuda": "gpu"}
 
 
 def backend_mismatch() -> str | None:
@@ -47,14 +43,10 @@ def backend_mismatch() -> str | None:
     return None
 
 
-def enable_float64() -> None:
-    """float64 arrays need jax_enable_x64; float32 runs stay float32 (explicit dtypes)."""
-    import jax
+class Keras(Jax):
+    """JAX's devices, float64 switch and device context (conformance.frameworks.jax), Keras's
+    adapters, known issues and version."""
 
-    jax.config.update("jax_enable_x64", True)
-
-
-class Keras(Framework):
     name = "keras"
     requires = ("keras", "jax")
     install = "pip install -e ./plugins/keras"
@@ -79,28 +71,9 @@ class Keras(Framework):
         return f"{keras.__version__} (backend jax {jax.__version__})"
 
     def device_unavailable(self, device: str) -> str | None:
-        mismatch = backend_mismatch()
-        if mismatch:
-            return mismatch
-        import jax
-
-        try:
-            jax.devices(_PLATFORM.get(device, device))
-        except RuntimeError:
-            return f"keras: no {device} device is available to jax"
-        return None
-
-    def device(self, device: str) -> Any:
-        import jax
-
-        enable_float64()
-        return jax.devices(_PLATFORM[device])[0]
-
-    def activate(self, device: str) -> AbstractContextManager[None]:
-        import jax
-
-        result: AbstractContextManager[None] = jax.default_device(self.device(device))
-        return result
+        return backend_mismatch() or super().device_unavailable(device)
 
 
 FRAMEWORK = Keras()
+
+__all__ = ["BACKEND", "FRAMEWORK", "Keras", "backend_mismatch", "enable_float64"]
