@@ -269,6 +269,43 @@ def batchnorm_case(N: int, D: int, dtype: str) -> Case:
                 {"reference": reference, "torch": torch_eager, "jax": jax_jit})
 
 
+def clip_case(sizes: tuple[int, ...], dtype: str) -> Case:
+    """Clipping by global norm (L2, M = 1, so every call rescales) of the gradients of an MLP of
+    these sizes: torch's convention against `clip_grad_norm_`, optax's against its own."""
+    from refimpl import clip
+
+    shapes = [shape for a, b in itertools.pairwise(sizes) for shape in ((b, a), (b,))]
+    grads = dict(zip((f"g{i}" for i in range(len(shapes))), _rng_arrays(dtype, *shapes), strict=True))
+
+    def reference() -> Built:
+        return Built(lambda: clip.clip_by_global_norm(grads, 1.0))
+
+    def torch_eager() -> Built:
+        import torch
+
+        params = [torch.zeros(g.shape, dtype=getattr(torch, dtype)) for g in grads.values()]
+        for p, g in zip(params, grads.values(), strict=True):
+            p.grad = torch.from_numpy(g.copy())  # clipped in place, call after call
+        return Built(lambda: torch.nn.utils.clip_grad_norm_(params, 1.0))
+
+    def jax_jit() -> Built:
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        from conformance.frameworks.jax import enable_float64
+
+        enable_float64()
+        tx = optax.clip_by_global_norm(1.0)
+        updates = {k: jnp.asarray(g) for k, g in grads.items()}
+        state = tx.init(updates)
+        update = jax.jit(lambda updates, state: tx.update(updates, state)[0])
+        return _jitted(lambda: update(updates, state))
+
+    return Case(f"clip {'-'.join(map(str, sizes))} {dtype}", dtype, 0.0,
+                {"reference": reference, "torch": torch_eager, "jax": jax_jit})
+
+
 CASES = (
     mlp_case((256, 512, 512, 512, 10), 128, "float32"),
     mlp_case((256, 512, 512, 512, 10), 128, "float64"),
@@ -276,6 +313,8 @@ CASES = (
     rnn_case(32, 128, 10, 50, 16, "float64"),
     batchnorm_case(256, 512, "float32"),
     batchnorm_case(256, 512, "float64"),
+    clip_case((256, 512, 512, 512, 10), "float32"),
+    clip_case((256, 512, 512, 512, 10), "float64"),
 )
 
 PEAK_SIZE = 512  # the plain matrix product each case's GFLOP/s is measured against
