@@ -12,7 +12,7 @@ import json
 from collections.abc import Collection, Sequence
 from dataclasses import fields
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from numpy.typing import NDArray
@@ -55,6 +55,14 @@ def require_real(
     return number
 
 
+def require_instance(field: str, value: Any, cls: type[Any], what: str | None = None) -> Any:
+    """An instance of `cls`, e.g. the cache type a backward pass reads (a tuple of the
+    same length would unpack, and a cache of the other mode would compute a wrong answer)."""
+    if not isinstance(value, cls):
+        raise TypeError(f"{field}: expected {what or 'a ' + cls.__name__}, received {describe(value)}")
+    return value
+
+
 def require_choice(field: str, value: Any, choices: Collection[str]) -> str:
     """One of a fixed set of names."""
     if not isinstance(value, str) or value not in choices:
@@ -88,7 +96,8 @@ def require_array(
         value.ndim != len(shape)
         or any(n is not None and n != m for n, m in zip(shape, value.shape, strict=False))
     ):
-        expected = "(" + ", ".join("*" if n is None else str(n) for n in shape) + ")"
+        lengths = ["*" if n is None else str(n) for n in shape]
+        expected = "(" + ", ".join(lengths) + ("," if len(lengths) == 1 else "") + ")"
         raise ValueError(f"{field}: expected shape {expected}, received shape {value.shape}")
     if finite and floating and not np.isfinite(value).all():
         bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
@@ -139,3 +148,19 @@ def json_fields(cls: Any, text: Any, field: str = "spec") -> dict[str, Any]:
     if unknown:
         raise ValueError(f"{field}: expected fields among {sorted(known)}, received {unknown}")
     return data
+
+
+def raise_if_overflowed(err: ValueError, field: str, what: str, value: Any) -> NoReturn:
+    """Inside a forward or backward pass, the intermediate `value` (`what`) failed a check.
+
+    If it has non-finite entries, the pass overflowed although every argument was finite:
+    raise a ValueError naming `field`, the arguments at fault, instead of an internal name.
+    Otherwise re-raise `err` (a check that cannot fail on computed values, kept honest).
+    """
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+        bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+        raise ValueError(
+            f"{field}: expected values with which {what} stays within {value.dtype}'s range,"
+            f" received ones with which it has {bad} non-finite entries (the pass overflowed)"
+        ) from None
+    raise err

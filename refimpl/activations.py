@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._validate import require_array, require_choice, require_real
+from refimpl._validate import require_array, require_choice, require_instance, require_real
 
 Array = NDArray[Any]
 
@@ -45,6 +45,7 @@ class ActivationCache(NamedTuple):
 
 def sigmoid(Z: Array) -> Array:
     """σ(z) = 1 / (1 + e^{-z}), written as (1 + tanh(z/2)) / 2: no overflow for any z."""
+    require_array("Z", Z, finite=False)
     return 0.5 * (1.0 + np.tanh(0.5 * Z))
 
 
@@ -76,7 +77,9 @@ def activation_forward(
 
 def activation_derivative(cache: ActivationCache) -> Array:
     """f'(Z), with the kink conventions above at Z = 0."""
-    name, kept, slope, leaky_kink = cache
+    name, kept, slope, leaky_kink = require_instance("cache", cache, ActivationCache)
+    require_choice("cache.name", name, ACTIVATIONS)
+    require_choice("cache.leaky_kink", leaky_kink, LEAKY_KINKS)
     one = kept.dtype.type(1)
     if name == "identity":
         return np.ones_like(kept)
@@ -92,6 +95,7 @@ def activation_derivative(cache: ActivationCache) -> Array:
 
 def activation_backward(dA: Array, cache: ActivationCache) -> Array:
     """δ = f'(Z) ⊙ ∂L/∂A."""
+    require_instance("cache", cache, ActivationCache)
     require_array("dA", dA, shape=cache.kept.shape, dtype=cache.kept.dtype.name)
     delta = activation_derivative(cache)  # a new array, so the product can be taken in place
     delta *= dA

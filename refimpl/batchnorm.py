@@ -47,6 +47,7 @@ from refimpl._validate import (
     json_fields,
     require_array,
     require_choice,
+    require_instance,
     require_int,
     require_real,
     require_same_keys,
@@ -206,7 +207,7 @@ def batchnorm_train_backward(dY: Array, cache: BatchNormCache) -> BatchNormGrads
     The two batch sums of the terms are the parameter gradients again, times γ:
     Σ_n δx̂_n = γ ⊙ ∂L/∂β and Σ_n δx̂_n ⊙ x̂_n = γ ⊙ ∂L/∂γ, so γ s/N factors out.
     """
-    xhat, inv_std, gamma = cache
+    xhat, inv_std, gamma = require_instance("cache", cache, BatchNormCache)  # not the eval cache
     require_array("dY", dY, shape=xhat.shape, dtype=xhat.dtype.name)
     N = xhat.shape[0]
     dbeta = dY.sum(axis=0)  # Σ_n δ_n, D
@@ -236,7 +237,7 @@ def batchnorm_eval_forward(
 
 def batchnorm_eval_backward(dY: Array, cache: BatchNormEvalCache) -> BatchNormGrads:
     """∂L/∂X = δ ⊙ γ s_r, ∂L/∂γ = Σ_n δ_n ⊙ x̂_n, ∂L/∂β = Σ_n δ_n (the statistics are constants)."""
-    xhat, inv_std, gamma = cache
+    xhat, inv_std, gamma = require_instance("cache", cache, BatchNormEvalCache)
     require_array("dY", dY, shape=xhat.shape, dtype=xhat.dtype.name)
     return BatchNormGrads(dY * (gamma * inv_std), (dY * xhat).sum(axis=0), dY.sum(axis=0))
 

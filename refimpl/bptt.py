@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from refimpl import rnn
-from refimpl._validate import require_array
+from refimpl._validate import describe, raise_if_overflowed, require_array, require_int, require_real
 from refimpl.rnn import (
     RECURRENT_KEYS,
     RNNSpec,
@@ -57,14 +57,37 @@ def truncated_bptt(
     spec: RNNSpec,
     params: dict[str, Array],
     X: Array,
-    h0: Array,
+    h0: Array | None,
     k: int,
     output_grad: OutputGrad,
 ) -> tuple[float, dict[str, Array]]:
     """The scalar Σ_c (chunk shares) and its truncated gradient: params keys, "X", "h0".
 
-    Inputs are validated by the callers (`loss_and_grads`, `vjp`).
+    Window k >= 1 (any k, whatever spec.truncation says); h0 = None means zeros;
+    `output_grad(start, stop, Y_c)` returns a real share and ∂/∂Y_c shaped like Y_c.
     """
+    h0 = rnn.check_inputs(spec, params, X, h0)
+    k = require_int("k", k)
+    if not callable(output_grad):
+        raise TypeError(f"output_grad: expected a callable (start, stop, Y_c) -> (share, dY_c),"
+                        f" received {describe(output_grad)}")
+    return _chunks(spec, params, X, h0, k, output_grad)
+
+
+def _share(result: Any, Y_c: Array) -> tuple[float, Array]:
+    """output_grad's (share, dY_c): a real number and a finite array shaped like Y_c."""
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise TypeError(f"output_grad: expected a tuple (share, dY_c), received {describe(result)}")
+    share, dY_c = result
+    share = require_real("output_grad's share", share)
+    require_array("output_grad's dY_c", dY_c, shape=Y_c.shape, dtype=Y_c.dtype.name)
+    return share, dY_c
+
+
+def _chunks(
+    spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array, k: int, output_grad: OutputGrad
+) -> tuple[float, dict[str, Array]]:
+    """truncated_bptt on validated input, chunk by chunk (module docstring)."""
     T = X.shape[0]
     W_ih, W_hh, b_ih, b_hh = (params[key] for key in RECURRENT_KEYS)
     grads = {key: np.zeros_like(value) for key, value in params.items()}
@@ -78,8 +101,11 @@ def truncated_bptt(
         h = H_c[-1]  # s_{c+1}: passed forward; a constant for every later chunk's backward
         if spec.readout == "last" and stop < T:
             continue  # no loss term in this chunk, so no gradient flows in it
-        Y_c, rcache = readout_forward(spec.readout, H_c, params["W_out"], params["b_out"])
-        share, dY_c = output_grad(start, stop, Y_c)
+        try:
+            Y_c, rcache = readout_forward(spec.readout, H_c, params["W_out"], params["b_out"])
+        except ValueError as err:
+            raise_if_overflowed(err, "params", "the forward pass (the hidden states H)", H_c)
+        share, dY_c = _share(output_grad(start, stop, Y_c), Y_c)
         total += share
         dH_c, dW_out, db_out = readout_backward(dY_c, rcache)
         g = rnn_sequence_backward(dH_c, seq)  # stops at s_c: nothing crosses the boundary
@@ -100,9 +126,12 @@ def truncated_bptt(
 
 
 def truncated_loss_and_grads(
-    spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array, targets: Array
+    spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array | None, targets: Array
 ) -> tuple[float, dict[str, Array]]:
     """The loss (unchanged by truncation) and the truncated gradient, window spec.truncation."""
+    k = _window(spec)
+    h0 = rnn.check_inputs(spec, params, X, h0)
+    rnn.check_targets(spec, targets, *X.shape[:2])
     T = X.shape[0]
 
     def loss_share(start: int, stop: int, Y_c: Array) -> tuple[float, Array]:
@@ -111,25 +140,29 @@ def truncated_loss_and_grads(
         # the chunk's mean, weighted by its share of the T steps, is its part of the full mean
         return readout_loss(spec, Y_c, targets[start:stop], (stop - start) / T)
 
-    return truncated_bptt(spec, params, X, h0, _window(spec), loss_share)
+    return _chunks(spec, params, X, h0, k, loss_share)
 
 
 def truncated_vjp(
-    spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array, dY: Array
+    spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array | None, dY: Array
 ) -> dict[str, Array]:
     """The truncated gradient of Σ Y ⊙ dY for an upstream gradient dY shaped like Y."""
+    k = _window(spec)
+    h0 = rnn.check_inputs(spec, params, X, h0)
+    require_array("dY", dY, shape=rnn.output_shape(spec, *X.shape[:2]), dtype=spec.dtype)
 
     def upstream(start: int, stop: int, Y_c: Array) -> tuple[float, Array]:
         dY_c = dY if spec.readout == "last" else dY[start:stop]
         return float(np.sum(Y_c * dY_c)), dY_c
 
-    return truncated_bptt(spec, params, X, h0, _window(spec), upstream)[1]
+    return _chunks(spec, params, X, h0, k, upstream)[1]
 
 
 def _window(spec: RNNSpec) -> int:
-    if spec.truncation is None:
+    k = rnn.require_spec(spec).truncation
+    if k is None:
         raise ValueError("truncation: expected an integer >= 1 for truncated BPTT, received None")
-    return spec.truncation
+    return k
 
 
 # ---------------------------------------------------------------- entry points: full or truncated
@@ -138,10 +171,10 @@ def _window(spec: RNNSpec) -> int:
 def vjp(spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array | None, dY: Array) -> dict[str, Array]:
     """Jᵀ dY for an upstream gradient dY shaped like Y: every parameter, "X" and "h0";
     truncated with window spec.truncation, full BPTT (refimpl.rnn) when it is None."""
+    if rnn.require_spec(spec).truncation is not None:
+        return truncated_vjp(spec, params, X, h0, dY)
     h0 = rnn.check_inputs(spec, params, X, h0)
     require_array("dY", dY, shape=rnn.output_shape(spec, *X.shape[:2]), dtype=spec.dtype)
-    if spec.truncation is not None:
-        return truncated_vjp(spec, params, X, h0, dY)
     return rnn.rnn_backward(dY, rnn.rnn_forward(spec, params, X, h0)[2])
 
 
@@ -150,8 +183,6 @@ def loss_and_grads(
 ) -> tuple[float, dict[str, Array]]:
     """The loss and its gradient for every parameter, "X" and "h0"; truncated with window
     spec.truncation, full BPTT (refimpl.rnn) when it is None."""
-    if spec.truncation is None:
+    if rnn.require_spec(spec).truncation is None:
         return rnn.loss_and_grads(spec, params, X, h0, targets)
-    h0 = rnn.check_inputs(spec, params, X, h0)
-    rnn.check_targets(spec, targets, *X.shape[:2])
     return truncated_loss_and_grads(spec, params, X, h0, targets)

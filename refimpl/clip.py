@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from numbers import Real
 from typing import Any
 
@@ -239,6 +239,8 @@ class ClipSpec:
 
 def spec_to_json(spec: Any) -> str:
     """A spec with a `norm_type` field as JSON, whose numbers have no inf: written "inf"."""
+    if not (is_dataclass(spec) and not isinstance(spec, type) and hasattr(spec, "norm_type")):
+        raise TypeError(f"spec: expected a spec dataclass with a norm_type field, received {describe(spec)}")
     data = asdict(spec)
     if math.isinf(data["norm_type"]):
         data["norm_type"] = "inf"
@@ -247,6 +249,8 @@ def spec_to_json(spec: Any) -> str:
 
 def spec_from_json(cls: Any, text: str) -> Any:
     """The inverse of spec_to_json for the spec class `cls`."""
+    if not (isinstance(cls, type) and is_dataclass(cls) and "norm_type" in {f.name for f in fields(cls)}):
+        raise TypeError(f"cls: expected a spec dataclass with a norm_type field, received {describe(cls)}")
     data = json_fields(cls, text)
     if data.get("norm_type") == "inf":
         data["norm_type"] = math.inf

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from numpy.typing import NDArray
 
-from refimpl._validate import require_array
+from refimpl._validate import require_array, require_instance
 
 Array = NDArray[Any]
 
@@ -49,7 +49,7 @@ def linear_forward(X: Array, W: Array, b: Array) -> tuple[Array, LinearCache]:
 
 def linear_backward(delta: Array, cache: LinearCache) -> LinearGrads:
     """Gradients of L with respect to X, W and b, given δ = ∂L/∂Z of shape (N, D_out)."""
-    X, W = cache
+    X, W = require_instance("cache", cache, LinearCache)
     require_array("delta", delta, shape=(X.shape[0], W.shape[0]), dtype=W.dtype.name)
     dW = delta.T @ X  # D_out, D_in
     db = delta.sum(axis=0)  # D_out

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._validate import require_array, require_labels, require_real
+from refimpl._validate import require_array, require_instance, require_labels, require_real
 
 Array = NDArray[Any]
 
@@ -34,33 +34,50 @@ class CrossEntropyCache(NamedTuple):
     labels: NDArray[np.int64]  # (N,)
 
 
+def _require_outputs(field: str, Z: Array) -> None:
+    """A finite (N, C) float array with N >= 1 rows and C >= 1 columns: a mean over no rows
+    is 0/0, and a softmax over no classes has no labels to pick."""
+    require_array(field, Z, shape=(None, None))
+    if Z.shape[0] < 1 or Z.shape[1] < 1:
+        raise ValueError(f"{field}: expected at least one row and one column, received shape {Z.shape}")
+
+
 def mse_forward(Y: Array, T: Array) -> tuple[float, MSECache]:
     """L = mean((Y - T)²) over every element."""
-    require_array("Y", Y, shape=(None, None))
+    _require_outputs("Y", Y)
     require_array("targets", T, shape=Y.shape, dtype=Y.dtype.name)
-    residual = Y - T  # N, C
+    with np.errstate(over="ignore"):
+        residual = Y - T  # N, C
+    if not np.isfinite(residual).all():
+        raise ValueError(f"Y: expected Y - targets within {Y.dtype}'s range, received"
+                         f" {int(np.count_nonzero(~np.isfinite(residual)))} differences that overflow")
     return float(np.mean(residual * residual)), MSECache(residual)
 
 
 def mse_backward(dloss: float, cache: MSECache) -> Array:
     """∂L/∂Y = dloss · 2 (Y - T) / (N C)."""
     dloss = require_real("dloss", dloss)
-    r = cache.residual
+    r = require_instance("cache", cache, MSECache).residual
     return r * r.dtype.type(2.0 * dloss / r.size)
 
 
 def log_softmax(Z: Array) -> Array:
-    """Z - logsumexp(Z) row-wise, with the row maximum subtracted first."""
+    """Z - logsumexp(Z) row-wise, with the row maximum subtracted first; Z (N, C), C >= 1."""
+    _require_outputs("logits", Z)
+    return _log_softmax(Z)
+
+
+def _log_softmax(Z: Array) -> Array:
     shifted = Z - Z.max(axis=1, keepdims=True)  # N, C; every entry <= 0
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 def cross_entropy_forward(Z: Array, labels: Array) -> tuple[float, CrossEntropyCache]:
     """L = mean over rows of -log softmax(Z)[y]."""
-    require_array("logits", Z, shape=(None, None))
+    _require_outputs("logits", Z)
     N, C = Z.shape
     y = require_labels("labels", labels, rows=N, classes=C)
-    logp = log_softmax(Z)  # N, C
+    logp = _log_softmax(Z)  # N, C
     loss = -float(np.mean(logp[np.arange(N), y]))
     return loss, CrossEntropyCache(np.exp(logp), y)
 
@@ -68,7 +85,7 @@ def cross_entropy_forward(Z: Array, labels: Array) -> tuple[float, CrossEntropyC
 def cross_entropy_backward(dloss: float, cache: CrossEntropyCache) -> Array:
     """∂L/∂Z = dloss · (softmax(Z) - onehot(y)) / N."""
     dloss = require_real("dloss", dloss)
-    probs, y = cache
+    probs, y = require_instance("cache", cache, CrossEntropyCache)
     N = probs.shape[0]
     dZ = probs.copy()
     dZ[np.arange(N), y] -= 1.0

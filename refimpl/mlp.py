@@ -35,8 +35,10 @@ from refimpl._validate import (
     FLOAT_DTYPES,
     describe,
     json_fields,
+    raise_if_overflowed,
     require_array,
     require_choice,
+    require_instance,
     require_int,
     require_real,
     require_same_keys,
@@ -152,7 +154,13 @@ class MLPCache(NamedTuple):
     layers: tuple[LayerCache, ...]  # one per layer, 1..L
 
 
+def require_spec(spec: Any) -> MLPSpec:
+    """An MLPSpec (TypeError otherwise)."""
+    return require_instance("spec", spec, MLPSpec, "an MLPSpec")
+
+
 def _require_plain(spec: MLPSpec) -> None:
+    require_spec(spec)
     if spec.batchnorm:
         raise ValueError("spec.batchnorm: refimpl.mlp runs MLPs without batch norm, expected False,"
                          " received True (the batch-normalized MLP is refimpl.mlp_bn)")
@@ -162,6 +170,7 @@ def init_params(spec: MLPSpec, rng: np.random.Generator) -> dict[str, Array]:
     """Wˡ, bˡ ~ U(-1/√D_{l-1}, 1/√D_{l-1}), torch's `nn.Linear` initialization, drawn in layer
     order. For a batch-norm spec only the weights are drawn here (its layers before batch norm
     have no bias); refimpl.mlp_bn.init_params adds γ and β."""
+    require_spec(spec)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, received {describe(rng)}")
     params: dict[str, Array] = {}
@@ -174,7 +183,7 @@ def init_params(spec: MLPSpec, rng: np.random.Generator) -> dict[str, Array]:
 
 def check_params(spec: MLPSpec, params: dict[str, Array]) -> None:
     """Keys, shapes, dtype and finiteness of a parameter dict."""
-    shapes = spec.param_shapes()
+    shapes = require_spec(spec).param_shapes()
     require_same_keys("params", params, shapes)
     for name, shape in shapes.items():
         require_array(f"params[{name!r}]", params[name], shape=shape, dtype=spec.dtype)
@@ -182,6 +191,7 @@ def check_params(spec: MLPSpec, params: dict[str, Array]) -> None:
 
 def check_batch(spec: MLPSpec, X: Array) -> None:
     """X of shape (N, D_0), N >= 1, in the spec's dtype."""
+    require_spec(spec)
     require_array("X", X, shape=(None, spec.sizes[0]), dtype=spec.dtype)
     if X.shape[0] < 1:
         raise ValueError(f"X: expected at least one row (N >= 1), received shape {X.shape}")
@@ -189,6 +199,9 @@ def check_batch(spec: MLPSpec, X: Array) -> None:
 
 def check_cache(spec: MLPSpec, cache: Any, cache_type: type[Any]) -> None:
     """A cache of `cache_type` from a forward pass of this spec's depth."""
+    require_spec(spec)
+    if not isinstance(cache_type, type):
+        raise TypeError(f"cache_type: expected a cache class, received {describe(cache_type)}")
     if not isinstance(cache, cache_type) or len(cache.layers) != spec.depth:
         received = len(cache.layers) if isinstance(cache, cache_type) else describe(cache)
         raise ValueError(f"cache: expected the {cache_type.__name__} of a {spec.depth}-layer"
@@ -202,7 +215,10 @@ def mlp_forward(spec: MLPSpec, params: dict[str, Array], X: Array) -> tuple[Arra
     check_batch(spec, X)
     A, layers = X, []
     for l in range(1, spec.depth + 1):
-        Z, lin = linear_forward(A, params[f"W{l}"], params[f"b{l}"])  # Zˡ, N, D_l
+        try:
+            Z, lin = linear_forward(A, params[f"W{l}"], params[f"b{l}"])  # Zˡ, N, D_l
+        except ValueError as err:  # A is X at l = 1, checked above; later, computed
+            raise_if_overflowed(err, "params", f"the forward pass (A{l - 1})", A)
         A, act = activations.activation_forward(
             spec.activation(l), Z, slope=spec.slope, leaky_kink=spec.leaky_kink)  # Aˡ, N, D_l
         layers.append(LayerCache(lin, act))
@@ -226,7 +242,10 @@ def mlp_backward_deltas(
     dA = dY  # ∂L/∂Aᴸ
     for l in range(spec.depth, 0, -1):
         lin, act = cache.layers[l - 1]
-        delta = activations.activation_backward(dA, act)  # δˡ = fˡ'(Zˡ) ⊙ ∂L/∂Aˡ, N, D_l
+        try:
+            delta = activations.activation_backward(dA, act)  # δˡ = fˡ'(Zˡ) ⊙ ∂L/∂Aˡ, N, D_l
+        except ValueError as err:  # dA is dY at l = L, checked above; later, computed
+            raise_if_overflowed(err, "params", f"the backward pass (∂L/∂A{l})", dA)
         deltas.append(delta)
         dA, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(delta, lin)  # δˡ Wˡ, δˡᵀ Aˡ⁻¹, Σ_n δˡ_n
     grads["X"] = dA
@@ -235,14 +254,14 @@ def mlp_backward_deltas(
 
 def loss_forward(spec: MLPSpec, Y: Array, targets: Array) -> tuple[float, Any]:
     """The spec's loss on the network output Y."""
-    if spec.loss == "mse":
+    if require_spec(spec).loss == "mse":
         return losses.mse_forward(Y, targets)
     return losses.cross_entropy_forward(Y, targets)
 
 
 def loss_backward(spec: MLPSpec, cache: Any, dloss: float = 1.0) -> Array:
     """∂L/∂Y for the spec's loss."""
-    if spec.loss == "mse":
+    if require_spec(spec).loss == "mse":
         return losses.mse_backward(dloss, cache)
     return losses.cross_entropy_backward(dloss, cache)
 

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from refimpl import activations
 from refimpl import batchnorm as bn
-from refimpl._validate import describe, require_array, require_same_keys
+from refimpl._validate import describe, raise_if_overflowed, require_array, require_same_keys
 from refimpl.linear import LinearCache, linear_backward, linear_forward
 from refimpl.mlp import (
     MLPSpec,
@@ -41,6 +41,7 @@ from refimpl.mlp import (
     check_params,
     loss_backward,
     loss_forward,
+    require_spec,
 )
 from refimpl.mlp import init_params as init_linear_params
 
@@ -58,9 +59,7 @@ class BNMLPCache(NamedTuple):
 
 
 def _require_batchnorm(spec: MLPSpec) -> None:
-    if not isinstance(spec, MLPSpec):
-        raise TypeError(f"spec: expected an MLPSpec, received {describe(spec)}")
-    if not spec.batchnorm:
+    if not require_spec(spec).batchnorm:
         raise ValueError("spec.batchnorm: refimpl.mlp_bn runs batch-normalized MLPs, expected True,"
                          " received False (the plain MLP is refimpl.mlp)")
 
@@ -81,12 +80,14 @@ def init_params(spec: MLPSpec, rng: np.random.Generator) -> dict[str, Array]:
 
 def init_state(spec: MLPSpec) -> dict[str, Array]:
     """Running means 0 and variances 1, as both frameworks start; {} without batch norm."""
+    require_spec(spec)
     return {k: (np.zeros if k.startswith("running_mean") else np.ones)(shape, spec.dtype)
             for k, shape in spec.state_shapes().items()}
 
 
 def check_state(spec: MLPSpec, state: dict[str, Array]) -> None:
     """Keys, shapes and dtype of a state dict."""
+    require_spec(spec)
     if not isinstance(state, dict):
         raise TypeError(f"state: expected a dict of arrays, received {describe(state)}")
     shapes = spec.state_shapes()
@@ -110,15 +111,20 @@ def mlp_bn_forward(
     convention = spec.bn_convention()
     A, new_state, layers = X, {}, []
     for l in range(1, spec.depth + 1):
-        if l == spec.depth:  # the output layer: Zᴸ = Aᴸ⁻¹ Wᴸᵀ + bᴸ, no normalization
-            Z, lin = linear_forward(A, params[f"W{l}"], params[f"b{l}"])  # N, D_L
-            norm = None
-        else:  # Zˡ = Aˡ⁻¹ Wˡᵀ, then Ẑˡ = γˡ ⊙ x̂ˡ + βˡ
-            Z, lin = linear_forward(A, params[f"W{l}"], np.zeros(spec.sizes[l], spec.dtype))
+        bias = params[f"b{l}"] if l == spec.depth else np.zeros(spec.sizes[l], spec.dtype)
+        try:  # Zᴸ = Aᴸ⁻¹ Wᴸᵀ + bᴸ for the output layer, Zˡ = Aˡ⁻¹ Wˡᵀ before batch norm
+            Z, lin = linear_forward(A, params[f"W{l}"], bias)  # N, D_l
+        except ValueError as err:  # A is X at l = 1, checked above; later, computed
+            raise_if_overflowed(err, "params", f"the forward pass (A{l - 1})", A)
+        norm = None
+        if l < spec.depth:  # Ẑˡ = γˡ ⊙ x̂ˡ + βˡ
             stats = {"running_mean": state[f"running_mean{l}"], "running_var": state[f"running_var{l}"]}
-            Z, stats, norm = bn.batchnorm_forward(
-                Z, {"gamma": params[f"gamma{l}"], "beta": params[f"beta{l}"]}, stats,
-                train=train, convention=convention)  # Ẑˡ, N, D_l
+            try:
+                Z, stats, norm = bn.batchnorm_forward(
+                    Z, {"gamma": params[f"gamma{l}"], "beta": params[f"beta{l}"]}, stats,
+                    train=train, convention=convention)  # Ẑˡ, N, D_l
+            except ValueError as err:
+                raise_if_overflowed(err, "params", f"the forward pass (Z{l})", Z)
             new_state[f"running_mean{l}"] = stats["running_mean"]
             new_state[f"running_var{l}"] = stats["running_var"]
         A, act = activations.activation_forward(
@@ -145,9 +151,15 @@ def mlp_bn_backward_deltas(
     dA = dY
     for l in range(spec.depth, 0, -1):
         lin, act, norm = cache.layers[l - 1]
-        delta = activations.activation_backward(dA, act)  # δᴸ, or ∂L/∂Ẑˡ before batch norm
+        try:
+            delta = activations.activation_backward(dA, act)  # δᴸ, or ∂L/∂Ẑˡ before batch norm
+        except ValueError as err:  # dA is dY at l = L, checked above; later, computed
+            raise_if_overflowed(err, "params", f"the backward pass (∂L/∂A{l})", dA)
         if norm is not None:  # terms [1] [2] [3] of refimpl.batchnorm
-            through = bn.batchnorm_backward(delta, norm)
+            try:
+                through = bn.batchnorm_backward(delta, norm)
+            except ValueError as err:
+                raise_if_overflowed(err, "params", f"the backward pass (∂L/∂Ẑ{l})", delta)
             delta, grads[f"gamma{l}"], grads[f"beta{l}"] = (
                 through["X"], through["gamma"], through["beta"])  # δˡ (N, D_l), D_l, D_l
         deltas.append(delta)

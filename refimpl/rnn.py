@@ -42,10 +42,13 @@ from refimpl._validate import (
     FLOAT_DTYPES,
     describe,
     json_fields,
+    raise_if_overflowed,
     require_array,
     require_choice,
+    require_instance,
     require_int,
     require_labels,
+    require_real,
     require_same_keys,
 )
 from refimpl.linear import LinearCache, linear_backward, linear_forward
@@ -99,8 +102,14 @@ class RNNSpec:
         return cls(**json_fields(cls, text))
 
 
+def require_spec(spec: Any) -> RNNSpec:
+    """An RNNSpec (TypeError otherwise)."""
+    return require_instance("spec", spec, RNNSpec, "an RNNSpec")
+
+
 def init_params(spec: RNNSpec, rng: np.random.Generator) -> dict[str, Array]:
     """Every parameter ~ U(-1/√H, 1/√H): torch's `nn.RNN`, and `nn.Linear(H, C)` for the readout."""
+    require_spec(spec)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, received {describe(rng)}")
     bound = 1.0 / np.sqrt(spec.hidden_size)
@@ -112,7 +121,7 @@ def init_params(spec: RNNSpec, rng: np.random.Generator) -> dict[str, Array]:
 
 def check_params(spec: RNNSpec, params: dict[str, Array]) -> None:
     """Keys, shapes, dtype and finiteness of a parameter dict."""
-    shapes = spec.param_shapes()
+    shapes = require_spec(spec).param_shapes()
     require_same_keys("params", params, shapes)
     for name, shape in shapes.items():
         require_array(f"params[{name!r}]", params[name], shape=shape, dtype=spec.dtype)
@@ -131,6 +140,9 @@ def check_inputs(spec: RNNSpec, params: dict[str, Array], X: Array, h0: Array | 
 
 
 def output_shape(spec: RNNSpec, T: int, N: int) -> tuple[int, ...]:
+    """The shape of Y for T steps of N examples: (N, C) for readout "last", else (T, N, C)."""
+    require_spec(spec)
+    T, N = require_int("T", T), require_int("N", N)
     return (N, spec.output_size) if spec.readout == "last" else (T, N, spec.output_size)
 
 
@@ -188,6 +200,7 @@ def rnn_step_forward(
 
 def rnn_step_backward(dh_t: Array, cache: StepCache) -> StepGrads:
     """δ_t = f'(z_t) ⊙ ∂L/∂h_t; then ∂L/∂x_t = δ_t W_ih, ∂L/∂h_{t-1} = δ_t W_hh and the weights'."""
+    require_instance("cache", cache, StepCache)
     require_array("dh_t", dh_t, shape=cache.act.kept.shape, dtype=cache.act.kept.dtype.name)
     delta = activations.activation_backward(dh_t, cache.act)  # N, H
     dx, dW_ih, db_ih = linear_backward(delta, cache.ih)
@@ -262,8 +275,10 @@ def rnn_sequence_backward(dH: Array, cache: SequenceCache) -> SequenceGrads:
     and every ∂L/∂x_t are single products over all (t, n) rows afterwards:
     ∂L/∂W_ih = Σ_t δ_tᵀ x_t = δᵀ X over T·N rows, ∂L/∂X = δ W_ih, ∂L/∂W_hh = δᵀ H_prev.
     """
-    X, H_prev, W_ih, W_hh, acts = cache
+    X, H_prev, W_ih, W_hh, acts = require_instance("cache", cache, SequenceCache)
     T, N, H = H_prev.shape
+    if len(acts) != T:
+        raise ValueError(f"cache: expected {T} activation caches (one per step), received {len(acts)}")
     require_array("dH", dH, shape=(T, N, H), dtype=H_prev.dtype.name)
     delta = np.empty_like(H_prev)  # T, N, H: δ_t = ∂L/∂z_t
     norms = np.empty(T)
@@ -271,7 +286,10 @@ def rnn_sequence_backward(dH: Array, cache: SequenceCache) -> SequenceGrads:
     for t in range(T - 1, -1, -1):
         dh = dH[t] + dh  # N, H: readout term + recurrent term
         norms[t] = np.linalg.norm(dh)
-        delta[t] = activations.activation_backward(dh, acts[t])
+        try:
+            delta[t] = activations.activation_backward(dh, acts[t])
+        except ValueError as err:  # dh is dH[T-1] at t = T, checked above; later, carried back
+            raise_if_overflowed(err, "params", f"BPTT (∂L/∂h_{t + 1})", dh)
         dh = delta[t] @ W_hh  # ∂L/∂h_{t-1}, N, H
     rows = delta.reshape(T * N, H)
     dW_ih = rows.T @ X.reshape(T * N, -1)  # H, D
@@ -301,6 +319,7 @@ def readout_forward(
 
 def readout_backward(dY: Array, cache: ReadoutCache) -> tuple[Array, Array, Array]:
     """(∂L/∂H (T, N, H), ∂L/∂W_out, ∂L/∂b_out); with "last", ∂L/∂H is zero before step T."""
+    require_instance("cache", cache, ReadoutCache)
     T, N, _ = cache.hidden_shape
     C = cache.linear.W.shape[0]
     shape = (N, C) if cache.readout == "last" else (T, N, C)
@@ -316,7 +335,14 @@ def readout_backward(dY: Array, cache: ReadoutCache) -> tuple[Array, Array, Arra
 def readout_loss(
     spec: RNNSpec, Y: Array, targets: Array, weight: float = 1.0
 ) -> tuple[float, Array]:
-    """weight · loss(Y, targets) and ∂/∂Y; the rows of Y are its (step, example) pairs."""
+    """weight · loss(Y, targets) and ∂/∂Y; the rows of Y are its (step, example) pairs.
+
+    Y is (N, C) for readout "last", (T, N, C) for "every"; targets as `check_targets`."""
+    last = require_spec(spec).readout == "last"
+    require_array("Y", Y, shape=(None, spec.output_size) if last else (None, None, spec.output_size),
+                  dtype=spec.dtype)
+    weight = require_real("weight", weight, minimum=0.0)
+    check_targets(spec, targets, *((1, Y.shape[0]) if last else Y.shape[:2]))
     C = Y.shape[-1]
     if spec.loss == "mse":
         loss, mcache = losses.mse_forward(Y.reshape(-1, C), targets.reshape(-1, C))
@@ -337,7 +363,10 @@ def rnn_forward(
     h0 = check_inputs(spec, params, X, h0)
     W_ih, W_hh, b_ih, b_hh = (params[key] for key in RECURRENT_KEYS)
     H_all, seq = rnn_sequence_forward(X, h0, W_ih, W_hh, b_ih, b_hh, spec.nonlinearity)
-    Y, rcache = readout_forward(spec.readout, H_all, params["W_out"], params["b_out"])
+    try:
+        Y, rcache = readout_forward(spec.readout, H_all, params["W_out"], params["b_out"])
+    except ValueError as err:
+        raise_if_overflowed(err, "params", "the forward pass (the hidden states H)", H_all)
     return Y, H_all, RNNCache(seq, rcache)
 
 
@@ -356,6 +385,7 @@ def _grads_dict(g: SequenceGrads, dW_out: Array, db_out: Array) -> dict[str, Arr
 
 def rnn_backward(dY: Array, cache: RNNCache) -> dict[str, Array]:
     """Full BPTT from the upstream gradient ∂L/∂Y: every parameter, "X" and "h0"."""
+    require_instance("cache", cache, RNNCache)
     dH, dW_out, db_out = readout_backward(dY, cache.readout)
     return _grads_dict(rnn_sequence_backward(dH, cache.sequence), dW_out, db_out)
 
@@ -376,7 +406,7 @@ def loss_and_grads(
 
 
 def _require_full(spec: RNNSpec) -> None:
-    if spec.truncation is not None:
+    if require_spec(spec).truncation is not None:
         raise ValueError(f"spec.truncation: refimpl.rnn computes full BPTT, expected None, received"
                          f" {spec.truncation} (truncated BPTT is refimpl.bptt)")
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from refimpl import gradcheck
+from refimpl import bptt, gradcheck, rnn, train
 from refimpl.activations import activation_backward, activation_forward
 from refimpl.linear import linear_backward, linear_forward
 from refimpl.losses import (
@@ -63,6 +63,41 @@ def square(p: dict[str, np.ndarray]) -> float:
 
 
 _, SMALL_CACHE = mlp_forward(MLPSpec((3, 2)), {"W1": P["W1"][:2], "b1": P["b1"][:2]}, X)
+
+# training: an MLP objective and variants that return too little, a misshapen gradient, a pair
+OBJECTIVE = train.mlp_objective(SPEC)
+BATCH = {"X": X, "targets": T}
+
+
+def without_b1(params: Any, state: Any, batch: Any) -> Any:
+    loss, grads, new_state = OBJECTIVE(params, state, batch)
+    return loss, {k: g for k, g in grads.items() if k != "b1"}, new_state
+
+
+def misshapen_b1(params: Any, state: Any, batch: Any) -> Any:
+    loss, grads, new_state = OBJECTIVE(params, state, batch)
+    return loss, {**grads, "b1": grads["b1"][:1]}, new_state
+
+
+def a_pair(params: Any, state: Any, batch: Any) -> Any:
+    return OBJECTIVE(params, state, batch)[:2]
+
+
+def sgd(lr: float = 0.1) -> train.SGDSpec:
+    return train.SGDSpec(lr)
+
+
+RNN_SPEC = rnn.RNNSpec(3, 4, 2)
+RNN_P = rnn.init_params(RNN_SPEC, RNG)
+RNN_X, RNN_H0 = RNG.standard_normal((5, 2, 3)), np.zeros((2, 4))
+
+
+def sum_of_outputs(start: int, stop: int, Y: np.ndarray) -> tuple[float, np.ndarray]:
+    return float(Y.sum()), np.ones_like(Y)
+
+
+def truncated(k: Any) -> Callable[[], Any]:
+    return lambda: bptt.truncated_bptt(RNN_SPEC, RNN_P, RNN_X, RNN_H0, k, sum_of_outputs)
 
 CASES = [
     # shapes
@@ -213,6 +248,71 @@ CASES = [
                  id="loss-empty-batch"),
     pytest.param(lambda: MLPSpec.from_json("{sizes: [3, 2]}"), ValueError, "spec",
                  id="json-malformed"),
+    # silent answers and unclear errors once found below the entry points
+    pytest.param(lambda: gradcheck.numerical_grads(square, {"x": np.array([True, False])}, keys=["x"]),
+                 TypeError, "point['x']", id="gradcheck-bool-point"),
+    pytest.param(lambda: gradcheck.numerical_grads(lambda p: p["x"] ** 2, POINT), TypeError, "f",
+                 id="gradcheck-f-returns-an-array"),
+    pytest.param(lambda: gradcheck.numerical_grads(lambda p: float("nan"), POINT), ValueError, "f",
+                 id="gradcheck-f-returns-nan"),
+    pytest.param(lambda: gradcheck.numerical_grads(square, {"x": np.array([np.finfo(float).max])}),
+                 ValueError, "point['x']", id="gradcheck-step-overflows"),
+    pytest.param(lambda: gradcheck.directional_derivative(square, {"x": np.array([True])},
+                                                          {"x": np.ones(1)}),
+                 TypeError, "point['x']", id="directional-bool-point"),
+    pytest.param(lambda: gradcheck.worst_mismatch([1.0], [1.0], rtol=1e-6, atol=0.0), TypeError,
+                 "analytic", id="worst-mismatch-lists"),
+    pytest.param(lambda: gradcheck.vjp_inner_product(lambda p: p["x"], lambda u: [u], POINT,
+                                                     np.random.default_rng(0)),
+                 TypeError, "vjp", id="vjp-returns-a-list"),
+    pytest.param(lambda: train.sgd_update({"W": np.ones((4, 3))}, {"W": np.ones(3)}, 0.1), ValueError,
+                 "grads['W']", id="sgd-gradient-broadcast-over-rows"),
+    pytest.param(lambda: train.sgd_update({"b": np.ones(4)}, {"b": np.ones((4, 4))}, 0.1), ValueError,
+                 "grads['b']", id="sgd-gradient-broadcast-to-a-matrix"),
+    pytest.param(lambda: train.sgd_update({"w": np.ones(2, np.float32)}, {"w": np.ones(2)}, 0.1),
+                 TypeError, "grads['w']", id="sgd-float64-gradient-for-float32"),
+    pytest.param(lambda: train.sgd_update({"w": np.ones(2)}, {"w": np.ones(2)}, -1), ValueError, "lr",
+                 id="sgd-negative-lr"),
+    pytest.param(lambda: train.sgd_update({"w": np.array([1e308])}, {"w": np.array([-1.0])}, 1e308),
+                 ValueError, "lr", id="sgd-step-overflows"),
+    pytest.param(lambda: train.sgd_update({"w": np.ones(2, np.float32)}, {"w": np.ones(2, np.float32)},
+                                          1e39),
+                 ValueError, "lr", id="sgd-lr-beyond-float32"),
+    pytest.param(lambda: train.train(without_b1, sgd(), P, {}, [BATCH]), ValueError, "objective",
+                 id="train-gradient-missing"),
+    pytest.param(lambda: train.train(misshapen_b1, sgd(), P, {}, [BATCH]), ValueError, "grads['b1']",
+                 id="train-gradient-misshapen"),
+    pytest.param(lambda: train.train(a_pair, sgd(), P, {}, [BATCH]), TypeError, "objective",
+                 id="train-objective-returns-a-pair"),
+    pytest.param(lambda: train.train(OBJECTIVE, sgd(), P, {}, "batches"), TypeError, "batches",
+                 id="train-batches-a-string"),
+    pytest.param(lambda: train.train(OBJECTIVE, sgd(), P, {}, [BATCH, "X"]), TypeError, "batches[1]",
+                 id="train-batch-a-string"),
+    pytest.param(lambda: train.train(OBJECTIVE, sgd(), P, {}, [{"X": X}]), ValueError, "batch",
+                 id="train-batch-without-targets"),
+    pytest.param(lambda: train.train(OBJECTIVE, sgd(1e308), P, {}, [BATCH] * 3), ValueError, "params",
+                 id="train-lr-1e308-overflows-the-next-backward",  # NumPy warns, then the check raises
+                 marks=pytest.mark.filterwarnings("ignore:overflow encountered in matmul")),
+    pytest.param(lambda: train.rnn_objective(RNN_SPEC)(RNN_P, {}, {"X": RNN_X, "y": T}), ValueError,
+                 "batch", id="rnn-objective-unknown-batch-key"),
+    pytest.param(truncated(-1), ValueError, "k", id="bptt-window-negative"),
+    pytest.param(truncated(0), ValueError, "k", id="bptt-window-zero"),
+    pytest.param(truncated(2.5), TypeError, "k", id="bptt-window-float"),
+    pytest.param(lambda: bptt.truncated_bptt(RNN_SPEC, RNN_P, RNN_X, RNN_H0, 2, lambda a, b, Y: Y),
+                 TypeError, "output_grad", id="bptt-output-grad-returns-an-array"),
+    pytest.param(lambda: mse_forward(np.ones((0, 2)), np.ones((0, 2))), ValueError, "Y",
+                 id="mse-zero-rows"),
+    pytest.param(lambda: mse_forward(np.ones((3, 0)), np.ones((3, 0))), ValueError, "Y",
+                 id="mse-zero-columns"),
+    pytest.param(lambda: mse_forward(np.array([[1e308]]), np.array([[-1e308]])), ValueError, "Y",
+                 id="mse-difference-overflows"),
+    pytest.param(lambda: cross_entropy_forward(np.ones((0, 2)), np.zeros(0, int)), ValueError, "logits",
+                 id="ce-zero-rows"),
+    pytest.param(lambda: cross_entropy_forward(np.ones((3, 0)), np.zeros(3, int)), ValueError, "logits",
+                 id="ce-zero-classes"),
+    pytest.param(lambda: mse_backward(1.0, ACT), TypeError, "cache", id="mse-backward-another-cache"),
+    pytest.param(lambda: linear_backward(np.ones((5, 4)), tuple(LIN)), TypeError, "cache",
+                 id="linear-backward-plain-tuple"),
 ]
 
 
@@ -225,6 +325,14 @@ def test_bad_input_raises_naming_the_field(call: Callable[[], Any], error: type,
     message = str(info.value)
     assert message.startswith(field) or f"{field}:" in message, message
     assert "expected" in message and "received" in message, message
+
+
+def test_an_overflow_in_a_later_step_says_which_step_and_lr() -> None:
+    """lr = 1e308 makes finite parameters of ~1e307 whose backward pass overflows at step 2."""
+    with pytest.raises(ValueError, match=r"^params: .*backward pass.*float64's range") as info, \
+            np.errstate(over="ignore"):
+        train.train(OBJECTIVE, sgd(1e308), P, {}, [BATCH] * 3)
+    assert info.value.__notes__ == ["in step 2 of train, at the parameters of 1 updates with lr = 1e+308"]
 
 
 def test_there_are_enough_bad_input_cases() -> None:

@@ -9,10 +9,12 @@ can be compared byte for byte with what the command draws now (tests/test_figure
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from refimpl._validate import describe
 from refimpl.figures.size import DPI, HEIGHT_IN, WIDTH_IN
 
 FIGURES: dict[str, tuple[str, str]] = {  # file stem -> (module of refimpl.figures, function drawing it)
@@ -44,6 +46,11 @@ def _drawers() -> dict[str, Callable[[Any], None]]:
 
 def render(out: Path, names: list[str] | None = None) -> list[Path]:
     """Draw the named figures (all by default) into `out`; returns the files written."""
+    if not isinstance(out, str | os.PathLike):
+        raise TypeError(f"out: expected a folder path, received {describe(out)}")
+    if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise TypeError(f"names: expected a list of figure names or None, received {describe(names)}")
+    out = Path(out)
     try:
         import matplotlib
     except ImportError as err:
