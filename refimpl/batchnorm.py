@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from refimpl._range import scaled_moments
 from refimpl._validate import (
     FLOAT_DTYPES,
     describe,
@@ -160,22 +161,57 @@ def init_state(D: int, dtype: Any = "float64") -> dict[str, Array]:
 
 
 def batch_statistics(X: Array) -> tuple[Array, Array]:
-    """(μ, σ²) per feature, σ² biased and two-pass: mean of (X - μ)², no cancellation."""
+    """(μ, σ²) per feature, σ² biased and two-pass: mean of (X - μ)², no cancellation, no
+    overflow or underflow (σ² is inf only where it exceeds the dtype's range)."""
     _require_batch(X)
-    mu = X.mean(axis=0)  # D
-    centered = X - mu  # N, D
-    return mu, (centered * centered).mean(axis=0)  # D, D
+    mu, var, _, _ = _statistics(X, DEFAULT_EPS)
+    return mu, var
+
+
+def _statistics(X: Array, eps: float) -> tuple[Array, Array, Array, Array]:
+    """μ, σ², x̂ = (X - μ) s and s = 1/√(σ² + ε) of a validated batch.
+
+    Computed plainly (two passes); a feature whose σ² + ε came out non-finite (a square or
+    the sum overflowed, or ε exceeds the dtype) or below the dtype's tiny (squares may have
+    underflowed: refimpl._range) is computed again scaled (`_rescale`), so x̂ and s are right wherever
+    they are representable: inputs scaled by 1e30 in float32 (1e200 in float64) still give
+    x̂ ≈ ±1, where the plain formula gives 1/σ = 0 and x̂ = 0.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mu = X.mean(axis=0)  # D
+        xhat = X - mu  # N, D: centered now, normalized in place below
+        var = (xhat * xhat).mean(axis=0)  # D, two-pass
+        inv_std = 1.0 / np.sqrt(var + eps)  # D
+        xhat *= inv_std  # x̂ = (X - μ) s, N, D
+    plain = (inv_std > 0) & (inv_std <= np.finfo(X.dtype).tiny ** -0.5)  # σ² + ε in [tiny, max]
+    if not plain.all():
+        _rescale(X, eps, ~plain, mu, var, xhat, inv_std)
+    return mu, var, xhat, inv_std
+
+
+def _rescale(X: Array, eps: float, cols: Array, mu: Array, var: Array, xhat: Array,
+             inv_std: Array) -> None:
+    """μ, σ², x̂, s of the features `cols`, written in place, from scaled moments in float64
+    (refimpl._range): X - μ = Cs 2^K, σ² = vs 2^{2K}, so with t = 2^K s,
+
+        t = 1/√(vs + ε 2^{-2K}) = 1/hypot(√vs, √ε 2^{-K}),   x̂ = Cs t,   s = t 2^{-K}
+
+    and nothing overflows; a constant feature (vs = 0) has x̂ = 0 and s = 1/√ε."""
+    mu_c, Cs, vs, K = scaled_moments(X[:, cols].astype(np.float64))  # float32: float64 holds more
+    constant = vs == 0.0
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        t = np.where(constant, 0.0, 1.0 / np.hypot(np.sqrt(vs), np.ldexp(np.sqrt(eps), -K)))  # D_c
+        mu[cols] = mu_c
+        var[cols] = np.ldexp(vs, 2 * K)  # inf only where σ² itself exceeds the dtype
+        xhat[:, cols] = Cs * t  # N, D_c
+        inv_std[cols] = np.where(constant, 1.0 / np.sqrt(eps), np.ldexp(t, -K))
 
 
 def _normalize(
     X: Array, gamma: Array, beta: Array, eps: float
 ) -> tuple[Array, BatchNormCache, Array, Array]:
     """The training forward, also returning μ and σ² for the running statistics."""
-    mu = X.mean(axis=0)  # D
-    xhat = X - mu  # N, D: centered now, normalized in place below
-    var = (xhat * xhat).mean(axis=0)  # D, two-pass
-    inv_std = 1.0 / np.sqrt(var + eps)  # D
-    xhat *= inv_std  # x̂ = (X - μ) s, N, D
+    mu, var, xhat, inv_std = _statistics(X, eps)  # D, D, (N, D), D
     Y = xhat * gamma  # N, D
     Y += beta
     return Y, BatchNormCache(xhat, inv_std, gamma), mu, var

@@ -37,9 +37,15 @@ dtype before it touches that tensor. Named behaviours, each pinned by a test:
 - "nan-norm": NaN < M is false and M / NaN is NaN: every entry becomes NaN.
 - "zero-max-norm": M = 0 with all-zero gradients gives zeros under torch
   (c = 0 / eps = 0) and NaN under optax (0 / 0); torch with eps = 0 gives NaN.
-- "float32-overflow": float32 sums of squares overflow once n >~ 1.8e19: the
-  norm is inf and finite gradients become 0 ("infinite-norm"); entries below
-  ~4e-23 square to 0, so n can be 0 for nonzero g (optax, M = 0: x / 0 · 0 = NaN).
+- "range": the norm is right wherever it is representable. A sum of squares that
+  overflowed or may have underflowed is taken again scaled by a power of two
+  (refimpl._range, as LAPACK's nrm2): ‖[1e200, 1]‖ = 1e200 in float64, ‖[1e20, 1]‖ = 1e20
+  in float32 (reported in float64 where it exceeds float32's range), ‖[1e-30, 1e-30]‖ =
+  1.4e-30 in float32. Where a convention's own arithmetic would then overflow or underflow
+  (n beyond a tensor's dtype, c = M / (n + eps) below the smallest normal number, M or eps
+  beyond the dtype), the result is computed in float64 dividing first, (g / (n + eps)) · M
+  or (g / n) · M, and cast once: [1e200, 1] clips to [1, 1e-200]. torch and optax sum the
+  squares plainly and return an infinite norm and zeros there (docs/findings/range-ends.md).
 - "tensorflow-rounds-below": below the threshold s = M · (1/M), which is 1 only up
   to one rounding (M = 49: 1 - 2⁻⁵³), so g may change by one rounding though n < M.
 - "tensorflow-nonfinite-scale": n - n is NaN for n = ±inf or NaN, so a non-finite
@@ -59,11 +65,12 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from numbers import Real
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from refimpl._range import plain_sum_is_accurate, scaled_l2, tiny_times_size
 from refimpl._validate import describe, json_fields, require_array, require_choice, require_real
 
 Array = NDArray[Any]
@@ -102,13 +109,45 @@ def _require_bool(field: str, value: Any) -> bool:
     return value
 
 
-def _total_norm(grads: Grads, norm_type: float) -> np.floating[Any]:
-    """‖g‖ in the promoted dtype of the gradients (validated input, non-empty)."""
+class _Norm(NamedTuple):
+    """‖g‖ in the gradients' promoted dtype, for the conventions' arithmetic, and exactly as
+    n = r 2^e in float64, which holds it where the dtype (or float64) overflows."""
+
+    n: np.floating[Any]
+    r: float
+    e: int
+    plain: bool  # the plain sum of squares was in range (refimpl._range); (r, e) split from n
+
+    def reported(self) -> float:
+        """n; the float64 value where the dtype overflows (float32 gradients of norm > 3.4e38)."""
+        if self.plain or np.isfinite(self.n):
+            return float(self.n)
+        with np.errstate(over="ignore"):
+            return float(np.ldexp(self.r, self.e))  # inf beyond float64's range
+
+
+def _split(n: float | np.floating[Any]) -> tuple[float, int]:
+    """(r, e) with n = r 2^e, r in [0.5, 1); (n, 0) for 0, inf and NaN."""
+    r, e = np.frexp(np.float64(n))
+    return float(r), int(e)
+
+
+def _total_norm(grads: Grads, norm_type: float) -> _Norm:
+    """‖g‖ of validated, non-empty gradients: the plain formula in the promoted dtype, scaled
+    where its sum of squares overflowed or may have underflowed (refimpl._range)."""
     dtype = np.result_type(*grads.values())
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         if norm_type == 2.0:
             squares = [np.sum(np.square(g), dtype=g.dtype) for g in grads.values()]
-            return np.sqrt(np.sum(np.array(squares, dtype=dtype)))
+            total = np.sum(np.array(squares, dtype=dtype))
+            if np.isnan(total) or plain_sum_is_accurate(total, tiny_times_size(grads.values())):
+                n = np.sqrt(total)
+                return _Norm(n, *_split(n), True)
+            largest = max(float(np.max(np.abs(g))) for g in grads.values() if g.size)
+            if largest == 0.0 or math.isinf(largest):  # all zero, or an infinite entry
+                return _Norm(dtype.type(largest), *_split(largest), True)
+            r, e = scaled_l2(list(grads.values()))
+            return _Norm(dtype.type(np.ldexp(r, e)), r, e, False)
         for key, g in grads.items():
             if g.size == 0:
                 raise ValueError(
@@ -116,14 +155,17 @@ def _total_norm(grads: Grads, norm_type: float) -> np.floating[Any]:
                     f" (max has no identity), received {describe(g)}"
                 )
         maxima = [np.max(np.abs(g)) for g in grads.values()]
-        return np.max(np.array(maxima, dtype=dtype))
+        n = np.max(np.array(maxima, dtype=dtype))
+        return _Norm(n, *_split(n), True)
 
 
 def global_norm(grads: Grads, norm_type: float = 2.0) -> float:
-    """‖g‖₂ = √(Σ g²) or ‖g‖_∞ = max |g| over every tensor; 0.0 for an empty dict."""
+    """‖g‖₂ = √(Σ g²) or ‖g‖_∞ = max |g| over every tensor; 0.0 for an empty dict.
+
+    Right wherever the norm is representable ("range" in the module docstring)."""
     _require_grads(grads)
     norm_type = _require_norm_type(norm_type)
-    return float(_total_norm(grads, norm_type)) if grads else 0.0
+    return _total_norm(grads, norm_type).reported() if grads else 0.0
 
 
 def clip_by_global_norm(
@@ -149,27 +191,66 @@ def clip_by_global_norm(
     if not grads:
         return {}, 0.0
     norm = _total_norm(grads, norm_type)
-    if error_if_nonfinite and not np.isfinite(norm):
+    if error_if_nonfinite and not math.isfinite(norm.reported()):
         raise NonFiniteNormError(
-            f"grads: the total norm of order {norm_type} is {float(norm)}, so the gradients"
+            f"grads: the total norm of order {norm_type} is {norm.reported()}, so the gradients"
             " cannot be clipped (error_if_nonfinite=True)"
         )
-    dtype = norm.dtype.type
     with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
-        if convention == "torch":
-            coef = np.minimum(dtype(max_norm) / (norm + dtype(eps)), dtype(1.0))  # clamp(max=1)
-            clipped = {k: np.asarray(g * g.dtype.type(coef)) for k, g in grads.items()}
-        elif convention == "tensorflow":
-            scale = dtype(max_norm) * np.minimum(dtype(1.0) / norm, dtype(1.0) / dtype(max_norm))
-            scale = scale + (norm - norm)  # NaN for a non-finite norm
-            clipped = {k: np.asarray(g * g.dtype.type(scale)) for k, g in grads.items()}
-        elif norm < dtype(max_norm):  # NaN < M is False: NaN takes the rescaling branch
-            clipped = {k: g.copy() for k, g in grads.items()}
-        else:
-            clipped = {
-                k: np.asarray((g / g.dtype.type(norm)) * g.dtype.type(max_norm)) for k, g in grads.items()
-            }
-    return clipped, float(norm)
+        clipped = _clip_plain(grads, norm, max_norm, convention, eps)
+        if clipped is None:
+            clipped = _clip_scaled(grads, norm, max_norm, convention, eps)
+    return clipped, norm.reported()
+
+
+def _clip_plain(grads: Grads, norm: _Norm, max_norm: float, convention: str, eps: float
+                ) -> Grads | None:
+    """Each convention's own arithmetic in the gradients' dtypes, or None where it would
+    overflow or underflow although the answer is representable (then `_clip_scaled`)."""
+    dtype = norm.n.dtype.type
+    narrow = min((g.dtype for g in grads.values()), key=lambda d: np.finfo(d).max).type
+    M = dtype(max_norm)
+    if not (norm.plain and np.isfinite(M) and np.isfinite(narrow(max_norm))):
+        return None
+    if convention == "torch":
+        if not np.isfinite(dtype(eps)):
+            return None
+        coef = np.minimum(M / (norm.n + dtype(eps)), dtype(1.0))  # clamp(max=1)
+        if max_norm > 0 and coef < np.finfo(narrow).tiny and np.isfinite(norm.n):
+            return None  # c underflows, g c need not
+        return {k: np.asarray(g * g.dtype.type(coef)) for k, g in grads.items()}
+    if convention == "tensorflow":
+        scale = M * np.minimum(dtype(1.0) / norm.n, dtype(1.0) / M)
+        scale = scale + (norm.n - norm.n)  # NaN for a non-finite norm
+        if max_norm > 0 and np.isfinite(norm.n) and min(scale, dtype(1.0) / norm.n) < np.finfo(narrow).tiny:
+            return None  # 1/n or s underflows, g s need not
+        return {k: np.asarray(g * g.dtype.type(scale)) for k, g in grads.items()}
+    if norm.n < M:  # NaN < M is False: NaN takes the rescaling branch
+        return {k: g.copy() for k, g in grads.items()}
+    if np.isfinite(norm.n) and not np.isfinite(narrow(norm.n)):
+        return None  # a float64 norm beyond float32's range: g / n is not 0 for float32 g
+    return {k: np.asarray((g / g.dtype.type(norm.n)) * g.dtype.type(M)) for k, g in grads.items()}
+
+
+def _clip_scaled(grads: Grads, norm: _Norm, max_norm: float, convention: str, eps: float) -> Grads:
+    """The convention's result computed in float64 from n = r 2^e, cast to each dtype once:
+    optax and tensorflow (g 2^{-e} / r) M; torch g / (n + ε) M, or (g 2^{-e} / (r + ε 2^{-e})) M
+    where n + ε overflows float64. Dividing first, no coefficient is formed that could underflow."""
+    r, e = norm.r, norm.e
+    n = float(np.ldexp(r, e))  # inf beyond float64's range
+    if convention == "tensorflow":
+        if norm.plain and not math.isfinite(n):  # an infinite or NaN entry: n - n is NaN
+            return {k: np.asarray(g * g.dtype.type(math.nan)) for k, g in grads.items()}
+        convention = "optax"  # M min(1/n, 1/M) is min(M/n, 1): optax's result, exactly
+    if convention == "optax" and n < max_norm:
+        return {k: g.copy() for k, g in grads.items()}
+    if convention == "torch" and math.isfinite(n + eps) and max_norm >= n + eps:
+        return {k: g.copy() for k, g in grads.items()}  # c = 1
+    if convention == "torch" and math.isfinite(n + eps):
+        return {k: ((g.astype(np.float64) / (n + eps)) * max_norm).astype(g.dtype) for k, g in grads.items()}
+    below = r if convention == "optax" else r + float(np.ldexp(eps, -e))
+    return {k: ((np.ldexp(g.astype(np.float64), -e) / below) * max_norm).astype(g.dtype)
+            for k, g in grads.items()}
 
 
 def clip_by_norm(grads: Grads, max_norm: float) -> Grads:
@@ -179,15 +260,18 @@ def clip_by_norm(grads: Grads, max_norm: float) -> Grads:
 
     in the tensor's dtype; a NaN sum gives n_k = NaN and NaN entries, an infinite one
     ±0 and NaN as "infinite-norm"; below the threshold (g_k · M) / M may differ from
-    g_k by one rounding."""
+    g_k by one rounding. At the ends of the range ("range"), n_k is taken scaled and
+    g_k · M / n_k computed in float64, dividing first."""
     _require_grads(grads)
     M = require_real("max_norm", max_norm, minimum=0.0)
     clipped = {}
     with np.errstate(divide="ignore", over="ignore", under="ignore", invalid="ignore"):
         for k, g in grads.items():
-            squares = np.sum(np.square(g), dtype=g.dtype)
-            norm = np.sqrt(squares) if squares > 0 else squares  # NaN > 0 is False: n = NaN
-            clipped[k] = np.asarray(g * g.dtype.type(M) / np.maximum(norm, g.dtype.type(M)))
+            norm = _total_norm({k: g}, 2.0)  # n_k in g's dtype: 0, inf and NaN as the sum gives them
+            if norm.plain and np.isfinite(g.dtype.type(M)):
+                clipped[k] = np.asarray(g * g.dtype.type(M) / np.maximum(norm.n, g.dtype.type(M)))
+            else:  # g_k · M / max(n_k, M) exactly: g_k below the threshold, (g_k / n_k) · M above
+                clipped[k] = _clip_scaled({k: g}, norm, M, "optax", 0.0)[k]
     return clipped
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from refimpl._range import plain_sum_is_accurate, scaled_l2, tiny_times_size
 from refimpl._validate import require_array, require_instance, require_labels, require_real
 
 Array = NDArray[Any]
@@ -43,15 +44,20 @@ def _require_outputs(field: str, Z: Array) -> None:
 
 
 def mse_forward(Y: Array, T: Array) -> tuple[float, MSECache]:
-    """L = mean((Y - T)²) over every element."""
+    """L = mean((Y - T)²) over every element, scaled where the squares or their sum
+    overflow (refimpl._range): inf only where L itself exceeds float64's range."""
     _require_outputs("Y", Y)
     require_array("targets", T, shape=Y.shape, dtype=Y.dtype.name)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
         residual = Y - T  # N, C
-    if not np.isfinite(residual).all():
-        raise ValueError(f"Y: expected Y - targets within {Y.dtype}'s range, received"
-                         f" {int(np.count_nonzero(~np.isfinite(residual)))} differences that overflow")
-    return float(np.mean(residual * residual)), MSECache(residual)
+        if not np.isfinite(residual).all():
+            raise ValueError(f"Y: expected Y - targets within {Y.dtype}'s range, received"
+                             f" {int(np.count_nonzero(~np.isfinite(residual)))} differences that overflow")
+        loss = float(np.mean(residual * residual))
+        if not plain_sum_is_accurate(loss * residual.size, tiny_times_size([residual])) and residual.any():
+            r, e = scaled_l2([residual])  # Σ (Y - T)² = r² 2^{2e}
+            loss = float(np.ldexp(r * r / residual.size, 2 * e))
+    return loss, MSECache(residual)
 
 
 def mse_backward(dloss: float, cache: MSECache) -> Array:

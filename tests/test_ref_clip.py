@@ -314,16 +314,19 @@ def test_nan_gradients_make_everything_nan(case: Any, other: float) -> None:
 
 
 def test_float32_overflow_and_underflow() -> None:
+    """Squares beyond float32's range do not make the norm inf, nor tiny ones 0 (more cases,
+    against math.hypot and exact rationals: tests/test_ref_range.py)."""
     big = {"w": np.array([1e20, 2.0], dtype=np.float32)}
     out, norm = clip_by_global_norm(big, 1.0)
-    assert norm == math.inf and np.array_equal(out["w"], [0.0, 0.0])
+    assert norm == pytest.approx(1e20, rel=1e-7)
+    np.testing.assert_allclose(out["w"], [1.0, 2e-20], rtol=1e-6)
     out64, norm64_ = clip_by_global_norm(as64(big), 1.0)
-    assert norm64_ == pytest.approx(1e20) and out64["w"][0] == pytest.approx(1.0)
+    assert norm64_ == pytest.approx(norm) and out64["w"][0] == pytest.approx(1.0)
     tiny = {"w": np.array([1e-30, -1e-30], dtype=np.float32)}
-    assert global_norm(tiny) == 0.0
+    assert global_norm(tiny) == pytest.approx(math.sqrt(2) * 1e-30, rel=1e-6)
     assert np.array_equal(clip_by_global_norm(tiny, 1.0)[0]["w"], tiny["w"])
-    assert np.array_equal(clip_by_global_norm(tiny, 0.0)[0]["w"], [0.0, 0.0])
-    assert np.all(np.isnan(clip_by_global_norm(tiny, 0.0, convention="optax")[0]["w"]))
+    for convention in ("torch", "optax"):  # n > 0: no 0 / 0
+        assert np.array_equal(clip_by_global_norm(tiny, 0.0, convention=convention)[0]["w"], [0.0, 0.0])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -363,7 +366,10 @@ def test_clip_by_value_edges() -> None:
 
 
 def edge_cases(seeds: int) -> list[tuple[dict[str, np.ndarray], float]]:
-    """`seeds` random cases per dtype, then every pinned edge (threshold, zero, inf, NaN, ...)."""
+    """`seeds` random cases per dtype, then every pinned edge (threshold, zero, inf, NaN, ...).
+
+    Not here: the ends of the range ([1e20, 2] in float32, [1e-30, -1e-30] with M = 0), where
+    the reference is right and torch and optax are not (docs/findings/range-ends.md)."""
     f32, f64 = np.float32, np.float64
     return [
         *[
@@ -378,8 +384,6 @@ def edge_cases(seeds: int) -> list[tuple[dict[str, np.ndarray], float]]:
         ({"a": np.zeros(3), "b": np.zeros((2, 2))}, 0.0),
         ({"a": np.array([1.0, np.inf], dtype=f64), "b": np.array([-2.0])}, 1.0),
         ({"a": np.array([1.0, np.nan], dtype=f32), "b": np.array([-2.0], dtype=f32)}, 1.0),
-        ({"w": np.array([1e20, 2.0], dtype=f32)}, 1.0),
-        ({"w": np.array([1e-30, -1e-30], dtype=f32)}, 0.0),
         ({"a": np.array([1.0, 2.0], dtype=f32), "b": np.array([3.0, -1.0])}, 1.0),
     ]
 
