@@ -11,6 +11,7 @@ What holds for one step θ' = θ - η ĝ (ĝ = clip(∂L/∂θ)):
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -162,6 +163,24 @@ def test_a_frozen_b_hh_is_the_one_bias_rnn(seed: int, dtype: str) -> None:
     casted, _, _ = train(rnn_objective(replace(RNN, dtype=dtype)), sgd, cast,
                          {}, [{k: v.astype(dtype) for k, v in b.items()} for b in batches])
     assert all(v.dtype == np.dtype(dtype) for v in casted.values())
+
+
+@pytest.mark.parametrize("frozen", [("b1",), ("W2", "b2"), ("W1",)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_frozen_gradients_leave_the_unclipped_norm(frozen: tuple[str, ...], seed: int) -> None:
+    """Without clipping too, the reported pre-clip norm is that of the trained gradients only
+    (torch: parameters with requires_grad=False; optax: outside the optimized pytree)."""
+    objective, params, batches = mlp_problem(mlp.MLPSpec((3, 5, 2)), seed)
+    sgd = SGDSpec(0.3, frozen=frozen)
+    new, _, info = train_step(objective, sgd, params, {}, batches[0])
+    _, g, _ = objective(params, {}, batches[0])
+    trained = [x for k, v in g.items() if k not in frozen for x in v.reshape(-1)]
+    everything = [x for v in g.values() for x in v.reshape(-1)]
+    assert info.norm == pytest.approx(math.hypot(*trained), rel=1e-13), "the norm must leave frozen out"
+    assert abs(math.hypot(*everything) - math.hypot(*trained)) > 1e-6 * math.hypot(*trained)
+    for k in params:
+        expected = params[k] if k in frozen else params[k] - 0.3 * g[k]
+        np.testing.assert_allclose(new[k], expected, rtol=1e-14, atol=1e-16, err_msg=k)
 
 
 @settings(max_examples=15, deadline=None)
