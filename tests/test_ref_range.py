@@ -61,7 +61,7 @@ def assert_close(received: np.ndarray, expected: np.ndarray, what: str, rtol: fl
     np.testing.assert_allclose(received, expected, rtol=max(2 * eps, rtol), atol=tiny, err_msg=what)
 
 
-# (gradients, max_norm): the issue's cases first, then each branch of the scaled computation
+# (gradients, max_norm): the cases torch and optax get wrong first, then each branch of the scaling
 CLIP_CASES = [
     pytest.param({"g": np.array([1e200, 1.0])}, 1.0, id="float64-1e200"),
     pytest.param({"g": np.array([1e20, 1.0], F32)}, 1.0, id="float32-1e20"),
@@ -176,7 +176,7 @@ def expected_xhat(X: np.ndarray, eps: float) -> np.ndarray:
 @pytest.mark.parametrize(("dtype", "scale"), [("float32", 1e30), ("float64", 1e200), ("float32", 1e-30),
                                               ("float64", 1e-200), ("float64", 1e300)])
 def test_batchnorm_inputs_scaled_to_the_ends_of_the_range(dtype: str, scale: float) -> None:
-    """The issue's case: float32 X · 1e30 (float64: 1e200) normalizes to x̂ ≈ ±1, not 0."""
+    """float32 X · 1e30 (float64: 1e200) normalizes to x̂ ≈ ±1, not 0 (torch and flax: 0 or NaN)."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((8, 5))
     Xs = (X * scale).astype(dtype)
