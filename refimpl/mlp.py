@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl import activations, losses
+from refimpl import activations, init, losses
 from refimpl import batchnorm as bn
 from refimpl._validate import (
     FLOAT_DTYPES,
@@ -166,19 +166,15 @@ def _require_plain(spec: MLPSpec) -> None:
                          " received True (the batch-normalized MLP is refimpl.mlp_bn)")
 
 
-def init_params(spec: MLPSpec, rng: np.random.Generator) -> dict[str, Array]:
-    """Wˡ, bˡ ~ U(-1/√D_{l-1}, 1/√D_{l-1}), torch's `nn.Linear` initialization, drawn in layer
-    order. For a batch-norm spec only the weights are drawn here (its layers before batch norm
-    have no bias); refimpl.mlp_bn.init_params adds γ and β."""
+def init_params(spec: MLPSpec, rng: np.random.Generator, scheme: str = "torch") -> dict[str, Array]:
+    """Wˡ, bˡ drawn in layer order under the initialization `scheme` (refimpl.init): "torch",
+    nn.Linear's U(-1/√D_{l-1}, 1/√D_{l-1}), or "flax", Dense's lecun_normal kernel and zero bias.
+    For a batch-norm spec only the linear layers' parameters (its layers before batch norm have
+    no bias); refimpl.mlp_bn.init_params adds γ and β."""
     require_spec(spec)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator, received {describe(rng)}")
-    params: dict[str, Array] = {}
-    for name, shape in spec.param_shapes().items():
-        if name[0] in "Wb" and name[1:].isdigit():  # not γˡ, βˡ (refimpl.mlp_bn)
-            bound = 1.0 / np.sqrt(spec.sizes[int(name[1:]) - 1])
-            params[name] = rng.uniform(-bound, bound, size=shape).astype(spec.dtype)
-    return params
+    inits = init.mlp_inits(spec.sizes, spec.batchnorm, scheme)
+    linear = {name: dist for name, dist in inits.items() if not name.startswith(bn.PARAM_KEYS)}
+    return init.draw(linear, spec.param_shapes(), rng, spec.dtype)
 
 
 def check_params(spec: MLPSpec, params: dict[str, Array]) -> None:

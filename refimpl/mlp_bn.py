@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl import activations
+from refimpl import activations, init
 from refimpl import batchnorm as bn
 from refimpl._validate import describe, raise_if_overflowed, require_array, require_same_keys
 from refimpl.linear import LinearCache, linear_backward, linear_forward
@@ -43,7 +43,6 @@ from refimpl.mlp import (
     loss_forward,
     require_spec,
 )
-from refimpl.mlp import init_params as init_linear_params
 
 Array = NDArray[Any]
 
@@ -64,18 +63,11 @@ def _require_batchnorm(spec: MLPSpec) -> None:
                          " received False (the plain MLP is refimpl.mlp)")
 
 
-def init_params(spec: MLPSpec, rng: np.random.Generator) -> dict[str, Array]:
-    """Wˡ, bᴸ as refimpl.mlp.init_params (torch's nn.Linear); γˡ = 1, βˡ = 0, as
-    nn.BatchNorm1d and flax's BatchNorm (no draws: the weights are as without batch norm)."""
+def init_params(spec: MLPSpec, rng: np.random.Generator, scheme: str = "torch") -> dict[str, Array]:
+    """Wˡ, bᴸ as refimpl.mlp.init_params under `scheme` (refimpl.init); γˡ = 1, βˡ = 0 in both
+    schemes, as nn.BatchNorm1d and flax's BatchNorm (no draws: the weights are as without batch norm)."""
     _require_batchnorm(spec)
-    drawn = init_linear_params(spec, rng)
-    params: dict[str, Array] = {}
-    for name, shape in spec.param_shapes().items():
-        if name.startswith(bn.PARAM_KEYS):
-            params[name] = (np.ones if name.startswith("gamma") else np.zeros)(shape, spec.dtype)
-        else:
-            params[name] = drawn[name]
-    return params
+    return init.draw(init.mlp_inits(spec.sizes, True, scheme), spec.param_shapes(), rng, spec.dtype)
 
 
 def init_state(spec: MLPSpec) -> dict[str, Array]:

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl import activations, losses
+from refimpl import activations, init, losses
 from refimpl._validate import (
     FLOAT_DTYPES,
     describe,
@@ -107,16 +107,12 @@ def require_spec(spec: Any) -> RNNSpec:
     return require_instance("spec", spec, RNNSpec, "an RNNSpec")
 
 
-def init_params(spec: RNNSpec, rng: np.random.Generator) -> dict[str, Array]:
-    """Every parameter ~ U(-1/√H, 1/√H): torch's `nn.RNN`, and `nn.Linear(H, C)` for the readout."""
+def init_params(spec: RNNSpec, rng: np.random.Generator, scheme: str = "torch") -> dict[str, Array]:
+    """Every parameter under the initialization `scheme` (refimpl.init): "torch", U(-1/√H, 1/√H)
+    as `nn.RNN` and `nn.Linear(H, C)` for the readout, or "flax", `SimpleCell` and `Dense`'s."""
     require_spec(spec)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng: expected a numpy.random.Generator, received {describe(rng)}")
-    bound = 1.0 / np.sqrt(spec.hidden_size)
-    return {
-        name: rng.uniform(-bound, bound, size=shape).astype(spec.dtype)
-        for name, shape in spec.param_shapes().items()
-    }
+    inits = init.rnn_inits(spec.input_size, spec.hidden_size, spec.output_size, scheme)
+    return init.draw(inits, spec.param_shapes(), rng, spec.dtype)
 
 
 def check_params(spec: RNNSpec, params: dict[str, Array]) -> None:
