@@ -14,17 +14,15 @@ within bounds.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance.case import Case
+from conformance.case import Arrays, Case
 from conformance.profiles import Profile
-from conformance.strategies import catalog_or, seeds
+from conformance.strategies import catalog_or, seeds, uniform_fan_in
 from refimpl.activations import ACTIVATIONS, LEAKY_KINKS
 from refimpl.losses import LOSSES
-from refimpl.mlp import MLPSpec, init_params
+from refimpl.mlp import MLPSpec
 
 # ci: a fixed catalog, so each spec compiles once per dtype and is reused by every property.
 MLP_CATALOG = (
@@ -65,6 +63,21 @@ def batch_sizes(profile: Profile) -> st.SearchStrategy[int]:
     return st.sampled_from((1, 2, 3, 4, 8, 16))
 
 
+def mlp_params(spec: MLPSpec, rng: np.random.Generator) -> Arrays:
+    """float64 parameters in layer order, drawn as torch initializes them: Wˡ (D_l, D_{l-1})
+    and bˡ ~ U(-1/√D_{l-1}, 1/√D_{l-1}) (nn.Linear). With batch norm the hidden layers have no
+    bias and hold γˡ = 1, βˡ = 0 instead (nn.BatchNorm1d), which take no draws."""
+    params: Arrays = {}
+    depth = len(spec.sizes) - 1
+    for l, (fan_in, width) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True), start=1):
+        params[f"W{l}"] = uniform_fan_in(rng, (width, fan_in), fan_in)
+        if spec.batchnorm and l < depth:
+            params[f"gamma{l}"], params[f"beta{l}"] = np.ones(width), np.zeros(width)
+        else:
+            params[f"b{l}"] = uniform_fan_in(rng, (width,), fan_in)
+    return params
+
+
 def mlp_case(spec: MLPSpec, batch: int, seed: int, *, kinks: bool = False) -> Case:
     """Parameters (torch's init, float64), a batch, targets and two upstream gradients.
 
@@ -72,7 +85,7 @@ def mlp_case(spec: MLPSpec, batch: int, seed: int, *, kinks: bool = False) -> Ca
     reach every activation with a pre-activation of exactly 0.
     """
     rng = np.random.default_rng(seed)
-    params = init_params(replace(spec, dtype="float64"), rng)
+    params = mlp_params(spec, rng)
     X = rng.standard_normal((batch, spec.sizes[0]))
     if kinks:
         params = {k: (np.zeros_like(v) if k.startswith("b") else v) for k, v in params.items()}

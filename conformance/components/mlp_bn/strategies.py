@@ -1,7 +1,7 @@
 """Hypothesis strategies for the batch-normalized MLP component "mlp_bn".
 
 Hypothesis draws the structure (spec, batch size, mode, a seed); NumPy draws the
-values from the seed: W and b by torch's init, γ of either sign with |γ| in
+values from the seed: W and b by torch's init (mlp_params), γ of either sign with |γ| in
 [0.5, 1.5] and β ~ N(0, 0.5²) (γ = 1, β = 0, the frameworks' init, would hide a
 swapped or dropped γ), running statistics away from their initial 0 and 1
 (running mean ~ N(0, 0.5²), running variance ~ U(0.5, 2)), X ~ N(0, 1), targets
@@ -26,12 +26,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 from conformance.case import Case
+from conformance.components.mlp.strategies import mlp_params
 from conformance.profiles import Profile
 from conformance.strategies import seeds
 from refimpl.activations import ACTIVATIONS, LEAKY_KINKS
 from refimpl.losses import LOSSES
 from refimpl.mlp import MLPSpec
-from refimpl.mlp_bn import init_params, init_state
 
 # fmt: off
 BN_CATALOG = (
@@ -57,17 +57,19 @@ def bn_case(spec: MLPSpec, batch: int, seed: int, *, train: bool,
     first batch norm sees features of mean ILL_MEAN and spread |W1_d - mean W1_d + 1/D_0|
     (about 0.6 for D_0 = 3)."""
     rng = np.random.default_rng(seed)
-    spec64 = replace(spec, dtype="float64")
-    params = init_params(spec64, rng)
-    for l in spec.bn_layers():
+    params = mlp_params(spec, rng)
+    hidden = range(1, len(spec.sizes) - 1)  # the layers followed by batch norm
+    for l in hidden:
         D = spec.sizes[l]
         params[f"gamma{l}"] = rng.choice([-1.0, 1.0], D) * rng.uniform(0.5, 1.5, D)
         params[f"beta{l}"] = rng.normal(0.0, 0.5, D)
     if ill_conditioned:
         W1 = params["W1"]
         params["W1"] = W1 - W1.mean(axis=1, keepdims=True) + 1.0 / spec.sizes[0]
-    state = {k: (rng.normal(0.0, 0.5, v.shape) if k.startswith("running_mean")
-                 else rng.uniform(0.5, 2.0, v.shape)) for k, v in init_state(spec64).items()}
+    state = {}
+    for l in hidden:
+        state[f"running_mean{l}"] = rng.normal(0.0, 0.5, spec.sizes[l])
+        state[f"running_var{l}"] = rng.uniform(0.5, 2.0, spec.sizes[l])
     C = spec.sizes[-1]
     X = rng.standard_normal((batch, spec.sizes[0])) + (ILL_MEAN if ill_conditioned else 0.0)
     if spec.loss == "cross_entropy":

@@ -1,7 +1,7 @@
 """Hypothesis strategies for the Elman RNN components "rnn" (full BPTT) and "rnn_truncated".
 
 Hypothesis draws the structure (spec, sequence length T, batch N, the BPTT window
-k, a seed); NumPy draws the values from the seed: parameters by torch's init,
+k, a seed); NumPy draws the values from the seed: parameters by torch's init (rnn_params),
 X ~ N(0, 1), a NON-ZERO initial state h0 ~ N(0, 1) (with h0 = 0 a backward that
 drops the δ_1ᵀ h0 term of ∂L/∂W_hh, or ∂L/∂h0 itself, would pass), targets and
 two random upstream gradients "dY", "dY2" shaped like Y.
@@ -20,11 +20,11 @@ from typing import NamedTuple
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance.case import Case
+from conformance.case import Arrays, Case
 from conformance.profiles import Profile
-from conformance.strategies import catalog_or, seeds
+from conformance.strategies import catalog_or, seeds, uniform_fan_in
 from refimpl.losses import LOSSES
-from refimpl.rnn import NONLINEARITIES, READOUTS, RNNSpec, init_params, output_shape
+from refimpl.rnn import NONLINEARITIES, READOUTS, RNNSpec
 
 
 class Shape(NamedTuple):
@@ -49,12 +49,25 @@ TRUNCATED_CATALOG = (
 # fmt: on
 
 
+def rnn_params(spec: RNNSpec, rng: np.random.Generator) -> Arrays:
+    """float64 parameters drawn as torch initializes nn.RNN and its nn.Linear(H, C) readout:
+    every tensor ~ U(-1/√H, 1/√H), in the order W_ih, W_hh, b_ih, b_hh, W_out, b_out."""
+    D, H, C = spec.input_size, spec.hidden_size, spec.output_size
+    shapes = {"W_ih": (H, D), "W_hh": (H, H), "b_ih": (H,), "b_hh": (H,), "W_out": (C, H), "b_out": (C,)}
+    return {name: uniform_fan_in(rng, shape, H) for name, shape in shapes.items()}
+
+
+def outputs_shape(spec: RNNSpec, T: int, N: int) -> tuple[int, ...]:
+    """Y: (N, C) with readout "last", (T, N, C) with "every"."""
+    return (N, spec.output_size) if spec.readout == "last" else (T, N, spec.output_size)
+
+
 def rnn_case(shape: Shape, seed: int, component: str = "rnn") -> Case:
     """Float64 masters for one shape: params, X (T, N, D), h0 (N, H), targets, dY, dY2."""
     spec, T, N = shape
     rng = np.random.default_rng(seed)
-    params = init_params(replace(spec, dtype="float64"), rng)
-    Y_shape = output_shape(spec, T, N)
+    params = rnn_params(spec, rng)
+    Y_shape = outputs_shape(spec, T, N)
     targets: np.ndarray
     if spec.loss == "cross_entropy":
         targets = rng.integers(0, spec.output_size, size=Y_shape[:-1])

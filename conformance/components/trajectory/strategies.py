@@ -20,11 +20,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 from conformance.case import Case
-from conformance.components.mlp.strategies import mlp_specs
+from conformance.components.mlp.strategies import mlp_params, mlp_specs
+from conformance.components.rnn.strategies import outputs_shape, rnn_params
 from conformance.components.trajectory.reference import CLIP_KINDS, TrajectorySpec
 from conformance.profiles import Profile
 from conformance.strategies import catalog_or, seeds
-from refimpl import mlp, mlp_bn, rnn
+from refimpl import mlp, rnn
 from refimpl.clip import global_norm
 from refimpl.train import mlp_objective, rnn_objective
 
@@ -64,7 +65,7 @@ def _batch(network: mlp.MLPSpec | rnn.RNNSpec, rng: np.random.Generator, N: int,
         batch = {"X": rng.standard_normal((N, D))}
     else:
         D, C = network.input_size, network.output_size
-        lead = rnn.output_shape(network, T, N)[:-1]
+        lead = outputs_shape(network, T, N)[:-1]
         batch = {"X": rng.standard_normal((T, N, D)), "h0": rng.standard_normal((N, network.hidden_size))}
     if network.loss == "cross_entropy":
         batch["targets"] = rng.integers(0, C, size=lead)
@@ -80,13 +81,12 @@ def trajectory_case(plan: Plan, seed: int, ratio: float | None = None) -> Case:
     rng = np.random.default_rng(seed)
     network = replace(spec.network, dtype="float64")
     is_mlp = isinstance(network, mlp.MLPSpec)
-    if is_mlp:
-        params = (mlp_bn if network.batchnorm else mlp).init_params(network, rng)
-    else:
-        params = rnn.init_params(network, rng)
-    shapes = network.state_shapes() if isinstance(network, mlp.MLPSpec) else {}
-    state = {k: (0.5 * rng.standard_normal(shape) if k.startswith("running_mean")
-                 else rng.uniform(0.5, 2.0, size=shape)) for k, shape in shapes.items()}
+    params = mlp_params(network, rng) if is_mlp else rnn_params(network, rng)
+    state = {}
+    if isinstance(network, mlp.MLPSpec) and network.batchnorm:
+        for l in range(1, len(network.sizes) - 1):  # the layers followed by batch norm
+            state[f"running_mean{l}"] = 0.5 * rng.standard_normal(network.sizes[l])
+            state[f"running_var{l}"] = rng.uniform(0.5, 2.0, size=network.sizes[l])
     per_step = [_batch(network, rng, N, T) for _ in range(steps)]
     inputs = {k: np.stack([b[k] for b in per_step]) for k in per_step[0]}
     if spec.clip_kind != "none":
