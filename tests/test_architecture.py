@@ -9,6 +9,7 @@ import is a dependency all the same); imports under `if TYPE_CHECKING:` do not.
 from __future__ import annotations
 
 import ast
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,71 @@ def test_the_checks_above_can_fail() -> None:
     finally:
         GRAPH.clear()
         GRAPH.update(saved)
+
+
+# ---------------------------------------------------------------- adapters independent of the reference
+
+def spec_classes() -> set[type]:
+    from conformance import registry
+
+    return {record.spec_class for record in registry.components().values()}
+
+
+def computed_names() -> set[str]:
+    """What the components' spec classes compute (methods, properties), as opposed to the
+    dataclass fields they hold: an adapter reads the fields and builds its network itself."""
+    names: set[str] = set()
+    for cls in spec_classes():
+        held = {f.name for f in dataclasses.fields(cls)}
+        names |= {name for name, value in vars(cls).items() if not name.startswith("_") and name not in held
+                  and (callable(value) or isinstance(value, property | classmethod | staticmethod))}
+    return names
+
+
+def reference_calls(source: str, computed: set[str], allowed: set[str]) -> list[str]:
+    """Where `source` imports from refimpl anything but the `allowed` spec classes, or reaches
+    an attribute in `computed` on anything but an imported module (optax.sgd is no spec's sgd)."""
+    tree = ast.parse(source)
+    modules: set[str] = set()
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            found += [f"line {node.lineno}: import {a.name}" for a in node.names
+                      if a.name.split(".")[0] == "refimpl"]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            modules |= {a.asname or a.name for a in node.names}
+            if node.module.split(".")[0] == "refimpl":
+                found += [f"line {node.lineno}: from {node.module} import {a.name}" for a in node.names
+                          if a.name not in allowed]
+    for node in ast.walk(tree):
+        on_module = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+            and node.value.id in modules
+        if isinstance(node, ast.Attribute) and node.attr in computed and not on_module:
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return sorted(found)
+
+
+ADAPTERS = sorted((ROOT / "conformance" / "components").glob("*/*_adapter.py"))
+
+
+@pytest.mark.parametrize("path", ADAPTERS, ids=lambda p: f"{p.parent.name}.{p.stem}")
+def test_adapters_read_spec_fields_and_call_nothing_of_the_reference(path: Path) -> None:
+    """A fault in a refimpl helper (MLPSpec.activation, bn_layers, rnn.output_shape, ...) must
+    change the reference and not the frameworks, so the suite sees it: an adapter imports from
+    refimpl only the spec classes (for isinstance and annotations) and calls no spec method."""
+    allowed = {cls.__name__ for cls in spec_classes() if cls.__module__.startswith("refimpl")}
+    found = reference_calls(path.read_text(), computed_names(), allowed)
+    assert not found, f"{path.relative_to(ROOT)} reaches into the reference: {found}"
+
+
+def test_the_adapter_check_can_fail() -> None:
+    computed = computed_names()
+    assert ADAPTERS
+    assert {"activation", "bn_layers", "param_shapes", "depth", "network_spec", "sgd"} <= computed
+    bad = ("import optax\nfrom refimpl.mlp import MLPSpec, init_params\n"
+           "from refimpl.rnn import output_shape\ndef f(spec, case):\n    optax.sgd(0.1)\n"
+           "    return spec.activation(1), case.spec.depth\n")
+    assert reference_calls(bad, computed, {"MLPSpec"}) == [
+        "line 2: from refimpl.mlp import init_params", "line 3: from refimpl.rnn import output_shape",
+        "line 6: case.spec.depth", "line 6: spec.activation"]

@@ -52,7 +52,8 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
         )
     updates = {k: jnp.asarray(v) for k, v in cast_floats(case.inputs, spec.dtype).items()}
     params = {k: jnp.asarray(v) for k, v in cast_floats(case.params, spec.dtype).items()}
-    both, norm = _clip(updates, params, spec.threshold)
+    threshold = spec.max_norm if spec.kind == "global_norm" else spec.clip_value
+    both, norm = _clip(updates, params, threshold)
     outputs = {f"clipped/{k}": np.asarray(v, np.float64) for k, v in both[spec.kind].items()}
     if spec.kind == "global_norm":
         outputs["norm"] = np.asarray(norm, np.float64)

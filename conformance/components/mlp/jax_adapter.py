@@ -41,7 +41,16 @@ ACTIVATIONS: dict[str, Callable[[jax.Array, float], jax.Array]] = {
 }
 
 
+def normalized_layers(spec: MLPSpec) -> range:
+    """The layers l (1-based) a BatchNorm follows: the hidden ones, 1 .. L-1, with spec.batchnorm."""
+    return range(1, len(spec.sizes) - 1) if spec.batchnorm else range(0)
+
+
 class FlaxMLP(nn.Module):
+    """A Dense per width after the first in spec.sizes, the hidden activation after each but
+    the last, the output activation after the last; with spec.batchnorm a BatchNorm after every
+    hidden Dense, which then has no bias (β takes its place)."""
+
     spec: MLPSpec
     train: bool = True  # batch norm: batch statistics (True) or the running ones
     fast_variance: bool = True  # BatchNorm's use_fast_variance (flax's default: True)
@@ -49,17 +58,19 @@ class FlaxMLP(nn.Module):
     @nn.compact
     def __call__(self, X: jax.Array) -> jax.Array:
         dtype = jnp.dtype(self.spec.dtype)
-        for l in range(1, self.spec.depth + 1):
-            dense = nn.Dense(self.spec.sizes[l], use_bias=l not in self.spec.bn_layers(),
-                             dtype=dtype, param_dtype=dtype, name=f"Dense_{l}")  # refimpl.mlp
-            Z = dense(X)
+        normalized = normalized_layers(self.spec)
+        for l, width in enumerate(self.spec.sizes[1:], start=1):
+            Z = nn.Dense(width, use_bias=l not in normalized, dtype=dtype, param_dtype=dtype,
+                         name=f"Dense_{l}")(X)
             if self.spec.batchnorm:  # ∂L/∂Zˡ is the gradient of this zero perturbation
                 Z = self.perturb(f"Z{l}", Z)
-            if l in self.spec.bn_layers():
+            if l in normalized:
                 Z = nn.BatchNorm(use_running_average=not self.train, momentum=self.spec.bn_momentum,
                                  epsilon=self.spec.bn_eps, use_fast_variance=self.fast_variance,
                                  dtype=dtype, param_dtype=dtype, name=f"BatchNorm_{l}")(Z)
-            X = ACTIVATIONS[self.spec.activation(l)](Z, self.spec.slope)
+            last = l == len(self.spec.sizes) - 1
+            activation = self.spec.output_activation if last else self.spec.hidden_activation
+            X = ACTIVATIONS[activation](Z, self.spec.slope)
         return X
 
 
@@ -82,7 +93,7 @@ def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
 
 def to_variables(spec: MLPSpec, params: Arrays) -> dict[str, Any]:
     layers: dict[str, Any] = {}
-    for l in range(1, spec.depth + 1):
+    for l in range(1, len(spec.sizes)):
         layers[f"Dense_{l}"] = {"kernel": jnp.asarray(params[f"W{l}"].T)}
         if f"b{l}" in params:  # none before batch norm
             layers[f"Dense_{l}"]["bias"] = jnp.asarray(params[f"b{l}"])
@@ -91,7 +102,7 @@ def to_variables(spec: MLPSpec, params: Arrays) -> dict[str, Any]:
 
 def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
     grads = {}
-    for l in range(1, spec.depth + 1):
+    for l in range(1, len(spec.sizes)):
         layer = variables["params"][f"Dense_{l}"]
         grads[f"W{l}"] = np.asarray(layer["kernel"], dtype=np.float64).T
         if "bias" in layer:  # none before batch norm

@@ -35,30 +35,37 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
 
 
 class TorchMLP(nn.Module):
+    """An nn.Linear per pair of consecutive widths in spec.sizes, the hidden activation after
+    each but the last, the output activation after the last. With spec.batchnorm an
+    nn.BatchNorm1d follows every hidden nn.Linear, which then has no bias (β takes its place)."""
+
     def __init__(self, spec: MLPSpec, device: torch.device) -> None:
         super().__init__()
         dtype = getattr(torch, spec.dtype)
         self.spec = spec
-        self.layers = nn.ModuleList(  # no bias before batch norm (refimpl.mlp)
-            nn.Linear(n_in, n_out, bias=l not in spec.bn_layers(), dtype=dtype, device=device)
-            for l, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True), 1)
+        hidden = spec.sizes[1:-1]
+        self.layers = nn.ModuleList(
+            nn.Linear(n_in, n_out, bias=not (spec.batchnorm and l < len(hidden)), dtype=dtype,
+                      device=device)
+            for l, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True))
         )
-        self.norms = nn.ModuleList(  # norms[l - 1] follows layers[l - 1], l in spec.bn_layers()
-            nn.BatchNorm1d(spec.sizes[l], eps=spec.bn_eps, momentum=spec.bn_momentum, dtype=dtype,
+        self.norms = nn.ModuleList(  # norms[l - 1] follows layers[l - 1], l = 1 .. L - 1
+            nn.BatchNorm1d(width, eps=spec.bn_eps, momentum=spec.bn_momentum, dtype=dtype,
                            device=device)
-            for l in spec.bn_layers()
+            for width in (hidden if spec.batchnorm else ())
         )
+        self.activations = [spec.hidden_activation] * len(hidden) + [spec.output_activation]
         self.taps: list[torch.Tensor] = []  # Zˡ of the last forward, every layer (batch norm only)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         self.taps = []
-        for l, layer in enumerate(self.layers, start=1):
+        for l, layer in enumerate(self.layers):
             Z = layer(X)
             if self.spec.batchnorm:
                 self.taps.append(Z)
-            if l <= len(self.norms):
-                Z = self.norms[l - 1](Z)
-            X = ACTIVATIONS[self.spec.activation(l)](Z, self.spec.slope)
+            if l < len(self.norms):
+                Z = self.norms[l](Z)
+            X = ACTIVATIONS[self.activations[l]](Z, self.spec.slope)
         return X
 
 
@@ -80,11 +87,12 @@ def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
 
 
 def param_names(spec: MLPSpec) -> dict[str, str]:
-    """Reference name -> torch parameter name."""
+    """Reference name -> torch parameter name (TorchMLP's layers and norms)."""
     names = {}
-    for l in range(1, spec.depth + 1):
+    depth = len(spec.sizes) - 1
+    for l in range(1, depth + 1):
         names[f"W{l}"] = f"layers.{l - 1}.weight"
-        if l in spec.bn_layers():
+        if spec.batchnorm and l < depth:
             names[f"gamma{l}"] = f"norms.{l - 1}.weight"
             names[f"beta{l}"] = f"norms.{l - 1}.bias"
         else:

@@ -76,22 +76,22 @@ def to_variables(spec: MLPSpec, params: Arrays, N: int) -> dict[str, Any]:
     """"params" (Dense and BatchNorm layers) and zero "perturbations" for a batch of N rows."""
     variables = mlp.to_variables(spec, params)
     layers = dict(variables["params"])
-    for l in spec.bn_layers():
+    for l in mlp.normalized_layers(spec):
         layers[f"BatchNorm_{l}"] = {"scale": jnp.asarray(params[f"gamma{l}"]),
                                     "bias": jnp.asarray(params[f"beta{l}"])}
-    zeros = {f"Z{l}": jnp.zeros((N, spec.sizes[l]), spec.dtype) for l in range(1, spec.depth + 1)}
+    zeros = {f"Z{l}": jnp.zeros((N, width), spec.dtype) for l, width in enumerate(spec.sizes[1:], 1)}
     return {"params": layers, "perturbations": zeros}
 
 
 def to_batch_stats(spec: MLPSpec, state: Arrays) -> dict[str, Any]:
     return {f"BatchNorm_{l}": {"mean": jnp.asarray(state[f"running_mean{l}"]),
                                "var": jnp.asarray(state[f"running_var{l}"])}
-            for l in spec.bn_layers()}
+            for l in mlp.normalized_layers(spec)}
 
 
 def from_batch_stats(spec: MLPSpec, stats: dict[str, Any]) -> Arrays:
     state = {}
-    for l in spec.bn_layers():
+    for l in mlp.normalized_layers(spec):
         state[f"running_mean{l}"] = np.asarray(stats[f"BatchNorm_{l}"]["mean"], np.float64)
         state[f"running_var{l}"] = np.asarray(stats[f"BatchNorm_{l}"]["var"], np.float64)
     return state
@@ -100,7 +100,7 @@ def from_batch_stats(spec: MLPSpec, stats: dict[str, Any]) -> Arrays:
 def params_from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
     """W, b (kernels transposed back) and γ, β (flax's BatchNorm scale and bias), by reference name."""
     params = mlp.from_variables(spec, variables)
-    for l in spec.bn_layers():
+    for l in mlp.normalized_layers(spec):
         layer = variables["params"][f"BatchNorm_{l}"]
         params[f"gamma{l}"] = np.asarray(layer["scale"], np.float64)
         params[f"beta{l}"] = np.asarray(layer["bias"], np.float64)
@@ -110,7 +110,7 @@ def params_from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
 def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
     """Gradients: W, b, γ, β and δˡ from the perturbations."""
     grads = params_from_variables(spec, variables)
-    for l in range(1, spec.depth + 1):
+    for l in range(1, len(spec.sizes)):
         grads[f"Z{l}"] = np.asarray(variables["perturbations"][f"Z{l}"], np.float64)
     return grads
 

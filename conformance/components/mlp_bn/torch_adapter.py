@@ -63,7 +63,7 @@ def _model(case: Case, device: torch.device) -> tuple[mlp.TorchMLP, torch.Tensor
     with torch.no_grad():
         for ref_name, torch_name in mlp.param_names(spec).items():
             own[torch_name].copy_(torch.from_numpy(params[ref_name]))
-        for l, norm in zip(spec.bn_layers(), model.norms, strict=True):
+        for l, norm in enumerate(model.norms, start=1):  # norms[l - 1] follows layer l
             norm.running_mean.copy_(torch.from_numpy(state[f"running_mean{l}"]))
             norm.running_var.copy_(torch.from_numpy(state[f"running_var{l}"]))
     model.train(case.train)
@@ -72,9 +72,9 @@ def _model(case: Case, device: torch.device) -> tuple[mlp.TorchMLP, torch.Tensor
     return model, X, torch.from_numpy(inputs["targets"]).to(device)
 
 
-def _state(spec: MLPSpec, model: mlp.TorchMLP) -> Arrays:
+def _state(model: mlp.TorchMLP) -> Arrays:
     state = {}
-    for l, norm in zip(spec.bn_layers(), model.norms, strict=True):
+    for l, norm in enumerate(model.norms, start=1):
         state[f"running_mean{l}"] = mlp._numpy(norm.running_mean)
         state[f"running_var{l}"] = mlp._numpy(norm.running_var)
     return state
@@ -90,7 +90,7 @@ def _run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome
     Y = model(X)
     loss = mlp.loss_of(case.spec, Y, targets)
     outputs = {"Y": mlp._numpy(Y), "loss": mlp._numpy(loss)}
-    state = _state(case.spec, model)
+    state = _state(model)
     if not cotangents:
         return Outcome(outputs, {}, state)
     objective = mlp.objective(Y, loss, cotangents)

@@ -15,6 +15,7 @@ with rnn_biases="one" (b_hh frozen) and the final b_ih is reported as b - b_hh�
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -28,7 +29,7 @@ from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.mlp import jax_adapter as jax_mlp
 from conformance.components.mlp_bn import jax_adapter as jax_mlp_bn
-from conformance.components.trajectory.reference import TrajectorySpec, batches
+from conformance.components.trajectory.reference import MLP_CONVENTIONS, TrajectorySpec, batches
 from conformance.frameworks.jax import enable_float64
 from refimpl.mlp import MLPSpec
 from refimpl.rnn import RNNSpec
@@ -118,20 +119,29 @@ def _step(network: Any, clip_kind: str, variables: Any, stats: Any, opt_state: A
 def mlp_variables(network: MLPSpec, params: Arrays) -> dict[str, Any]:
     """{"params": Dense kernels and biases, BatchNorm scale γ and bias β}."""
     layers = dict(jax_mlp.to_variables(network, params)["params"])
-    for l in network.bn_layers():
+    for l in jax_mlp.normalized_layers(network):
         layers[f"BatchNorm_{l}"] = {"scale": jnp.asarray(params[f"gamma{l}"]),
                                     "bias": jnp.asarray(params[f"beta{l}"])}
     return {"params": layers}
 
 
+def network_of(spec: TrajectorySpec) -> MLPSpec | RNNSpec:
+    """spec.network in spec.dtype under the conventions the trajectory sets (flax's: CONVENTIONS),
+    read from the fields here, not through the reference's TrajectorySpec.network_spec."""
+    if isinstance(spec.network, RNNSpec):
+        return replace(spec.network, dtype=spec.dtype)
+    fixed = {k: getattr(spec, k) for k in MLP_CONVENTIONS if getattr(spec, k) is not None}
+    return replace(spec.network, dtype=spec.dtype, **fixed)
+
+
 def check_biases(spec: TrajectorySpec) -> None:
-    if spec.model == "rnn" and spec.rnn_biases != "one":
+    if isinstance(spec.network, RNNSpec) and spec.rnn_biases != "one":
         raise ValueError(f"rnn_biases: flax's SimpleCell trains one bias, received {spec.rnn_biases!r}")
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     spec: TrajectorySpec = case.spec
-    network = spec.network_spec()
+    network = network_of(spec)
     if spec.convention != "optax" or spec.norm_type != 2.0:
         raise ValueError(f"convention, norm_type: optax implements 'optax', 2.0, received"
                          f" {spec.convention!r}, {spec.norm_type}")

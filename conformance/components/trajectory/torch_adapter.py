@@ -12,6 +12,7 @@ readout; parameters and buffers are copied in under the reference's names.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,17 +21,18 @@ from torch import nn
 
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
+from conformance.components.clip import torch_adapter as torch_clip
 from conformance.components.mlp import torch_adapter as torch_mlp
 from conformance.components.mlp_bn import torch_adapter as torch_mlp_bn
 from conformance.components.rnn import torch_adapter as torch_rnn
-from conformance.components.trajectory.reference import TrajectorySpec, batches
-from refimpl.clip import TORCH_EPS
+from conformance.components.trajectory.reference import MLP_CONVENTIONS, TrajectorySpec, batches
 from refimpl.mlp import MLPSpec
+from refimpl.rnn import RNNSpec
 
 CONVENTIONS: dict[str, object] = {
     **torch_mlp_bn.CONVENTIONS,  # leaky_relu'(0) and nn.BatchNorm1d's running statistics
     "convention": "torch",  # clip_grad_norm_: coef = clamp(M / (n + 1e-6), max=1)
-    "eps": TORCH_EPS,
+    "eps": torch_clip.CONVENTIONS["eps"],  # the 1e-6 in torch's clip_grad_norm_
     "rnn_biases": "two",  # nn.RNN trains bias_ih_l0 and bias_hh_l0, each by -lr ∂L/∂b
 }
 
@@ -42,9 +44,16 @@ CLIP: dict[str, Callable[[list[nn.Parameter], TrajectorySpec], Any]] = {
 }
 
 
-def build(spec: TrajectorySpec, params: Arrays, device: torch.device) -> tuple[nn.Module, dict[str, str]]:
+def network_of(spec: TrajectorySpec) -> MLPSpec | RNNSpec:
+    """spec.network in spec.dtype under the conventions the trajectory sets (torch's: CONVENTIONS),
+    read from the fields here, not through the reference's TrajectorySpec.network_spec."""
+    fixed = {k: getattr(spec, k) for k in MLP_CONVENTIONS if getattr(spec, k) is not None}
+    return replace(spec.network, dtype=spec.dtype, **(fixed if isinstance(spec.network, MLPSpec) else {}))
+
+
+def build(network: MLPSpec | RNNSpec, params: Arrays,
+          device: torch.device) -> tuple[nn.Module, dict[str, str]]:
     """The network with the case's parameters, and reference name -> torch parameter name."""
-    network = spec.network_spec()
     if isinstance(network, MLPSpec):
         (torch_mlp_bn if network.batchnorm else torch_mlp).check_conventions(network)
         model: nn.Module = torch_mlp.TorchMLP(network, device)
@@ -58,19 +67,15 @@ def build(spec: TrajectorySpec, params: Arrays, device: torch.device) -> tuple[n
     return model.train(True), names
 
 
-def running_stats(spec: TrajectorySpec, model: nn.Module) -> dict[str, torch.Tensor]:
+def running_stats(model: nn.Module) -> dict[str, torch.Tensor]:
     """State name -> nn.BatchNorm1d buffer ({} without batch norm)."""
-    network = spec.network_spec()
-    if not isinstance(network, MLPSpec):
-        return {}
     buffers = {}
-    for l, norm in zip(network.bn_layers(), getattr(model, "norms", []), strict=True):
+    for l, norm in enumerate(getattr(model, "norms", []), start=1):  # norms[l - 1] follows layer l
         buffers[f"running_mean{l}"], buffers[f"running_var{l}"] = norm.running_mean, norm.running_var
     return buffers
 
 
-def loss_of(spec: TrajectorySpec, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    network = spec.network_spec()
+def loss_of(network: MLPSpec | RNNSpec, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     if isinstance(network, MLPSpec):
         return torch_mlp.loss_of(network, model(batch["X"]), batch["targets"])
     return torch_rnn.loss_of(network, model(batch["X"], batch["h0"]), batch["targets"])
@@ -86,8 +91,9 @@ def _run(case: Case, device: torch.device) -> Outcome:
     if spec.convention != "torch" or spec.rnn_biases != "two":
         raise ValueError(f"convention, rnn_biases: torch implements 'torch', 'two', received"
                          f" {spec.convention!r}, {spec.rnn_biases!r}")
-    model, names = build(spec, cast_floats(case.params, spec.dtype), device)
-    buffers = running_stats(spec, model)
+    network = network_of(spec)
+    model, names = build(network, cast_floats(case.params, spec.dtype), device)
+    buffers = running_stats(model)
     with torch.no_grad():
         for k, v in cast_floats(case.state, spec.dtype).items():
             buffers[k].copy_(torch.from_numpy(v))
@@ -96,7 +102,7 @@ def _run(case: Case, device: torch.device) -> Outcome:
     for step in batches(case):
         batch = {k: torch.from_numpy(v).to(device) for k, v in cast_floats(step, spec.dtype).items()}
         opt.zero_grad()
-        loss = loss_of(spec, model, batch)
+        loss = loss_of(network, model, batch)
         loss.backward()
         norm = CLIP[spec.clip_kind](list(model.parameters()), spec)
         opt.step()
