@@ -42,12 +42,13 @@ class Property:
     check: Callable[[Context, Backend], None]
     frameworks_only: bool = False  # the reference would only be compared with itself
     float64_only: bool = False  # finite differences lose every digit in lower precision
+    float64_why: str = "finite differences lose all digits in {dtype}"  # the skip's reason
 
     def not_applicable(self, framework: str, dtype: str, reference: str = "numpy") -> str | None:
         if self.frameworks_only and framework == reference:
             return f"{self.id}: the NumPy reference is the oracle here, not a subject"
         if self.float64_only and dtype != "float64":
-            return f"{self.id}: needs float64 (finite differences lose all digits in {dtype})"
+            return f"{self.id}: needs float64 ({self.float64_why.format(dtype=dtype)})"
         return None
 
 

@@ -101,3 +101,20 @@ def allowed_error(
     e32 = float(np.max(np.abs(r32 - r64))) if r64.size else 0.0
     bound = tol.factor * (eps / EPS["float32"]) * e32 + tol.floor * eps * scale
     return np.full(r64.shape, max(bound, np.finfo(np.float64).tiny))
+
+
+# The initialization property (init-distribution, conformance/initialization.py) compares
+# draws, not computations. Its two-sample Kolmogorov-Smirnov test of a framework's default
+# initialization against the reference's scheme rejects at a false-alarm rate of at most
+# INIT_FALSE_ALARM per tensor (an exact bound for two samples of equal size, not an
+# asymptotic one); 20 tensors in a ci run (mlp, mlp_bn and rnn, torch and jax, float64), so
+# at most one false alarm in 50,000 runs, and the ci draws come from fixed seeds, so a run that
+# passes passes again. At 1e-6 and 2,000 entries a side the critical D is 0.085: U(±a) against
+# U(±2a) is D = 0.25, against U(±a√(3/5)) (fan-out 5 for fan-in 3) D = 0.11.
+INIT_FALSE_ALARM = 1e-6
+# Hard bounds (|w| <= a for U(-a, a), 2s for lecun_normal's truncation) hold up to the
+# rounding of the bound in the dtype and of the final multiplication: 4 ulps of the bound.
+INIT_BOUND_ULPS = 4.0
+# An orthogonal H x H matrix from a QR of a Gaussian: max |QᵀQ - I| is a few ε · H
+# (Householder QR is backward stable, Higham §19.3); 16 ε · H leaves room for the gain's rounding.
+ORTHOGONALITY_ULPS = 16.0

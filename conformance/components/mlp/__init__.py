@@ -4,7 +4,9 @@ Reference refimpl.mlp; torch through `nn.Linear` and `torch.nn.functional`
 (torch_adapter.py), JAX through flax `Dense`, `jax.nn` and optax losses
 (jax_adapter.py). Inputs "X"; outputs "Y" and "loss"; gradients every parameter
 ("W1", "b1", ...) and "X". The generic properties apply, batch decomposition
-included, and the leaky-ReLU kink convention is pinned on cases with exact zeros.
+included, and the leaky-ReLU kink convention is pinned on cases with exact zeros. Each
+framework's default initialization is held to the reference's scheme for it
+(conformance.initialization).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from functools import partial
 from conformance import properties as p
 from conformance.case import Case
 from conformance.component import Check, Component
-from conformance.components.mlp.reference import mlp_reference
-from conformance.components.mlp.strategies import MLP_CATALOG, mlp_case, mlp_cases
+from conformance.components.mlp.reference import mlp_init, mlp_reference
+from conformance.components.mlp.strategies import MLP_CATALOG, init_cases, mlp_case, mlp_cases
+from conformance.initialization import init_distribution
 from refimpl.mlp import MLPSpec
 
 
@@ -35,6 +38,7 @@ MLP = Component(
         Check(p.UPSTREAM_LINEARITY, mlp_cases, "upstream_linearity"),
         Check(p.BATCH_DECOMPOSITION, mlp_cases, "batch_decomposition"),
         Check(p.KINK_CONVENTION, partial(mlp_cases, kinks=True), "kink_convention"),
+        Check(init_distribution(mlp_init), init_cases, "init_distribution"),
     ),
     adapters={"torch": "conformance.components.mlp.torch_adapter",
               "jax": "conformance.components.mlp.jax_adapter"},

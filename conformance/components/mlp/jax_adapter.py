@@ -30,6 +30,7 @@ enable_float64()  # float64 cases need jax_enable_x64; float32 ones stay float32
 
 CONVENTIONS: dict[str, object] = {
     "leaky_kink": "one",  # jax.nn.leaky_relu: where(x >= 0, x, slope * x)
+    "init": "flax",  # Dense: lecun_normal kernel, zero bias; BatchNorm: scale 1, bias 0
 }
 
 ACTIVATIONS: dict[str, Callable[[jax.Array, float], jax.Array]] = {
@@ -157,3 +158,29 @@ def jvp(case: Case, tangents: Arrays, device: Any = None) -> Arrays:
     t_vars = to_variables(spec, t)
     dY, dloss = _jvp(spec, variables, X, targets, t_vars, jnp.asarray(t["X"]))
     return {"Y": np.asarray(dY, np.float64), "loss": np.asarray(dloss, np.float64)}
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _initialized(spec: MLPSpec, draws: int, seed: Any) -> Any:
+    X = jnp.zeros((2, spec.sizes[0]), jnp.dtype(spec.dtype))
+    keys = jax.random.split(jax.random.PRNGKey(seed), draws)
+    return jax.vmap(lambda key: FlaxMLP(spec).init(key, X)["params"])(keys)
+
+
+def default_init(case: Case, device: Any = None) -> Arrays:
+    """case.meta["init_draws"] FlaxMLPs as flax initializes them (`init` under keys split from
+    PRNGKey(case.seed)): {reference name: (draws, *shape)}, kernels transposed to W (the
+    property init-distribution)."""
+    spec: MLPSpec = case.spec
+    layers = _initialized(spec, case.meta["init_draws"], case.seed)
+    drawn: Arrays = {}
+    for l in range(1, len(spec.sizes)):
+        dense = {k: np.asarray(v, np.float64) for k, v in layers[f"Dense_{l}"].items()}
+        drawn[f"W{l}"] = np.swapaxes(dense["kernel"], 1, 2)
+        if l in normalized_layers(spec):
+            norm = layers[f"BatchNorm_{l}"]
+            drawn[f"gamma{l}"] = np.asarray(norm["scale"], np.float64)
+            drawn[f"beta{l}"] = np.asarray(norm["bias"], np.float64)
+        else:
+            drawn[f"b{l}"] = dense["bias"]
+    return drawn

@@ -7,7 +7,8 @@ import numpy as np
 
 from conformance.backend import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
-from refimpl import mlp, mlp_bn
+from conformance.initialization import INIT_SALT, stacked
+from refimpl import init, mlp, mlp_bn
 from refimpl.mlp import MLPSpec, loss_backward, loss_forward
 
 
@@ -39,3 +40,13 @@ def run_reference(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Out
 def mlp_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
     """refimpl.mlp: outputs {"Y", "loss"}, grads {"W1", ..., "X"}."""
     return run_reference(case, cotangents, deltas=False)
+
+
+def mlp_init(case: Case, scheme: str, draws: int) -> tuple[Arrays, dict[str, init.Init]]:
+    """`draws` initializations by refimpl's init_params under `scheme` (mlp_bn's for batch-norm
+    specs), from one generator seeded by the case, stacked; and refimpl.init's law of each tensor."""
+    spec: MLPSpec = case.spec
+    init_params = mlp_bn.init_params if spec.batchnorm else mlp.init_params
+    rng = np.random.default_rng([case.seed, INIT_SALT])
+    drawn = stacked(lambda: init_params(spec, rng, scheme), draws)
+    return drawn, init.mlp_inits(spec.sizes, spec.batchnorm, scheme)

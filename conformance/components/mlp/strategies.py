@@ -35,6 +35,7 @@ MLP_CATALOG = (
     MLPSpec((1, 7, 5, 2), "tanh", "leaky_relu", "cross_entropy", slope=0.3),
 )
 CI_BATCHES = (1, 6)
+INIT_SPECS = MLP_CATALOG[:1]  # ci, init-distribution: fan-in differs from fan-out in both layers
 
 
 def mlp_specs(
@@ -118,3 +119,12 @@ def mlp_cases(draw: st.DrawFn, profile: Profile, *, kinks: bool = False) -> Case
     else:
         spec = draw(catalog_or(profile, MLP_CATALOG, mlp_specs()))
     return mlp_case(spec, draw(batch_sizes(profile)), draw(seeds()), kinks=kinks)
+
+
+@st.composite
+def init_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """A network for init-distribution, which reads its spec, seed and parameter shapes. ci: one
+    example, INIT_SPECS with seed 0 (each spec is a compilation of flax's initializers)."""
+    if profile.bounded_shapes:
+        return mlp_case(draw(st.sampled_from(INIT_SPECS)), 1, 0)
+    return mlp_case(draw(mlp_specs()), 1, draw(seeds()))

@@ -10,6 +10,7 @@ and `bias` are γ and β); the component "mlp_bn" runs those specs
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,10 +19,12 @@ from torch import nn
 
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
+from conformance.initialization import stacked
 from refimpl.mlp import MLPSpec
 
 CONVENTIONS: dict[str, object] = {
     "leaky_kink": "slope",  # aten leaky_relu_backward: x > 0 ? g : g * slope
+    "init": "torch",  # nn.Linear: U(±1/√fan_in) for weight and bias; nn.BatchNorm1d: γ = 1, β = 0
 }
 
 # Looked up at call time, so a test can swap one in to inject a fault.
@@ -160,3 +163,25 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
 
     _, (dY, dloss) = torch.func.jvp(outputs, primals, directions)
     return {"Y": _numpy(dY), "loss": _numpy(dloss)}
+
+
+def constructed(build: Callable[[], nn.Module], names: dict[str, str], case: Case,
+                device: torch.device) -> Arrays:
+    """case.meta["init_draws"] modules from build(), each initialized as torch constructs it,
+    from torch.manual_seed(case.seed) (the global generators are restored afterwards):
+    {reference name: (draws, *shape)}."""
+    forked: list[Any] = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked):
+        torch.manual_seed(case.seed)
+
+        def draw() -> Arrays:
+            own = dict(build().named_parameters())
+            return {ref_name: _numpy(own[torch_name]) for ref_name, torch_name in names.items()}
+
+        return stacked(draw, case.meta["init_draws"])
+
+
+def default_init(case: Case, device: torch.device) -> Arrays:
+    """TorchMLPs as constructed: nn.Linear's kaiming_uniform_(a=√5) weight, U(±1/√fan_in) bias,
+    nn.BatchNorm1d's ones and zeros (the property init-distribution)."""
+    return constructed(lambda: TorchMLP(case.spec, device), param_names(case.spec), case, device)

@@ -17,6 +17,7 @@ from functools import partial
 from conformance import properties as p
 from conformance.case import Case
 from conformance.component import Check, Component
+from conformance.components.mlp.reference import mlp_init
 from conformance.components.mlp_bn import properties as bp
 from conformance.components.mlp_bn.reference import mlp_bn_reference
 from conformance.components.mlp_bn.strategies import (
@@ -26,7 +27,9 @@ from conformance.components.mlp_bn.strategies import (
     GOLDEN,
     bn_case,
     bn_cases,
+    init_cases,
 )
+from conformance.initialization import init_distribution
 from refimpl.mlp import MLPSpec
 
 
@@ -60,6 +63,8 @@ MLP_BN = Component(
         Check(bp.BN_BATCH_OF_ONE, partial(bn_cases, ci=FIRST, batch=1), "batch_of_one"),
         Check(bp.BN_ILL_CONDITIONED, ill_conditioned, "ill_conditioned"),
         Check(bp.BN_ILL_CONDITIONED_TWO_PASS, ill_conditioned, "ill_conditioned_two_pass"),
+        # initialization: W as the MLP's, γ = 1 and β = 0 in both frameworks
+        Check(init_distribution(mlp_init), init_cases, "init_distribution"),
     ),
     adapters={"torch": "conformance.components.mlp_bn.torch_adapter",
               "jax": "conformance.components.mlp_bn.jax_adapter"},

@@ -55,6 +55,9 @@ FLAX_FAST_VARIANCE = bool(next(f.default for f in fields(nn.BatchNorm)
                                if f.name == "use_fast_variance"))  # True in flax 0.10 to 0.12
 
 
+default_init = mlp.default_init  # FlaxMLP builds the batch norms too
+
+
 def check_conventions(spec: MLPSpec) -> None:
     mlp.check_conventions(spec, batchnorm=True)
     require_conventions("flax", spec, CONVENTIONS, _FIXED)

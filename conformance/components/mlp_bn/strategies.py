@@ -134,3 +134,12 @@ def bn_cases(draw: st.DrawFn, profile: Profile, *, train: bool = True, ci: tuple
     ci_seeds = ill_conditioned and profile.bounded_shapes
     seed = draw(st.sampled_from(CI_SEEDS) if ci_seeds else seeds())
     return bn_case(spec, batch, seed, train=train, ill_conditioned=ill_conditioned)
+
+
+@st.composite
+def init_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """A batch-norm network for init-distribution. ci: one example, the first catalog entry
+    with seed 0."""
+    if profile.bounded_shapes:
+        return bn_case(draw(st.sampled_from(FIRST)), CI_BATCH, 0, train=True)
+    return bn_case(draw(bn_specs()), CI_BATCH, draw(seeds()), train=True)

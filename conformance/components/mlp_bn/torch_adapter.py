@@ -48,6 +48,9 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+default_init = mlp.default_init  # TorchMLP builds the batch norms too
+
+
 def check_conventions(spec: MLPSpec) -> None:
     mlp.check_conventions(spec, batchnorm=True)
     require_conventions("torch", spec, CONVENTIONS, _FIXED)

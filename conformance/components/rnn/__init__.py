@@ -7,7 +7,8 @@ with `lax.stop_gradient` on the carry at chunk boundaries (jax_adapter.py): one 
 per framework serves both, following spec.truncation. Inputs "X" (T, N, D) and "h0"
 (N, H); outputs "Y" and "loss". The BPTT invariants (properties.py) run inside each
 framework: k >= T is full BPTT, k = 1 is T one-step problems, T = 1 is a dense layer,
-the two biases act as one, and the per-step gradient profile matches the reference.
+the two biases act as one, and the per-step gradient profile matches the reference;
+each framework's default initialization is held to the reference's scheme for it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from conformance import properties as p
 from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.rnn import properties as rp
-from conformance.components.rnn.reference import rnn_reference
+from conformance.components.rnn.reference import rnn_init, rnn_reference
 from conformance.components.rnn.strategies import (
     RNN_CATALOG,
     TRUNCATED_CATALOG,
+    init_cases,
     rnn_case,
     rnn_cases,
     truncated_cases,
 )
+from conformance.initialization import init_distribution
 from refimpl.rnn import RNNSpec
 
 ADAPTERS = {"torch": "conformance.components.rnn.torch_adapter",
@@ -54,6 +57,7 @@ RNN = Component(
         Check(rp.TWO_BIAS_MAPPING, rnn_cases, "two_bias_mapping"),
         Check(rp.ONE_STEP_DENSE, partial(rnn_cases, steps="one"), "one_step_dense"),
         Check(rp.HIDDEN_GRADIENT_PROFILE, rnn_cases, "hidden_gradient_profile"),
+        Check(init_distribution(rnn_init), init_cases, "init_distribution"),
     ),
     adapters=ADAPTERS,
 )

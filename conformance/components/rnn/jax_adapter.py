@@ -42,7 +42,9 @@ from refimpl.rnn import RNNSpec
 
 enable_float64()  # float64 cases need jax_enable_x64; float32 ones stay float32 (explicit dtypes)
 
-CONVENTIONS: dict[str, object] = {}  # the one-bias mapping is in the parameters, not the spec
+CONVENTIONS: dict[str, object] = {  # the one-bias mapping is in the parameters, not the spec
+    "init": "flax",  # SimpleCell: lecun_normal input kernel, orthogonal recurrent kernel, zero bias
+}
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": jnp.tanh,  # SimpleCell's default activation_fn
@@ -203,3 +205,33 @@ def hidden_grad_norms(case: Case, device: Any = None) -> np.ndarray:
     _, _, (d_variables, _, _), _ = _call(case, {"loss": np.ones(())}, None, k=T)
     dH = np.asarray(d_variables["rnn"]["perturbations"]["cell"]["h"], np.float64)  # (T, N, H)
     return np.linalg.norm(dH.reshape(T, -1), axis=1)
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _initialized(spec: RNNSpec, draws: int, seed: Any) -> Any:
+    rnn, dense = modules(spec)
+    dtype = jnp.dtype(spec.dtype)
+    X, h = jnp.zeros((1, 1, spec.input_size), dtype), jnp.zeros((1, spec.hidden_size), dtype)
+    carry = (h, jnp.zeros((), jnp.int32), jnp.ones((), jnp.int32))
+
+    def one(key: jax.Array) -> Any:
+        k_rnn, k_readout = jax.random.split(key)
+        return (rnn.init(k_rnn, X, initial_carry=carry)["params"]["cell"]["simple"],
+                dense.init(k_readout, h)["params"])
+
+    return jax.vmap(one)(jax.random.split(jax.random.PRNGKey(seed), draws))
+
+
+def default_init(case: Case, device: Any = None) -> Arrays:
+    """case.meta["init_draws"] networks as flax initializes them (`init` under keys split from
+    PRNGKey(case.seed)), by the reference's names, kernels transposed: SimpleCell's one bias b
+    is b_ih, and b_hh, which flax does not have, is 0 (the property init-distribution)."""
+    simple, readout = _initialized(replace(case.spec, truncation=None), case.meta["init_draws"], case.seed)
+
+    def W(kernel: Any) -> np.ndarray:
+        return np.swapaxes(np.asarray(kernel, np.float64), 1, 2)
+
+    b = np.asarray(simple["i"]["bias"], np.float64)
+    return {"W_ih": W(simple["i"]["kernel"]), "W_hh": W(simple["h"]["kernel"]), "b_ih": b,
+            "b_hh": np.zeros_like(b), "W_out": W(readout["kernel"]),
+            "b_out": np.asarray(readout["bias"], np.float64)}

@@ -13,7 +13,8 @@ import numpy as np
 
 from conformance.backend import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
-from refimpl import bptt, rnn
+from conformance.initialization import INIT_SALT, stacked
+from refimpl import bptt, init, rnn
 from refimpl.rnn import RNNSpec
 
 
@@ -38,3 +39,12 @@ def rnn_reference(case: Case, cotangents: Arrays | None = None) -> Outcome:
         else:  # chunk by chunk, refimpl.bptt
             grads.update(bptt.vjp(spec, params, X, h0, dY))
     return Outcome(as_float64(outputs), as_float64(grads), {})
+
+
+def rnn_init(case: Case, scheme: str, draws: int) -> tuple[Arrays, dict[str, init.Init]]:
+    """`draws` initializations by refimpl.rnn.init_params under `scheme`, from one generator
+    seeded by the case, stacked; and refimpl.init's law of each tensor."""
+    spec: RNNSpec = case.spec
+    rng = np.random.default_rng([case.seed, INIT_SALT])
+    drawn = stacked(lambda: rnn.init_params(spec, rng, scheme), draws)
+    return drawn, init.rnn_inits(spec.input_size, spec.hidden_size, spec.output_size, scheme)

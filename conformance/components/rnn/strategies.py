@@ -40,6 +40,7 @@ RNN_CATALOG = (
     # one step; also the shape of the k = 1 problems of the entry above stacked (1, T N)
     Shape(RNNSpec(2, 5, 3, "relu", "last", "cross_entropy"), T=1, N=18),
 )
+INIT_SHAPES = RNN_CATALOG[1:2]  # ci, init-distribution: D = 2, H = 5, C = 3 all differ
 # The same networks with a window: the JAX adapter takes the window as data, so these
 # reuse the programs compiled for RNN_CATALOG.
 TRUNCATED_CATALOG = (
@@ -135,3 +136,11 @@ def truncated_cases(draw: st.DrawFn, profile: Profile, *, window: str = "any", s
         catalog = tuple(s for s in catalog if s.T >= 64)
     shape = draw(catalog_or(profile, catalog, free_shapes(truncated=True, window=window)))
     return rnn_case(shape, draw(seeds()), component="rnn_truncated")
+
+
+@st.composite
+def init_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """An RNN for init-distribution. ci: one example, INIT_SHAPES with seed 0."""
+    if profile.bounded_shapes:
+        return rnn_case(draw(st.sampled_from(INIT_SHAPES)), 0)
+    return rnn_case(draw(free_shapes()), draw(seeds()))

@@ -24,7 +24,9 @@ from conformance.case import Arrays, Case
 from conformance.components.mlp import torch_adapter as torch_mlp
 from refimpl.rnn import RNNSpec
 
-CONVENTIONS: dict[str, object] = {}  # nn.RNN has the reference's two biases and layout
+CONVENTIONS: dict[str, object] = {  # nn.RNN has the reference's two biases and layout
+    "init": "torch",  # nn.RNN: every tensor U(±1/√H); the readout nn.Linear(H, C): U(±1/√H)
+}
 
 PARAM_NAMES = {  # reference name -> torch parameter name
     "W_ih": "rnn.weight_ih_l0",
@@ -141,3 +143,8 @@ def hidden_grad_norms(case: Case, device: torch.device) -> np.ndarray:
     loss = loss_of(case.spec, model.readout_of(torch.cat(states)), t["targets"])
     grads = torch.autograd.grad(loss, states)
     return np.array([float(torch.linalg.vector_norm(g)) for g in grads])
+
+
+def default_init(case: Case, device: torch.device) -> Arrays:
+    """TorchRNNs as constructed (the property init-distribution)."""
+    return torch_mlp.constructed(lambda: TorchRNN(case.spec, device), PARAM_NAMES, case, device)
