@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 import flax.linen as nn
@@ -37,6 +37,7 @@ import optax
 
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
+from conformance.components.mlp import jax_adapter as jax_mlp
 from conformance.frameworks.jax import enable_float64
 from refimpl.rnn import RNNSpec
 
@@ -207,8 +208,8 @@ def hidden_grad_norms(case: Case, device: Any = None) -> np.ndarray:
     return np.linalg.norm(dH.reshape(T, -1), axis=1)
 
 
-@partial(jax.jit, static_argnums=(0, 1))
-def _initialized(spec: RNNSpec, draws: int, seed: Any) -> Any:
+@cache
+def _initializer(spec: RNNSpec, draws: int) -> Callable[[int], Any]:
     rnn, dense = modules(spec)
     dtype = jnp.dtype(spec.dtype)
     X, h = jnp.zeros((1, 1, spec.input_size), dtype), jnp.zeros((1, spec.hidden_size), dtype)
@@ -219,14 +220,15 @@ def _initialized(spec: RNNSpec, draws: int, seed: Any) -> Any:
         return (rnn.init(k_rnn, X, initial_carry=carry)["params"]["cell"]["simple"],
                 dense.init(k_readout, h)["params"])
 
-    return jax.vmap(one)(jax.random.split(jax.random.PRNGKey(seed), draws))
+    return jax_mlp.compiled(lambda seed: jax.vmap(one)(jax.random.split(jax.random.PRNGKey(seed), draws)))
 
 
 def default_init(case: Case, device: Any = None) -> Arrays:
     """case.meta["init_draws"] networks as flax initializes them (`init` under keys split from
     PRNGKey(case.seed)), by the reference's names, kernels transposed: SimpleCell's one bias b
     is b_ih, and b_hh, which flax does not have, is 0 (the property init-distribution)."""
-    simple, readout = _initialized(replace(case.spec, truncation=None), case.meta["init_draws"], case.seed)
+    spec = replace(case.spec, truncation=None)  # the window plays no part in the layers
+    simple, readout = _initializer(spec, case.meta["init_draws"])(case.seed)
 
     def W(kernel: Any) -> np.ndarray:
         return np.swapaxes(np.asarray(kernel, np.float64), 1, 2)
