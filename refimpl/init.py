@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from refimpl._validate import describe, require_choice
+from refimpl._validate import FLOAT_DTYPES, describe, require_choice, require_int
 
 Array = NDArray[Any]
 
@@ -77,12 +77,20 @@ def _fan_in(scheme: str, fan_in: int) -> Init:
 def dense(scheme: str, fan_in: int) -> tuple[Init, Init]:
     """(weight, bias) of a dense layer with `fan_in` inputs."""
     require_choice("scheme", scheme, SCHEMES)
-    weight = _fan_in(scheme, fan_in)
+    weight = _fan_in(scheme, require_int("fan_in", fan_in))
     return weight, (Init("uniform", weight.scale) if scheme == "torch" else Init("constant", 0.0))
 
 
 def mlp_inits(sizes: tuple[int, ...], batchnorm: bool, scheme: str) -> dict[str, Init]:
     """refimpl.mlp's (refimpl.mlp_bn's with batchnorm) parameters, in layer order."""
+    if not isinstance(sizes, tuple | list):
+        raise TypeError(f"sizes: expected a tuple of integers, received {describe(sizes)}")
+    if len(sizes) < 2:
+        raise ValueError(f"sizes: expected at least 2 entries (input, output), received {sizes}")
+    for i, n in enumerate(sizes):
+        require_int(f"sizes[{i}]", n)
+    if not isinstance(batchnorm, bool):
+        raise TypeError(f"batchnorm: expected a bool, received {describe(batchnorm)}")
     inits: dict[str, Init] = {}
     depth = len(sizes) - 1
     for l in range(1, depth + 1):
@@ -96,6 +104,9 @@ def mlp_inits(sizes: tuple[int, ...], batchnorm: bool, scheme: str) -> dict[str,
 
 def rnn_inits(input_size: int, hidden_size: int, output_size: int, scheme: str) -> dict[str, Init]:
     """refimpl.rnn's parameters, in its order: W_ih, W_hh, b_ih, b_hh, W_out, b_out."""
+    sizes = {"input_size": input_size, "hidden_size": hidden_size, "output_size": output_size}
+    for field, size in sizes.items():
+        require_int(field, size)
     require_choice("scheme", scheme, SCHEMES)
     if scheme == "torch":
         every = Init("uniform", 1.0 / math.sqrt(hidden_size))
@@ -111,4 +122,11 @@ def draw(inits: dict[str, Init], shapes: dict[str, tuple[int, ...]], rng: np.ran
     """Every tensor of `inits`, in its order, of shapes[name], drawn from rng and cast to dtype."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, received {describe(rng)}")
+    if not isinstance(inits, dict) or not all(isinstance(i, Init) for i in inits.values()):
+        raise TypeError(f"inits: expected a dict of refimpl.init.Init, received {describe(inits)}")
+    if not isinstance(shapes, dict):
+        raise TypeError(f"shapes: expected a dict of shapes, received {describe(shapes)}")
+    if set(inits) - set(shapes):
+        raise ValueError(f"shapes: expected a shape for each of {sorted(inits)}, received {sorted(shapes)}")
+    require_choice("dtype", dtype, FLOAT_DTYPES)
     return {name: init.sample(shapes[name], rng).astype(dtype) for name, init in inits.items()}

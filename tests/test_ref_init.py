@@ -89,3 +89,7 @@ def test_unknown_scheme_and_bad_generator_are_named() -> None:
         rnn.init_params(RNN, np.random.default_rng(0), "keras")
     with pytest.raises(TypeError, match="rng"):
         rnn.init_params(RNN, 0, "flax")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fan_in: expected an integer >= 1, received 0"):
+        init.dense("torch", 0)
+    with pytest.raises(ValueError, match=r"shapes: expected a shape for each of \['W1', 'b1'\]"):
+        init.draw(init.mlp_inits((2, 3), False, "flax"), {"W1": (3, 2)}, np.random.default_rng(0), "float64")
