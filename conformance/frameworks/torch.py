@@ -1,9 +1,18 @@
 """torch as a framework plugin: its adapters are the components' torch_adapter modules,
 which use torch's own public layers (`nn.Linear`, `nn.BatchNorm1d`, `nn.RNN`,
-`F.leaky_relu`, `clip_grad_norm_`, ...). torch is imported only when asked for."""
+`F.leaky_relu`, `clip_grad_norm_`, ...). torch is imported only when asked for.
+
+torch 2.13 registers the decompositions `torch.func.jvp` uses through `torch.jit.script`,
+which warns that it is deprecated, once for each of 18 functions, the first time forward
+mode runs. Nothing here calls `torch.jit`, so every adapter call runs with that one
+warning filtered: wherever the suite runs from, no configuration file needed.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from conformance.framework import Framework
@@ -31,6 +40,12 @@ class Torch(Framework):
         import torch
 
         return torch.device(device)
+
+    @contextlib.contextmanager
+    def activate(self, device: str) -> Iterator[None]:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+            yield
 
 
 FRAMEWORK = Torch()
