@@ -27,7 +27,8 @@ import pytest
 
 from conformance import frameworks, registry
 from conformance.framework import DEVICES
-from conformance.report import matrix, read_report
+from conformance.report import read_report
+from conformance.report.matrix import text
 
 DEFAULT_REPORT = ".conformance/report.json"
 
@@ -55,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not Path(args.report).is_file():
         return int(code) or 2
     print()
-    print(matrix(read_report(args.report)))
+    print(text(read_report(args.report), Path(args.report).parent))
     print(f"report: {args.report} (and {Path(args.report).with_suffix('.md')}); {elapsed:.1f} s")
     return 0 if code == pytest.ExitCode.OK else 1
 
@@ -124,7 +125,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     try:
         return run(args.old, args.new, factor=args.factor, floor=args.floor,
-                   ignore_device=args.ignore_device, strict=args.strict)
+                   ignore_device=args.ignore_device, strict=args.strict, html=args.html)
     except ValueError as err:
         print(f"diff: {err}", file=sys.stderr)
         return 2
@@ -169,6 +170,7 @@ def parser() -> argparse.ArgumentParser:
     diff = sub.add_parser("diff", help="compare two reports: changed status, moved worst error")
     diff.add_argument("old", help="the baseline report (JSON)")
     diff.add_argument("new", help="the report to judge (JSON)")
+    diff.add_argument("--html", metavar="PATH", help="also draw the diff as a self-contained HTML page")
     diff.add_argument("--factor", type=float, default=10.0,
                       help="list a row whose worst error moved by this factor or more (default 10)")
     diff.add_argument("--floor", type=float, default=1e-3,

@@ -6,10 +6,10 @@ upgrade of torch or jax), and with `--ignore-device` (automatic when each
 report ran on one device and the devices differ) a CPU report is matched with
 a GPU one. Each matched pair gets a verdict:
 
-  REGRESSED  now "failed" and not before (passed, known or skipped -> failed),
+  REGRESSED  now failed (or an error) and not before (passed, known or skipped -> failed),
              or the worst error rose past 1 tolerance outside a known issue
   FIXED?     a known issue (xfailed) now passes or xpasses: remove its entry
-  improved   failed before, passes (or is known) now
+  improved   failed (or an error) before, passes (or is known) now
   known      passed before, a recorded known issue (xfailed) now
   not run    ran before, skipped now (a framework missing, a device absent)
   runs now   skipped before, runs now
@@ -21,25 +21,33 @@ Worst errors below `floor` tolerances (default 1e-3) count as `floor`, so
 moves among tiny errors do not show. Rows that did not change are counted,
 not listed.
 
-Exit status: 0 when nothing regressed, 1 when something did (with --strict
-also when rows were removed, stopped running, or moved worse), 2 on a usage
-error (a missing or malformed report).
+A NEW report none of whose rows ran (every one skipped: a GPU run on a machine
+without one, say) is not a pass: the diff says NOTHING RAN and fails.
+`--html PATH` also draws the diff as a page: the report's matrix, each cell
+coloured by its verdict (conformance.report.html_diff).
+
+Exit status: 0 when nothing regressed, 1 when something did or NEW ran nothing
+(with --strict also when rows were removed, stopped running, or moved worse), 2
+on a usage error (a missing or malformed report, named with the field).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from conformance.report import ROW_KEY, fmt_ratio, read_report
+from conformance.report.html_diff import diff_page
+from conformance.report.rows import BAD, ROW_KEY, fmt_ratio, ran_nothing, read_report, skip_reasons
 
 Key = tuple[str, ...]
 
 ORDER = ("REGRESSED", "FIXED?", "improved", "known", "not run", "runs now", "worse", "better", "new",
          "removed")
 STRICT = ("removed", "not run", "worse")
-_RAN = ("passed", "failed", "xfailed", "xpassed")
+_RAN = ("passed", "failed", "error", "xfailed", "xpassed")
+_FAILING = ("failed", "error")
 
 
 @dataclass(frozen=True)
@@ -60,13 +68,7 @@ def _ratio(row: dict[str, Any] | None) -> float | None:
 
 def _keyed(document: dict[str, Any], ignore_device: bool) -> dict[Key, dict[str, Any]]:
     fields = tuple(k for k in ROW_KEY if not (ignore_device and k == "device"))
-    rows: dict[Key, dict[str, Any]] = {}
-    for n, row in enumerate(document["rows"]):
-        missing = [k for k in (*ROW_KEY, "status") if k not in row]
-        if missing:
-            raise ValueError(f"report rows[{n}]: expected fields {[*ROW_KEY, 'status']}, missing {missing}")
-        rows[tuple(str(row[k]) for k in fields)] = row
-    return rows
+    return {tuple(str(row[k]) for k in fields): row for row in document["rows"]}
 
 
 def single_devices(old: dict[str, Any], new: dict[str, Any]) -> bool:
@@ -84,13 +86,13 @@ def verdict(
     moved = None
     if r_old is not None and r_new is not None:
         moved = max(r_new, floor) / max(r_old, floor) if math.isfinite(max(r_old, floor)) else 1.0
-    if after == "failed" and before != "failed":
+    if after in _FAILING and before not in _FAILING:
         return "REGRESSED", moved
     if after != "xfailed" and r_new is not None and r_new > 1 and not (r_old is not None and r_old > 1):
         return "REGRESSED", moved
     if before == "xfailed" and after in ("passed", "xpassed"):
         return "FIXED?", moved
-    if before == "failed" and after in ("passed", "xfailed"):
+    if before in _FAILING and after in ("passed", "xfailed"):
         return "improved", moved
     if before == "passed" and after == "xfailed":
         return "known", moved
@@ -105,27 +107,31 @@ def verdict(
     return "", moved
 
 
+def every_row(old: dict[str, Any], new: dict[str, Any], *, factor: float = 10.0, floor: float = 1e-3,
+              ignore_device: bool = False) -> list[Change]:
+    """A Change for every matched, new and removed row, most serious first (verdict "": unchanged)."""
+    if not factor > 1:
+        raise ValueError(f"--factor: expected a number > 1, received {factor!r}")
+    if not floor > 0:
+        raise ValueError(f"--floor: expected a number > 0, received {floor!r}")
+    a, b = _keyed(old, ignore_device), _keyed(new, ignore_device)
+    changes = []
+    for key in a.keys() & b.keys():
+        v, moved = verdict(a[key], b[key], factor, floor)
+        changes.append(Change(v, key, a[key], b[key], moved))
+    changes += [Change("REGRESSED" if b[key]["status"] in _FAILING else "new", key, None, b[key], None)
+                for key in b.keys() - a.keys()]
+    changes += [Change("removed", key, a[key], None, None) for key in a.keys() - b.keys()]
+    changes.sort(key=lambda c: (ORDER.index(c.verdict) if c.verdict else len(ORDER), c.key))
+    return changes
+
+
 def compare(old: dict[str, Any], new: dict[str, Any], *, factor: float = 10.0, floor: float = 1e-3,
             ignore_device: bool = False) -> tuple[list[Change], int]:
     """The changes, most serious first, and how many matched rows did not change."""
-    if not factor > 1:
-        raise ValueError(f"factor: expected a number > 1, received {factor!r}")
-    if not floor > 0:
-        raise ValueError(f"floor: expected a number > 0, received {floor!r}")
-    a, b = _keyed(old, ignore_device), _keyed(new, ignore_device)
-    changes, unchanged = [], 0
-    for key in a.keys() & b.keys():
-        v, moved = verdict(a[key], b[key], factor, floor)
-        if v:
-            changes.append(Change(v, key, a[key], b[key], moved))
-        else:
-            unchanged += 1
-    for key in b.keys() - a.keys():
-        failed = b[key]["status"] == "failed"
-        changes.append(Change("REGRESSED" if failed else "new", key, None, b[key], None))
-    changes += [Change("removed", key, a[key], None, None) for key in a.keys() - b.keys()]
-    changes.sort(key=lambda c: (ORDER.index(c.verdict), c.key))
-    return changes, unchanged
+    every = every_row(old, new, factor=factor, floor=floor, ignore_device=ignore_device)
+    changes = [c for c in every if c.verdict]
+    return changes, len(every) - len(changes)
 
 
 def regressed(changes: list[Change], strict: bool = False) -> bool:
@@ -171,14 +177,25 @@ def versions(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
 
 
+def nothing_ran(document: dict[str, Any], path: str) -> str:
+    """'' when some row of the report ran, else a line saying none did and why."""
+    rows = document["rows"]
+    if not ran_nothing(rows):
+        return ""
+    reasons = skip_reasons(rows)
+    why = f" (skipped: {reasons[0][1]}{'; ...' if len(reasons) > 1 else ''})" if reasons else ""
+    return f"{path}: none of its {len(rows)} rows ran{why}: nothing was tested"
+
+
 def run(old_path: str, new_path: str, *, factor: float = 10.0, floor: float = 1e-3,
-        ignore_device: bool = False, strict: bool = False) -> int:
-    """Print the diff of two reports; the exit status of the module docstring."""
+        ignore_device: bool = False, strict: bool = False, html: str | None = None) -> int:
+    """Print the diff of two reports (and draw it to `html`); the exit status of the module docstring."""
     old, new = read_report(old_path), read_report(new_path)
     if not ignore_device and single_devices(old, new):
         ignore_device = True
         print("each report ran on one device, and not the same: rows are matched across devices")
-    changes, unchanged = compare(old, new, factor=factor, floor=floor, ignore_device=ignore_device)
+    every = every_row(old, new, factor=factor, floor=floor, ignore_device=ignore_device)
+    changes = [c for c in every if c.verdict]
     print(f"old: {old_path}\nnew: {new_path}")
     moved = versions(old, new)
     print("versions: " + ("; ".join(moved) if moved else "the same"))
@@ -187,8 +204,21 @@ def run(old_path: str, new_path: str, *, factor: float = 10.0, floor: float = 1e
         print(table(changes, ignore_device))
     counts = {v: sum(c.verdict == v for c in changes) for v in ORDER}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-    print(f"\n{summary + ', ' if summary else ''}{unchanged} unchanged"
+    print(f"\n{summary + ', ' if summary else ''}{len(every) - len(changes)} unchanged"
           f" (moves below x{factor:g} and errors below {floor:g} tolerances not listed)")
-    bad = regressed(changes, strict)
-    print("verdict: " + ("REGRESSED" if bad else "no regression"))
-    return 1 if bad else 0
+    empty = nothing_ran(new, new_path)
+    if empty:
+        print(empty)
+    still = sum(1 for c in every if not c.verdict and c.new is not None and c.new["status"] in BAD)
+    if still:
+        print(f"{still} rows fail in NEW as they did in OLD (unchanged, so not listed)")
+    verdict_text = ("NOTHING RAN" if empty else
+                    "REGRESSED" if regressed(changes, strict) else "no regression")
+    print("verdict: " + verdict_text)
+    if html:
+        Path(html).parent.mkdir(parents=True, exist_ok=True)
+        notes = [empty] if empty else []
+        order = new.get("meta", {}).get("frameworks", ())
+        Path(html).write_text(diff_page(old_path, new_path, every, moved, verdict_text, notes, order))
+        print(f"html: {html}")
+    return 0 if verdict_text == "no regression" else 1

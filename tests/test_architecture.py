@@ -30,7 +30,8 @@ LAYERS = (
      "conformance.golden.storage", "conformance.golden.property"),
     ("conformance.frameworks", "conformance.frameworks.*", "conformance.components.*.*_adapter"),
     ("conformance.config", "conformance.runner", "conformance.replay", "conformance.golden.regenerate"),
-    ("conformance.testing", "conformance.plugin", "conformance.report", "conformance.diff",
+    ("conformance.testing", "conformance.plugin", "conformance.session", "conformance.outcome",
+     "conformance.report", "conformance.report.*", "conformance.diff",
      "conformance.known_issues", "conformance.cli", "conformance.__main__",
      "conformance.components.*.test_*", "conformance.components"),
 )

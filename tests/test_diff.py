@@ -103,16 +103,52 @@ def test_cpu_and_gpu_reports_are_matched_across_devices(tmp_path: Path,
     assert "upstream-linearity" in out and "worse" in out
 
 
-def test_bad_input_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(("content", "said"), [
+    (None, "expected an existing JSON report, no such file"),
+    ('{"rows": [', "not valid JSON (Expecting value: line 1 column 11"),
+    ("[1, 2]", "expected a JSON object with a list 'rows'"),
+    (json.dumps({"rows": [{"component": "mlp", "status": "passed"}]}), "rows[0]: expected fields"),
+    (json.dumps({"rows": [{**row("p", "torch", "passed", 0.1), "status": "green"}]}), "rows[0] status"),
+])
+def test_a_bad_report_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                           content: str | None, said: str) -> None:
     old, _ = reports(tmp_path, PAIRS[:1])
-    assert main(["diff", old, str(tmp_path / "missing.json")]) == 2
-    assert "report" in capsys.readouterr().err
-    broken = tmp_path / "broken.json"
-    broken.write_text(json.dumps({"rows": [{"component": "mlp", "status": "passed"}]}))
-    assert main(["diff", old, str(broken)]) == 2
-    assert "rows[0]" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="factor"):
-        diff.compare({"rows": []}, {"rows": []}, factor=1.0)
+    bad = tmp_path / "bad.json"
+    if content is not None:
+        bad.write_text(content)
+    assert main(["diff", old, str(bad)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"diff: {bad}") and said in line
+
+
+def test_bad_factor_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old, _ = reports(tmp_path, PAIRS[:1])
+    assert main(["diff", old, old, "--factor", "1"]) == 2
+    assert "--factor: expected a number > 1" in capsys.readouterr().err
+
+
+def test_an_error_row_is_a_regression_and_a_fixed_one_an_improvement(tmp_path: Path) -> None:
+    old = {"rows": [row("forward-agreement", "torch", "passed", 0.1), row("gradient-agreement", "jax",
+                                                                          "error", None)]}
+    new = {"rows": [row("forward-agreement", "torch", "error", None), row("gradient-agreement", "jax",
+                                                                         "passed", 0.2)]}
+    changes, _ = diff.compare(old, new)
+    assert {c.key[1]: c.verdict for c in changes} == {"forward-agreement": "REGRESSED",
+                                                     "gradient-agreement": "improved"}
+
+
+def test_a_report_whose_rows_all_skipped_is_not_a_pass(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A GPU run on a machine without one: every row skipped. Without --strict it still fails."""
+    cpu = write_report(tmp_path / "cpu.json", [row("forward-agreement", "torch", "passed", 0.1)], {})
+    skipped = {**row("forward-agreement", "torch", "skipped", None, device="cuda"),
+               "message": "torch: no CUDA device is available"}
+    gpu = write_report(tmp_path / "gpu.json", [skipped], {})
+    assert main(["diff", str(cpu), str(gpu)]) == 1
+    out = capsys.readouterr().out
+    assert f"{gpu}: none of its 1 rows ran (skipped: torch: no CUDA device is available)" in out
+    assert out.rstrip().endswith("verdict: NOTHING RAN")
+    assert main(["diff", str(gpu), str(cpu)]) == 0  # the other way round, everything runs now
 
 
 def test_junit_xml_and_the_report_from_one_pytest_run(pytester: pytest.Pytester) -> None:
