@@ -1,17 +1,27 @@
-"""`python -m conformance`: run the suite and print the matrix; replay a reproducer; hunt.
+"""`python -m conformance`: run the suite and print the matrix, replay a reproducer, hunt,
+compare two reports, check the golden set.
 
-  python -m conformance [run] [--frameworks ..] [--dtypes ..] [--device cpu|cuda]
-                        [--profile ci|dev|thorough] [--report PATH] [-- PYTEST ARGS]
+  python -m conformance [run] [--frameworks LIST] [--dtypes LIST] [--device cpu|cuda]
+                        [--allow-missing] [--profile ci|dev|thorough] [--max-examples N]
+                        [--report PATH] [-- PYTEST ARGS]
   python -m conformance replay FILE [--framework F] [--dtype D] [--device D]
-  python -m conformance hunt [--minutes M] [--out DIR] [--frameworks ..]
-  python -m conformance diff OLD.json NEW.json [--factor F] [--floor R] [--ignore-device] [--strict]
+  python -m conformance hunt [--minutes M] [--out DIR] [--frameworks ..] [-- PYTEST ARGS]
+  python -m conformance diff OLD.json NEW.json [--html PATH] [--factor F] [--floor R]
+                             [--ignore-device] [--strict]
   python -m conformance golden [--write] [--force] [--components a,b]
 
-Exit status: 0 when every row passed (or carries a known issue), 1 when a
-property failed or a known issue no longer reproduces, 2 on a usage error.
-diff: 0 when nothing regressed, 1 when something did (conformance/diff.py).
-golden: 0 when the stored golden set is up to date (or was written), 1 when it
-differs or a write was refused (conformance/golden/regenerate.py).
+Exit status:
+  run     0: every row passed or is a known issue that reproduces; 1: a row failed or raised,
+          or a known issue no longer reproduces; 4: a usage error (an option, or a framework
+          or device asked for but missing); 2: no report was written for another reason
+          (interrupted, internal error, no test selected), and no matrix is printed
+  replay  0: the case passes; 1: the failure reproduced; 2: FILE is not a reproducer, or its
+          framework or property cannot run here
+  hunt    0: no row failed; 1: a row failed, or a round's process crashed; 2: a usage error
+  diff    0: nothing regressed; 1: a row regressed, or NEW ran nothing; 2: a report is missing
+          or malformed
+  golden  0: the stored golden set is current (or was written); 1: it differs, or --write
+          refused; 2: an unknown component or unreadable golden data
 """
 
 from __future__ import annotations
@@ -27,63 +37,77 @@ import pytest
 
 from conformance import frameworks, registry
 from conformance.framework import DEVICES
-from conformance.report import read_report
+from conformance.report import paths, read_report, remove
 from conformance.report.matrix import text
 
 DEFAULT_REPORT = ".conformance/report.json"
+USAGE = 2  # a usage error of the CLI's own commands; `run` answers as pytest does (4)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line and the command's own exit status."""
+
+    status = USAGE
+    commands: dict[str, Parser]
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(self.status, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def pytest_args(args: argparse.Namespace, report: str, profile: str) -> list[str]:
+    given = {"frameworks": args.frameworks, "dtypes": args.dtypes, "device": args.device,
+             "max-examples": args.max_examples}
     return [
         "--pyargs", *registry.test_packages(),
         "-p", "no:cacheprovider",
         "-q", "--no-header", "-r", "fE",
-        "-W", "ignore:`torch.jit.script` is deprecated:DeprecationWarning",
         "-W", "ignore::pytest.PytestAssertRewriteWarning",  # this process imported conformance first
-        "--frameworks", args.frameworks,
-        "--dtypes", args.dtypes,
-        "--device", args.device,
+        *[arg for name, value in given.items() if value for arg in (f"--conformance-{name}", value)],
+        *(["--conformance-allow-missing"] if args.allow_missing else []),
         "--conformance-profile", profile,
         "--conformance-report", report,
         *args.pytest_args,
     ]
 
 
+def check_suite_options(args: argparse.Namespace) -> str:
+    """What is wrong with the options `run` and `hunt` pass on to pytest, or ''."""
+    from conformance.config import DTYPES
+    from conformance.session import comma_list, whole_number
+
+    try:
+        if args.frameworks:
+            comma_list(args.frameworks, frameworks.names(), "--frameworks")
+        if args.dtypes:
+            comma_list(args.dtypes, DTYPES, "--dtypes")
+        if args.max_examples:
+            whole_number(args.max_examples, "--max-examples")
+    except pytest.UsageError as err:
+        return str(err)
+    return ""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    remove(args.report)  # so that a matrix printed below is always this run's
     started = time.perf_counter()
     code = pytest.main(pytest_args(args, args.report, args.profile))
     elapsed = time.perf_counter() - started
     if not Path(args.report).is_file():
-        return int(code) or 2
+        if code == pytest.ExitCode.USAGE_ERROR:
+            return int(code)  # pytest has said what was wrong, in one line
+        print(f"python -m conformance: no report was written (pytest's exit status {int(code)}:"
+              f" {pytest.ExitCode(code).name.lower().replace('_', ' ')}), so no matrix", file=sys.stderr)
+        return 2
     print()
     print(text(read_report(args.report), Path(args.report).parent))
-    print(f"report: {args.report} (and {Path(args.report).with_suffix('.md')}); {elapsed:.1f} s")
+    print(f"report: {', '.join(str(p) for p in paths(args.report))}; {elapsed:.1f} s")
     return 0 if code == pytest.ExitCode.OK else 1
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from conformance.compare import ConformanceFailure
-    from conformance.component import NotApplicable
-    from conformance.config import Run, RunConfig
-    from conformance.replay import find_property, load_case
-    from conformance.runner import run_property
+    from conformance.replay import replay
 
-    case, meta = load_case(args.file)
-    framework = args.framework or meta.get("framework", "numpy")
-    dtype = args.dtype or meta.get("dtype", "float64")
-    device = args.device or meta.get("device", "cpu")
-    prop = find_property(case.component, str(meta.get("property")))
-    print(f"replaying {prop.id} on {framework} {dtype} {device}: {case.describe()}")
-    try:
-        run_property(prop, case, framework, dtype, Run(RunConfig(device=device, reproducer_dir=None)))
-    except ConformanceFailure as failure:
-        print(failure)
-        return 1
-    except NotApplicable as err:
-        print(f"not applicable: {err}")
-        return 2
-    print("passed: the implementations agree on this case")
-    return 0
+    return replay(args.file, args.framework, args.dtype, args.device)
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
@@ -91,6 +115,7 @@ def cmd_hunt(args: argparse.Namespace) -> int:
 
     Each round is its own process: a framework that crashes (a segmentation fault in a
     compiler, say) ends that round, is reported with the round's log, and the hunt goes on.
+    A round that could not start (a usage error, no test selected) ends the hunt.
     """
     out = Path(args.out)
     deadline = time.monotonic() + 60 * args.minutes
@@ -109,12 +134,20 @@ def cmd_hunt(args: argparse.Namespace) -> int:
             )
         if done.returncode < 0:  # killed by a signal: the framework crashed the process
             failures.add(f"round {rounds}: the process died with signal {-done.returncode}: {log}")
+        elif done.returncode in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
+            said = [line for line in log.read_text().splitlines() if line.strip()]
+            print(f"hunt: round {rounds} could not start: {said[-1] if said else 'see ' + str(log)}",
+                  file=sys.stderr)
+            return USAGE
         if Path(report).is_file():
             for row in read_report(report)["rows"]:
-                if row["status"] == "failed":
+                if row["status"] in ("failed", "error"):
+                    where = folder / row["reproducer"] if row.get("reproducer") else "see its report"
                     failures.add(f"{row['component']} {row['property']} {row['framework']}"
-                                 f" {row['dtype']}: {row['reproducer'] or 'see report'}")
-    print(f"hunt: {rounds} rounds in {args.minutes} min; {len(failures)} failing rows")
+                                 f" {row['dtype']}: {row['status']}: {where}")
+        elif done.returncode >= 0:
+            failures.add(f"round {rounds}: no report (pytest's exit status {done.returncode}): {log}")
+    print(f"hunt: {rounds} rounds in {args.minutes:g} min; {len(failures)} failing rows")
     for line in sorted(failures):
         print("  " + line)
     return 1 if failures else 0
@@ -128,7 +161,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
                    ignore_device=args.ignore_device, strict=args.strict, html=args.html)
     except ValueError as err:
         print(f"diff: {err}", file=sys.stderr)
-        return 2
+        return USAGE
 
 
 def cmd_golden(args: argparse.Namespace) -> int:
@@ -140,27 +173,34 @@ def cmd_golden(args: argparse.Namespace) -> int:
         return command(write=args.write, force=args.force, only=only)
     except (ValueError, GoldenDataError) as err:
         print(f"golden: {err}", file=sys.stderr)
-        return 2
+        return USAGE
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m conformance", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command")
+def parser() -> Parser:
+    p = Parser(prog="python -m conformance", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=Parser)
 
-    def suite_options(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--frameworks", default=",".join(frameworks.names()))
-        q.add_argument("--dtypes", default="float32,float64")
-        q.add_argument("--device", default="cpu", choices=DEVICES)
+    def suite_options(q: Parser) -> None:
+        names = ",".join(frameworks.names())
+        q.add_argument("--frameworks", metavar="LIST",
+                       help=f"comma list of {names}, each one required (default: every one installed)")
+        q.add_argument("--dtypes", metavar="LIST", help="comma list of float32,float64 (default: both)")
+        q.add_argument("--device", choices=DEVICES, help="cpu (default) or cuda, required")
+        q.add_argument("--allow-missing", action="store_true",
+                       help="a framework or device asked for but missing: skipped rows, not an error")
+        q.add_argument("--max-examples", metavar="N", help="examples per test instead of the profile's")
         q.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
 
-    run = sub.add_parser("run", help="run the suite and print the matrix (the default)")
+    run = sub.add_parser("run", help="run the suite and print the matrix (the default command)")
+    run.status = int(pytest.ExitCode.USAGE_ERROR)  # a run's usage errors read as pytest's
     suite_options(run)
     run.add_argument("--profile", default="ci", choices=("ci", "dev", "thorough"))
-    run.add_argument("--report", default=DEFAULT_REPORT)
+    run.add_argument("--report", default=DEFAULT_REPORT, metavar="PATH",
+                     help=f"the JSON report, .md, .html and reproducers/ beside it ({DEFAULT_REPORT})")
     replay = sub.add_parser("replay", help="rerun one stored reproducer")
     replay.add_argument("file")
-    replay.add_argument("--framework", choices=frameworks.names())
+    replay.add_argument("--framework", help=f"one of {', '.join(frameworks.names())} (default: the file's)")
     replay.add_argument("--dtype", choices=("float32", "float64"))
     replay.add_argument("--device", choices=DEVICES)
     hunt = sub.add_parser("hunt", help="search with fresh random cases until the time is spent")
@@ -183,14 +223,21 @@ def parser() -> argparse.ArgumentParser:
     golden.add_argument("--write", action="store_true", help="write new components and cases")
     golden.add_argument("--force", action="store_true", help="with --write: overwrite changed values")
     golden.add_argument("--components", help="comma list of components (default: all)")
+    p.commands = {"run": run, "replay": replay, "hunt": hunt, "diff": diff, "golden": golden}
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0].startswith("-"):
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
         argv = ["run", *argv]
-    args = parser().parse_args(argv)
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    if extra:
+        top.commands.get(args.command, top).error(f"unrecognized arguments: {' '.join(extra)}"
+                                                  " (pytest's own go after --)")
+    if args.command in ("run", "hunt") and (wrong := check_suite_options(args)):
+        top.commands[args.command].error(wrong)
     commands = {"run": cmd_run, "replay": cmd_replay, "hunt": cmd_hunt, "diff": cmd_diff,
                 "golden": cmd_golden}
     return commands[args.command](args)

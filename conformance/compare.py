@@ -3,14 +3,14 @@
 `assert_agree` compares named arrays against the float64 reference under the
 tolerance table; `assert_identity` compares the two sides of a scalar identity.
 Both update the test's record (worst error, in tolerances; the Context carries
-it) and, on failure, write the case as a reproducer into the Context's folder and
-raise `ConformanceFailure` with a message naming property, component, parameter,
-framework, dtype, the worst element (index and both values) and the replay command.
+it) and, on failure, write the case as a reproducer to the Context's file (the report
+row's, named by the run) and raise `ConformanceFailure` with a message naming
+property, component, parameter, framework, dtype, the worst element (index and both
+values) and the replay command of that file.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +20,6 @@ from conformance import record
 from conformance.case import Arrays, Case
 from conformance.component import Component
 from conformance.tolerances import allowed_error
-
-DEFAULT_REPRODUCER_DIR = Path(".conformance/reproducers")
 
 
 class ConformanceFailure(AssertionError):
@@ -40,7 +38,7 @@ class Context:
     device: str
     case: Case
     record: record.Record | None = None  # the report row this check contributes to
-    reproducer_dir: Path | None = DEFAULT_REPRODUCER_DIR  # None: failures write no file
+    reproducer: Path | None = None  # the file a failure writes its case to; None: no file
 
     def header(self) -> str:
         return (
@@ -49,13 +47,10 @@ class Context:
         )
 
 
-def write_reproducer(ctx: Context, directory: Path) -> Path:
-    """Save ctx.case with what replay needs: property, framework, dtype, device."""
-    key = f"{ctx.property}|{ctx.framework}|{ctx.dtype}|{ctx.case.describe()}"
-    digest = hashlib.sha1(key.encode()).hexdigest()[:10]
-    name = f"{ctx.component.name}-{ctx.property}-{ctx.framework}-{ctx.dtype}-{digest}.npz"
+def write_reproducer(ctx: Context, path: Path) -> Path:
+    """Save ctx.case to `path` with what replay needs: property, framework, dtype, device."""
     return ctx.case.save(
-        directory / name,
+        path,
         property=ctx.property,
         framework=ctx.framework,
         dtype=ctx.dtype,
@@ -63,12 +58,25 @@ def write_reproducer(ctx: Context, directory: Path) -> Path:
     )
 
 
+def keep_case(ctx: Context) -> Path | None:
+    """Write ctx.case to the row's reproducer file (if it has one) and note it in the record.
+
+    Every failing example of a row writes the same file, so the last one written (the
+    example hypothesis shrank to, which it raises last) is the one the message names.
+    """
+    if ctx.reproducer is None:
+        return None
+    path = write_reproducer(ctx, ctx.reproducer)
+    if ctx.record is not None:
+        ctx.record.reproducer = str(path)
+    return path
+
+
 def fail(ctx: Context, detail: str) -> None:
     """Raise ConformanceFailure for ctx with `detail`, leaving a reproducer to replay."""
     __tracebackhide__ = True
-    replay = ""
-    if ctx.reproducer_dir is not None:
-        replay = f"\n  replay: python -m conformance replay {write_reproducer(ctx, ctx.reproducer_dir)}"
+    path = keep_case(ctx)
+    replay = "" if path is None else f"\n  replay: python -m conformance replay {path}"
     raise ConformanceFailure(
         f"conformance failure: {ctx.header()}\n  {detail}\n  case: {ctx.case.describe()}{replay}"
     )

@@ -2,22 +2,28 @@
 
 An entry names the property, component, framework, the package and version
 range it applies to, a link and the expected behaviour. A matching test is
-marked `xfail(strict=True)`: while the issue reproduces the row reads "known";
-when a release fixes it the test XPASSes, strict turns that into a failure,
-and the message says the issue looks fixed and the entry should go.
+marked `xfail(strict=True)` with a one-line reason (kind, id, link); the report
+carries the whole entry. While the issue reproduces the row reads "known"; when
+a release fixes it the test XPASSes, strict turns that into a failure, and the
+message says the issue looks fixed and which file to remove the entry from.
+
+A file that cannot be read is an error naming the file, the entry and the field,
+raised before any test runs.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 DEFAULT_PATH = Path(__file__).with_name("known_issues.toml")
 KINDS = ("bug", "convention")
+DTYPES = ("float32", "float64")
 REQUIRED = ("id", "kind", "property", "component", "framework", "package", "versions", "link",
             "expected")
 
@@ -33,39 +39,85 @@ class KnownIssue:
     versions: str  # a PEP 440 specifier, e.g. ">=0.2.0"
     link: str
     expected: str  # what the framework does, in words
-    dtypes: tuple[str, ...] = ("float32", "float64")
+    dtypes: tuple[str, ...] = DTYPES
+    source: Path = field(default=DEFAULT_PATH, compare=False)  # the file it was read from
+
+    def installed(self) -> str | None:
+        try:
+            return metadata.version(self.package)
+        except metadata.PackageNotFoundError:
+            return None
 
     def applies(self, property_id: str, component: str, framework: str, dtype: str) -> bool:
         if (property_id, component, framework) != (self.property, self.component, self.framework):
             return False
         if dtype not in self.dtypes:
             return False
-        try:
-            installed = metadata.version(self.package)
-        except metadata.PackageNotFoundError:
-            return False
-        return SpecifierSet(self.versions).contains(installed, prereleases=True)
+        installed = self.installed()
+        return installed is not None and SpecifierSet(self.versions).contains(installed, prereleases=True)
 
     def reason(self) -> str:
-        return (
-            f"known {self.kind} {self.id} ({self.link}): {self.expected}"
-            f" -- if this XPASSes, {self.package} no longer shows it: the issue looks fixed,"
-            f" remove {self.id} from known_issues.toml"
-        )
+        """The xfail reason pytest prints: one short line."""
+        return f"known {self.kind} {self.id} ({self.link})"
+
+    def fixed(self) -> str:
+        """What a strict XPASS says: the issue looks fixed, and where its entry is."""
+        return (f"known {self.kind} {self.id} ({self.link}) no longer reproduces with {self.package}"
+                f" {self.installed()}: the issue looks fixed, remove {self.id} from {self.source}")
+
+    def details(self) -> dict[str, str]:
+        """The entry as the report keeps it."""
+        return {"kind": self.kind, "link": self.link, "expected": self.expected, "package": self.package,
+                "versions": self.versions, "file": str(self.source)}
+
+
+def _entry(path: Path, n: int, entry: Any) -> KnownIssue:
+    where = f"{path} [[issue]] {n + 1}"
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected a table of fields, received {entry!r}")
+    if isinstance(entry.get("id"), str):
+        where += f" ({entry['id']})"
+    missing = [k for k in REQUIRED if k not in entry]
+    if missing:
+        raise ValueError(f"{where}: expected the fields {list(REQUIRED)}, missing {missing}")
+    unknown = sorted(set(entry) - {*REQUIRED, "dtypes"})
+    if unknown:
+        raise ValueError(f"{where}: unknown fields {unknown}; expected {[*REQUIRED, 'dtypes']}")
+    for key in REQUIRED:
+        if not isinstance(entry[key], str) or not entry[key].strip():
+            raise ValueError(f"{where} {key}: expected a non-empty string, received {entry[key]!r}")
+    if entry["kind"] not in KINDS:
+        raise ValueError(f"{where} kind: expected one of {list(KINDS)}, received {entry['kind']!r}")
+    try:
+        SpecifierSet(entry["versions"])
+    except InvalidSpecifier:
+        raise ValueError(f"{where} versions: expected a PEP 440 range such as '>=2.0,<3',"
+                         f" received {entry['versions']!r}") from None
+    dtypes = entry.get("dtypes", list(DTYPES))
+    if not isinstance(dtypes, list) or not dtypes or any(d not in DTYPES for d in dtypes):
+        raise ValueError(f"{where} dtypes: expected a list of {list(DTYPES)}, received {dtypes!r}")
+    return KnownIssue(**{**entry, "dtypes": tuple(dtypes), "source": path})
 
 
 def load(path: str | Path = DEFAULT_PATH) -> list[KnownIssue]:
+    """The entries of one file; ValueError naming the file, the entry and the field otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"known issues: expected an existing TOML file, received {str(path)!r}")
-    data = tomllib.loads(path.read_text())
-    issues = []
-    for n, entry in enumerate(data.get("issue", [])):
-        missing = [k for k in REQUIRED if k not in entry]
-        if missing:
-            raise ValueError(f"known issues [{n}]: expected fields {list(REQUIRED)}, missing {missing}")
-        if entry["kind"] not in KINDS:
-            raise ValueError(f"known issues [{n}] kind: expected one of {KINDS}, received {entry['kind']!r}")
-        SpecifierSet(entry["versions"])  # raises InvalidSpecifier on a bad range
-        issues.append(KnownIssue(**{**entry, "dtypes": tuple(entry.get("dtypes", KnownIssue.dtypes))}))
+        raise ValueError(f"{path}: expected an existing known-issues TOML file, no such file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"{path}: expected a known-issues TOML file, not valid TOML ({err})") from None
+    entries = data.get("issue", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{path} issue: expected [[issue]] tables, received {entries!r}")
+    unknown = sorted(set(data) - {"issue"})
+    if unknown:
+        raise ValueError(f"{path}: unknown top-level keys {unknown}; expected only [[issue]] tables")
+    issues = [_entry(path, n, entry) for n, entry in enumerate(entries)]
+    seen: set[str] = set()
+    for issue in issues:
+        if issue.id in seen:
+            raise ValueError(f"{path} [[issue]] ({issue.id}): the id is used twice")
+        seen.add(issue.id)
     return issues

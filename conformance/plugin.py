@@ -1,153 +1,179 @@
-"""The pytest plugin (entry point `pytest11`): options, the run, parametrization, known issues, report.
+"""The pytest plugin (entry point `pytest11`): options, parametrization, known issues, report.
 
-Options:
-  --frameworks numpy,torch,jax    implementations under test (any installed framework plugin)
-  --dtypes float32,float64
-  --device cpu|cuda
-  --conformance-profile ci|dev|thorough|hunt   hypothesis profile (profiles.py)
-  --conformance-report PATH       JSON at PATH, Markdown beside it, reproducers in PATH's folder
+Options (all prefixed, so they meet no other plugin's):
+  --conformance-frameworks LIST   numpy,torch,jax or a plugin's; each one named is required
+  --conformance-dtypes LIST       float32,float64
+  --conformance-device DEVICE     cpu (default) or cuda: required
+  --conformance-allow-missing     a framework or device asked for but missing: skipped rows
+  --conformance-profile NAME      hypothesis profile: ci, dev, thorough, hunt (profiles.py)
+  --conformance-max-examples N    examples per test, instead of the profile's number
+  --conformance-report PATH       report.json at PATH, .md and .html beside it, reproducers/
   --conformance-known-issues PATH known-issue data (default: the packaged known_issues.toml and
                                   the files the framework plugins ship)
 
-The plugin builds one RunConfig from them and hands it down: every conformance test
-asks for the fixture `conformance_run` (the config and its own row's record). Rows
-travel in each test report's `user_properties`, so under pytest-xdist the controller
-receives every worker's rows and writes one report, the same rows as a serial run.
+`--frameworks`, `--dtypes` and `--device` still work for one release, with a deprecation
+warning, where no other plugin or conftest owns the name.
+
+The plugin loads into every pytest run of the environment, so this module imports only
+pytest: the suite's modules (conformance.session) load when a `--conformance-*` option is
+given or a conformance test is collected, and an unrelated run never pays for them. Every
+conformance test asks for the fixture `conformance_run` (the config and its own row's
+record). Rows travel in each test report's `user_properties`, so under pytest-xdist the
+controller receives every worker's rows and writes one report, the same rows as a serial run.
 """
 
 from __future__ import annotations
 
-from importlib import metadata
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance import frameworks, known_issues, profiles, record
-from conformance.compare import Context as CompareContext
-from conformance.compare import write_reproducer
-from conformance.config import DTYPES, Run, RunConfig
-from conformance.framework import DEVICES
-from conformance.registry import component
-from conformance.report import write_report
+if TYPE_CHECKING:
+    from conformance.config import Run
+    from conformance.session import Session
 
 ROW = "conformance_row"
-_CONFIG = pytest.StashKey[RunConfig]()
-_KNOWN = pytest.StashKey[list[known_issues.KnownIssue]]()
-_RECORD = pytest.StashKey[record.Record]()
-
-
-def _csv(value: str, allowed: tuple[str, ...], option: str) -> tuple[str, ...]:
-    chosen = [v.strip() for v in value.split(",") if v.strip()]
-    unknown = [v for v in chosen if v not in allowed]
-    if unknown or not chosen:
-        raise pytest.UsageError(f"{option}: expected a comma list of {list(allowed)}, received {value!r}")
-    return tuple(chosen)
+KNOWN = "conformance_known_issue"
+OPTIONS = ("frameworks", "dtypes", "device", "allow_missing", "profile", "max_examples", "report",
+           "known_issues")
+DEPRECATED = {"--frameworks": "--conformance-frameworks", "--dtypes": "--conformance-dtypes",
+              "--device": "--conformance-device"}
+_SESSION = pytest.StashKey["Session"]()
+_RECORD = pytest.StashKey[Any]()  # the test's conformance.record.Record
+_ALIASED = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("conformance", "backprop conformance suite")
-    group.addoption("--frameworks", default=None,
-                    help="comma list of frameworks (default: every one installed: numpy,torch,jax, ...)")
-    group.addoption("--dtypes", default=",".join(DTYPES), help="comma list of float32,float64")
-    group.addoption("--device", default="cpu", choices=DEVICES, help="cpu or cuda")
-    group.addoption("--conformance-profile", default="ci", choices=tuple(profiles.PROFILES),
-                    help="hypothesis profile: ci (derandomized, bounded), dev, thorough, hunt")
-    group.addoption("--conformance-report", default=None, metavar="PATH",
-                    help="write the report as JSON to PATH and as Markdown beside it")
-    group.addoption("--conformance-known-issues", default=None, metavar="PATH",
+    group = parser.getgroup("conformance", "backprop conformance suite (python -m conformance --help)")
+    group.addoption("--conformance-frameworks", metavar="LIST",
+                    help="comma list of frameworks to test, each one required: numpy,torch,jax or a"
+                         " plugin's (default: every one installed; one missing is skipped)")
+    group.addoption("--conformance-dtypes", metavar="LIST",
+                    help="comma list of float32,float64 (default: both)")
+    group.addoption("--conformance-device", metavar="DEVICE",
+                    help="cpu (default) or cuda; a framework without it stops the run with an error")
+    group.addoption("--conformance-allow-missing", action="store_true", default=False,
+                    help="report a framework or device asked for but missing as skipped rows, not an error")
+    group.addoption("--conformance-profile", metavar="NAME",
+                    help="hypothesis profile: ci (default: derandomized, bounded), dev, thorough, hunt")
+    group.addoption("--conformance-max-examples", metavar="N",
+                    help="examples per test (default: the profile's: ci 12, dev 60, thorough 1000)")
+    group.addoption("--conformance-report", metavar="PATH",
+                    help="write the report to PATH (JSON), PATH's .md and .html beside it, and the rows'"
+                         " reproducers to reproducers/ in its folder")
+    group.addoption("--conformance-known-issues", metavar="PATH",
                     help="known framework issues and conventions (TOML; default: the packaged ones)")
 
 
-def _known_issue_files(config: pytest.Config) -> list[Path]:
-    chosen = config.getoption("conformance_known_issues")
-    if chosen:
-        return [Path(chosen)]
-    files = [known_issues.DEFAULT_PATH]
-    for plugin in frameworks.plugins().values():
-        if isinstance(plugin, frameworks.Framework):
-            files.extend(plugin.known_issues())
-    return files
+def _registered(parser: pytest.Parser) -> set[str]:
+    groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
+    return {name for g in groups if g is not None for opt in g.options for name in opt.names()}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> Any:
+    """The deprecated spellings, rewritten to the prefixed ones where nobody else owns them."""
+    result = yield
+    taken = _registered(parser)
+    used = []
+    for n, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in DEPRECATED and name not in taken:
+            args[n] = DEPRECATED[name] + eq + value
+            used.append(name)
+    early_config.stash[_ALIASED] = used
+    return result
+
+
+def _given(config: pytest.Config) -> bool:
+    return any(config.getoption(f"conformance_{name}") not in (None, False) for name in OPTIONS)
+
+
+def _session(config: pytest.Config) -> Session:
+    if _SESSION not in config.stash:
+        from conformance.session import Session
+
+        config.stash[_SESSION] = Session(config)
+    return config.stash[_SESSION]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "conformance(property, component): a conformance property")
-    names = frameworks.names()
+    if hasattr(config, "workerinput"):  # xdist workers leave warnings and the report to the controller
+        if _given(config):
+            _session(config)
+        return
+    for old in config.stash.get(_ALIASED, []):
+        config.issue_config_time_warning(pytest.PytestDeprecationWarning(
+            f"{old} is deprecated and goes in the next release: use {DEPRECATED[old]}"), stacklevel=2)
     report = config.getoption("conformance_report")
-    config.stash[_CONFIG] = RunConfig(
-        frameworks=_csv(config.getoption("frameworks") or ",".join(names), names, "--frameworks"),
-        dtypes=_csv(config.getoption("dtypes"), DTYPES, "--dtypes"),
-        device=config.getoption("device"),
-        profile=profiles.profile(config.getoption("conformance_profile")),
-        reproducer_dir=Path(report).resolve().parent / "reproducers" if report else RunConfig.reproducer_dir,
-    )
-    config.stash[_KNOWN] = [issue for path in _known_issue_files(config)
-                            for issue in known_issues.load(path)]
-    if report and not hasattr(config, "workerinput"):  # xdist workers leave writing to the controller
-        config.pluginmanager.register(ReportWriter(report), "conformance-report-writer")
+    if report:
+        from conformance.report.rows import remove
+
+        remove(report)  # a run that writes no report leaves none, never the previous one
+    if _given(config):
+        _session(config)  # a mistake in the options stops the run here, before anything runs
+    config.pluginmanager.register(Rows(report), "conformance-rows")
 
 
 @pytest.fixture
 def conformance_run(request: pytest.FixtureRequest) -> Run:
     """The run a conformance test checks under: the session's config and its row's record."""
-    return Run(request.config.stash[_CONFIG], request.node.stash.get(_RECORD, None))
+    from conformance.config import Run
+
+    return Run(_session(request.config).run, request.node.stash.get(_RECORD, None))
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("conformance")
     if marker is None:
         return
-    run = metafunc.config.stash[_CONFIG]
-    fws, dtypes = list(run.frameworks), list(run.dtypes)
-    try:
-        prop = component(marker.kwargs["component"]).property(marker.kwargs["property"])
-    except ValueError:
-        prop = None  # a property bound outside the component's record (golden-agreement)
-    if prop is not None:  # no rows for combinations a property does not apply to
-        fws = [f for f in fws if not (prop.frameworks_only and f == frameworks.REFERENCE.name)]
-        dtypes = [d for d in dtypes if not (prop.float64_only and d != "float64")]
+    fws, dtypes = _session(metafunc.config).frameworks_for(marker.kwargs["property"],
+                                                           marker.kwargs["component"])
     if "framework" in metafunc.fixturenames:
         metafunc.parametrize("framework", fws)
     if "dtype" in metafunc.fixturenames:
         metafunc.parametrize("dtype", dtypes)
 
 
-def _marker_info(item: pytest.Item) -> tuple[str, str, str, str] | None:
+def _info(item: pytest.Item) -> tuple[str, str, str, str] | None:
+    """(property, component, framework, dtype) of a conformance test, else None."""
     marker = item.get_closest_marker("conformance")
-    callspec = getattr(item, "callspec", None)
-    if marker is None or callspec is None:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if marker is None or not isinstance(params.get("framework"), str) or not isinstance(
+            params.get("dtype"), str):
         return None
-    return (marker.kwargs["property"], marker.kwargs["component"], callspec.params["framework"],
-            callspec.params["dtype"])
+    return marker.kwargs["property"], marker.kwargs["component"], params["framework"], params["dtype"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before -k and -m select: they match the keywords added here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any(item.get_closest_marker("conformance") for item in items):
+        return
+    known = _session(config).known()
+    empty = [i for i in items if i.get_closest_marker("conformance") and _info(i) is None]
+    if empty:  # a property with no framework or dtype selected has no row, so no test either
+        items[:] = [i for i in items if i not in empty]
+        config.hook.pytest_deselected(items=empty)
     for item in items:
-        info = _marker_info(item)
+        info = _info(item)
         if info is None:
             continue
         item.extra_keyword_matches.update(info[:2])  # -k bn-gradient-sums, -k mlp_bn
-        for issue in config.stash[_KNOWN]:
+        for issue in known:
             if issue.applies(*info):
                 item.add_marker(pytest.mark.xfail(strict=True, reason=issue.reason()))
-                item.user_properties.append(("conformance_known_issue", issue.id))
+                item.user_properties.append((KNOWN, issue.id))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    info = _marker_info(item)
+    info = _info(item)
     if info is not None:
-        prop, comp, framework, dtype = info
-        known = dict(item.user_properties).get("conformance_known_issue", "")
-        item.stash[_RECORD] = record.Record(prop, comp, framework, dtype,
-                                            item.config.stash[_CONFIG].device, known_issue=str(known))
+        from conformance.record import Record
 
-
-def _status(report: pytest.TestReport) -> str:
-    if hasattr(report, "wasxfail"):
-        return "xfailed" if report.skipped else "xpassed"
-    if report.failed and "XPASS(strict)" in str(report.longrepr):
-        return "xpassed"
-    return report.outcome
+        known = dict(item.user_properties).get(KNOWN, "")
+        item.stash[_RECORD] = Record(*info, _session(item.config).run.device, known_issue=str(known))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -158,46 +184,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if rec is None or not closes:
         return report
     del item.stash[_RECORD]
-    if rec.worst_case is not None and item.config.getoption("conformance_report"):
-        ctx = CompareContext(rec.property, component(rec.component), rec.framework,
-                             rec.framework_version, rec.dtype, rec.device, rec.worst_case)
-        directory = item.config.stash[_CONFIG].reproducer_dir
-        if directory is not None:
-            rec.reproducer = str(write_reproducer(ctx, directory))
-    message = "" if report.passed else str(report.longrepr)[-2000:]
-    report.user_properties.append((ROW, rec.row(_status(report), message)))
+    report.user_properties.append((ROW, _session(item.config).close(item, report, call, rec)))
     return report
 
 
-class ReportWriter:
-    """Collects rows where reports arrive (the only process serially, the xdist controller)."""
+class Rows:
+    """Collects rows where reports arrive (the only process serially, the xdist controller),
+    says what the run found, and writes the report if one was asked for."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str | None) -> None:
         self.path = path
         self.rows: list[dict[str, Any]] = []
+        self.written = False
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.rows.extend(value for name, value in report.user_properties if name == ROW)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        config = session.config
-        meta = {
-            "profile": config.getoption("conformance_profile"),
-            "device": config.getoption("device"),
-            "versions": versions(),
-        }
-        write_report(self.path, self.rows, meta)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """The report of a run that ended normally (not interrupted, no usage or internal error)."""
+        if self.path and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            from conformance.report import write_report
 
+            write_report(self.path, self.rows, _session(session.config).meta())
+            self.written = True
 
-def versions() -> dict[str, str]:
-    found = {}
-    packages = ["numpy", "torch", "jax", "jaxlib", "flax", "optax", "hypothesis"]
-    for plugin in frameworks.plugins().values():
-        if isinstance(plugin, frameworks.Framework):
-            packages += [m for m in plugin.requires if m not in packages]
-    for package in packages:
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.rows:
+            return
+        from conformance.report.rows import paths, skip_reasons, totals_line
+
+        line = f"conformance: {totals_line(self.rows)}"
+        if self.written and self.path:
+            line += f"; report: {', '.join(str(p) for p in paths(self.path))}"
+        terminalreporter.write_line(line)
+        for n, reason in skip_reasons(self.rows):
+            terminalreporter.write_line(f"  skipped ({n}): {reason}")

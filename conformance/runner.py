@@ -2,8 +2,9 @@
 
 `run_property` finds the framework's backend, sets the spec fields the framework
 fixes (its conventions) and the dtype, builds the Context that carries the test's
-record and reproducer folder, and calls the property. It raises ConformanceFailure
-(a disagreement), Unsupported or NotApplicable (skips).
+record and the row's reproducer file, and calls the property. It raises ConformanceFailure
+(a disagreement), Unsupported or NotApplicable (skips), or whatever the check raised (an
+error row), after writing that case to the row's reproducer file as a failure does.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from conformance import frameworks, registry
-from conformance.backend import Backend
+from conformance.backend import Backend, Unsupported
 from conformance.case import Case
-from conformance.compare import Context
+from conformance.compare import Context, keep_case
 from conformance.component import NotApplicable, Property
 from conformance.config import Run
 
@@ -33,8 +34,15 @@ def run_property(prop: Property, case: Case, framework: str, dtype: str, run: Ru
     backend = frameworks.backend(framework, run.config.device)
     case = under_conventions(case, backend).with_dtype(dtype)
     ctx = Context(prop.id, registry.component(case.component), framework, backend.version(), dtype,
-                  run.config.device, case, run.record, run.config.reproducer_dir)
+                  run.config.device, case, run.record,
+                  run.config.reproducer_path(case.component, prop.id, framework, dtype))
     if run.record is not None:
         run.record.examples += 1
         run.record.framework_version = ctx.version
-    prop.check(ctx, backend)
+    try:
+        prop.check(ctx, backend)
+    except (AssertionError, NotApplicable, Unsupported):
+        raise
+    except Exception:  # the check raised: the row is an error, and this case replays it
+        keep_case(ctx)
+        raise

@@ -14,7 +14,7 @@ from conformance.registry import component
 def reproducer(tmp_path, framework: str = "numpy", prop: str = "upstream-linearity") -> str:  # type: ignore[no-untyped-def]
     case: Case = mlp_case(MLP_CATALOG[2], batch=6, seed=11)
     ctx = Context(prop, component("mlp"), framework, "", "float64", "cpu", case)
-    return str(write_reproducer(ctx, tmp_path))
+    return str(write_reproducer(ctx, tmp_path / f"{prop}.{framework}.npz"))
 
 
 def test_replay_of_an_agreeing_case_exits_0(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -43,20 +43,59 @@ def test_replay_can_switch_framework_and_dtype(tmp_path, capsys) -> None:  # typ
     assert "jax float32" in capsys.readouterr().out
 
 
-def test_replay_of_a_missing_file_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="reproducer"):
-        cli.main(["replay", str(tmp_path / "nope.npz")])
+def test_replay_writes_no_new_copy(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = reproducer(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    assert cli.main(["replay", path]) == 0
+    assert sorted(p for p in tmp_path.rglob("*")) == before
 
 
-def test_unknown_command_option_is_a_usage_error() -> None:
+def test_help_lists_the_commands(capsys) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit) as info:
-        cli.main(["run", "--profile", "forever"])
-    assert info.value.code == 2
+        cli.main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for command in ("run", "replay", "hunt", "diff", "golden"):
+        assert f"    {command} " in out
+
+
+@pytest.mark.parametrize(("argv", "status", "named"), [
+    (["run", "--profile", "forever"], 4, "--profile"),  # a run answers as pytest does
+    (["--frameworks", "tensorflow"], 4, "--frameworks"),
+    (["--max-examples", "0"], 4, "--max-examples"),
+    (["run", "--bogus"], 4, "--bogus"),
+    (["hunt", "--dtypes", "float16"], 2, "--dtypes"),  # the other commands answer 2
+    (["diff", "a.json"], 2, "new"),
+    (["replay", "x.npz", "--dtype", "float8"], 2, "--dtype"),
+])
+def test_a_usage_error_is_one_line_and_its_status(argv, status, named, capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv)
+    assert info.value.code == status
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.splitlines()
+    assert named in line
+
+
+def test_golden_of_an_unknown_component_is_one_line_and_2(capsys) -> None:  # type: ignore[no-untyped-def]
+    assert cli.main(["golden", "--components", "nope"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("golden: ") and "'nope'" in line
+
+
+def test_hunt_that_cannot_start_ends_with_2(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    code = cli.main(["hunt", "--minutes", "1", "--frameworks", "numpy", "--out", str(tmp_path),
+                     "--", "-k", "no_test_has_this_name"])
+    assert code == 2
+    assert "round 1 could not start" in capsys.readouterr().err
+    assert not (tmp_path / "round-002").exists()
 
 
 def test_hunt_runs_rounds_in_their_own_processes_and_keeps_their_reports(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     code = cli.main(["hunt", "--minutes", "0.01", "--frameworks", "numpy", "--out", str(tmp_path),
-                     "--", "-k", "test_upstream_linearity"])
+                     "--max-examples", "3", "--", "-k", "test_upstream_linearity"])
     assert code == 0
     assert "hunt: 1 rounds" in capsys.readouterr().out
     assert (tmp_path / "round-001" / "report.json").is_file()

@@ -14,7 +14,7 @@ from conformance.replay import load_case
 def context(tmp_path, monkeypatch, dtype: str = "float64") -> Context:  # type: ignore[no-untyped-def]
     case = mlp_case(MLP_CATALOG[1], batch=4, seed=7)
     return Context("gradient-agreement", component("mlp"), "torch", "0.0", dtype, "cpu", case,
-                   reproducer_dir=tmp_path)
+                   reproducer=tmp_path / "case.npz")
 
 
 def gradients(seed: int) -> dict[str, np.ndarray]:

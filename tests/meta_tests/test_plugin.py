@@ -7,7 +7,7 @@ import json
 import pytest
 
 MLP = "conformance.components.mlp.test_mlp"
-SUITE = ["--pyargs", MLP, "-p", "no:cacheprovider", "--frameworks", "numpy,torch"]
+SUITE = ["--pyargs", MLP, "-p", "no:cacheprovider", "--conformance-frameworks", "numpy,torch"]
 SUBSET = ["-k", "test_forward or linearity"]
 
 
@@ -36,13 +36,14 @@ def test_report_rows_are_the_same_under_xdist(pytester: pytest.Pytester) -> None
 
 def test_rows_carry_examples_ratio_and_reproducer(pytester: pytest.Pytester) -> None:
     report = pytester.path / "r.json"
-    pytester.runpytest_subprocess(*SUITE, "-k", "gradient and not loss", "--dtypes", "float64",
+    pytester.runpytest_subprocess(*SUITE, "-k", "gradient and not loss", "--conformance-dtypes", "float64",
                                   "--conformance-report", str(report))
     (row,) = [r for r in json.loads(report.read_text())["rows"] if r["framework"] == "torch"]
     assert row["status"] == "passed" and row["examples"] >= 10
     assert 0 < row["worst_ratio"] < 1
     assert row["framework_version"].startswith("2.")
     assert row["worst"]["parameter"] in {"W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4", "W5", "b5", "X"}
+    assert row["reproducer"] == "reproducers/mlp.gradient-agreement.torch.float64.cpu.npz"
     assert (pytester.path / row["reproducer"]).is_file()
 
 
@@ -58,35 +59,49 @@ def known_issue(pytester: pytest.Pytester, versions: str) -> str:
 
 def test_known_issue_that_no_longer_reproduces_fails_as_fixed(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        *SUITE, "-k", "test_forward", "--dtypes", "float64",
+        *SUITE, "-k", "test_forward", "--conformance-dtypes", "float64",
         "--conformance-known-issues", known_issue(pytester, ">=1.0"),
     )
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*XPASS(strict)*torch-forward-demo*looks fixed*"])
+    result.stdout.fnmatch_lines(["*XPASS(strict)*torch-forward-demo*looks fixed*remove*known.toml*"])
 
 
 def test_known_issue_outside_its_versions_is_not_applied(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        *SUITE, "-k", "test_forward", "--dtypes", "float64",
+        *SUITE, "-k", "test_forward", "--conformance-dtypes", "float64",
         "--conformance-known-issues", known_issue(pytester, "<1.0"),
     )
     result.assert_outcomes(passed=1)
 
 
 def test_missing_framework_is_a_skip_with_reason(pytester: pytest.Pytester) -> None:
+    """Not asked for by name (the default: every framework installed), a missing one is skipped."""
     pytester.makeconftest("import sys\nsys.modules['jax'] = None\n")
     result = pytester.runpytest_subprocess(
-        "--pyargs", MLP, "-p", "no:cacheprovider", "-k", "test_forward",
-        "--frameworks", "torch,jax", "--dtypes", "float64", "-rs",
+        "--pyargs", MLP, "-p", "no:cacheprovider", "-k", "test_forward", "--conformance-dtypes", "float64",
     )
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["*jax is not installed*pip install*"])
+    result.stdout.fnmatch_lines(["conformance: 2 rows: 1 passed, 1 skipped",
+                                 "  skipped (1): jax is not installed*pip install*"])
+
+
+def test_missing_framework_asked_for_is_a_usage_error_unless_allowed(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("import sys\nsys.modules['jax'] = None\n")
+    asked = ["--pyargs", MLP, "-p", "no:cacheprovider", "-k", "test_forward",
+             "--conformance-frameworks", "torch,jax", "--conformance-dtypes", "float64"]
+    result = pytester.runpytest_subprocess(*asked)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    said = "ERROR: --conformance-frameworks torch,jax: jax is not installed"
+    assert result.stderr.lines[0].startswith(said)
+    assert "--conformance-allow-missing" in result.stderr.lines[0]
+    assert not [line for line in result.stderr.lines[1:] if line.strip()]
+    pytester.runpytest_subprocess(*asked, "--conformance-allow-missing").assert_outcomes(passed=1, skipped=1)
 
 
 def test_bad_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
-    result = pytester.runpytest_subprocess(*SUITE[:-2], "--frameworks", "tensorflow")
+    result = pytester.runpytest_subprocess(*SUITE[:-2], "--conformance-frameworks", "tensorflow")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--frameworks*tensorflow*"])
+    result.stderr.fnmatch_lines(["ERROR: --conformance-frameworks*tensorflow*"])
 
 
 def test_rows_of_component_specific_checks_travel_under_xdist(pytester: pytest.Pytester) -> None:
@@ -94,7 +109,7 @@ def test_rows_of_component_specific_checks_travel_under_xdist(pytester: pytest.P
     report = pytester.path / "rnn.json"
     result = pytester.runpytest_subprocess(
         "--pyargs", "conformance.components.rnn.test_rnn", "-p", "no:cacheprovider", "-n", "2",
-        "-k", "truncated_finite_differences or two_bias", "--frameworks", "numpy",
+        "-k", "truncated_finite_differences or two_bias", "--conformance-frameworks", "numpy",
         "--conformance-report", str(report),
     )
     result.assert_outcomes(passed=3)
