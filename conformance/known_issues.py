@@ -21,6 +21,8 @@ from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from conformance import files
+
 DEFAULT_PATH = Path(__file__).with_name("known_issues.toml")
 KINDS = ("bug", "convention")
 DTYPES = ("float32", "float64")
@@ -102,12 +104,7 @@ def _entry(path: Path, n: int, entry: Any) -> KnownIssue:
 def load(path: str | Path = DEFAULT_PATH) -> list[KnownIssue]:
     """The entries of one file; ValueError naming the file, the entry and the field otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: expected an existing known-issues TOML file, no such file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise ValueError(f"{path}: expected a known-issues TOML file, not valid TOML ({err})") from None
+    data = files.read(path, "a known-issues TOML file", "TOML", tomllib.loads, (tomllib.TOMLDecodeError,))
     entries = data.get("issue", [])
     if not isinstance(entries, list):
         raise ValueError(f"{path} issue: expected [[issue]] tables, received {entries!r}")

@@ -20,7 +20,7 @@ PACKAGES = ("conformance", "refimpl")
 # docs/ARCHITECTURE.md, "The layers": a module may import its own layer and the ones below.
 LAYERS = (
     ("conformance.case", "conformance.record", "conformance.profiles", "conformance.tolerances",
-     "conformance.backend"),
+     "conformance.backend", "conformance.files"),
     ("conformance.component", "conformance.compare"),
     ("conformance.properties", "conformance.strategies", "conformance.initialization",
      "conformance.components.*.reference",

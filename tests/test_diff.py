@@ -104,7 +104,7 @@ def test_cpu_and_gpu_reports_are_matched_across_devices(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("content", "said"), [
-    (None, "expected an existing JSON report, no such file"),
+    (None, "expected a JSON report, no such file"),
     ('{"rows": [', "not valid JSON (Expecting value: line 1 column 11"),
     ("[1, 2]", "expected a JSON object with a list 'rows'"),
     (json.dumps({"rows": [{"component": "mlp", "status": "passed"}]}), "rows[0]: expected fields"),

@@ -61,7 +61,7 @@ def test_a_usage_error_prints_no_matrix_not_even_a_stale_one(tmp_path: Path) -> 
     done = run(tmp_path, "-m", "conformance", "--frameworks", "numpy", "--",
                "--conformance-known-issues", "nowhere.toml")  # caught by pytest, after the run began
     assert done.returncode == 4 and "component" not in done.stdout
-    assert one_line(done.stderr) == ("ERROR: --conformance-known-issues nowhere.toml: expected an existing"
+    assert one_line(done.stderr) == ("ERROR: --conformance-known-issues nowhere.toml: expected a"
                                      " known-issues TOML file, no such file")
     assert not stale.exists() and not stale.with_suffix(".md").exists()
 
@@ -81,7 +81,7 @@ ENTRY = ('id = "torch-forward-demo"\nkind = "bug"\nproperty = "forward-agreement
 
 
 @pytest.mark.parametrize(("content", "said"), [
-    (None, "expected an existing known-issues TOML file, no such file"),
+    (None, "expected a known-issues TOML file, no such file"),
     ("[[issue]\n", "expected a known-issues TOML file, not valid TOML (Expected ']]' at the end of an"
                    " array declaration (at line 1, column 8))"),
     ('[[issue]]\nid = "a"\n', "[[issue]] 1 (a): expected the fields ['id', 'kind', 'property',"),

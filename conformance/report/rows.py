@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from conformance import files
+
 ROW_KEY = ("component", "property", "framework", "dtype", "device")
 STATUSES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 BAD = ("failed", "error", "xpassed")  # statuses that fail the run
@@ -38,12 +40,7 @@ def remove(path: str | Path) -> None:
 def read_report(path: str | Path) -> dict[str, Any]:
     """A report written by write_report; ValueError naming the file and the field otherwise."""
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: expected an existing JSON report, no such file")
-    try:
-        document = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: expected a JSON report, not valid JSON ({err})") from None
+    document = files.read(path, "a JSON report", "JSON", json.loads, (json.JSONDecodeError,))
     if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
         raise ValueError(f"{path}: expected a JSON object with a list 'rows', received"
                          f" {type(document).__name__}{' without rows' if isinstance(document, dict) else ''}")
