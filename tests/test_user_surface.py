@@ -223,7 +223,7 @@ def test_a_hunt_that_finds_failures_ends_with_1(tmp_path: Path) -> None:
     (tmp_path / "conftest.py").write_text(FAULTS)
     done = run(tmp_path, "-m", "conformance", "hunt", "--minutes", "0.01", "--frameworks", "torch",
                "--dtypes", "float64", "--max-examples", "2", "--out", "hunt", "--", "-k",
-               "not mlp_bn and test_forward")
+               "test_mlp and not mlp_bn and test_forward")
     assert done.returncode == 1, done.stdout + done.stderr
     kept = "hunt/round-001/reproducers/mlp.forward-agreement.torch.float64.cpu.npz"
     assert done.stdout.splitlines()[-1] == f"  mlp forward-agreement torch float64: failed: {kept}"
