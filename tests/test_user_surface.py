@@ -269,7 +269,7 @@ def test_known_issue_reasons_are_one_short_line(tmp_path: Path) -> None:
 
 
 # README, "What the exit statuses mean": command -> every status it documents. Each is
-# exercised: pytest and run here and in tests/meta_tests/test_plugin.py, replay and hunt in
+# exercised: pytest and run here and in tests/meta_tests/test_pytest_plugin.py, replay and hunt in
 # tests/test_cli.py, diff in tests/test_diff.py, golden in tests/test_golden.py.
 STATUSES = {"pytest": {0, 1, 4}, "run": {0, 1, 2, 4}, "replay": {0, 1, 2}, "hunt": {0, 1, 2},
             "diff": {0, 1, 2}, "golden": {0, 1, 2}}
