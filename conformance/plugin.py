@@ -201,8 +201,10 @@ class Rows:
         self.rows.extend(value for name, value in report.user_properties if name == ROW)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """The report of a run that ended normally (not interrupted, no usage or internal error)."""
-        if self.path and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        """The report of a run that ran tests and ended normally (not interrupted, no usage or
+        internal error, not --collect-only)."""
+        ran = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED)
+        if self.path and ran and not session.config.option.collectonly:
             from conformance.report import write_report
 
             write_report(self.path, self.rows, _session(session.config).meta())
