@@ -131,7 +131,10 @@ def chips(rows: list[dict[str, Any]]) -> str:
 def report_page(document: dict[str, Any]) -> str:
     meta, rows = document.get("meta", {}), document["rows"]
     m = document_matrix(document)
-    versions = {str(r["framework"]): str(r.get("framework_version") or "") for r in rows}
+    versions: dict[str, str] = {}
+    for r in rows:  # a row that stopped before running has no version: another row has it
+        if r.get("framework_version"):
+            versions.setdefault(str(r["framework"]), str(r["framework_version"]))
 
     def draw(line: Line, column: Column) -> str:
         row = m.row(line, column)
