@@ -5,7 +5,7 @@ compare two reports, check the golden set.
                         [--allow-missing] [--profile ci|dev|thorough] [--max-examples N]
                         [--report PATH] [-- PYTEST ARGS]
   python -m conformance replay FILE [--framework F] [--dtype D] [--device D]
-  python -m conformance hunt [--minutes M] [--out DIR] [--frameworks ..] [-- PYTEST ARGS]
+  python -m conformance hunt [--minutes M | --cases N] [--seed S] [--workers N] [--address A] [--out DIR]
   python -m conformance diff OLD.json NEW.json [--html PATH] [--factor F] [--floor R]
                              [--ignore-device] [--strict]
   python -m conformance golden [--write] [--force] [--components a,b]
@@ -17,7 +17,7 @@ Exit status:
           (interrupted, internal error, no test selected), and no matrix is printed
   replay  0: the case passes; 1: the failure reproduced; 2: FILE is not a reproducer, or its
           framework or property cannot run here
-  hunt    0: no row failed; 1: a row failed, or a round's process crashed; 2: a usage error
+  hunt    0: no new finding was written; 1: one or more were (conformance/hunt/); 2: a usage error
   diff    0: nothing regressed; 1: a row regressed, or NEW ran nothing; 2: a report is missing
           or malformed
   golden  0: the stored golden set is current (or was written); 1: it differs, or --write
@@ -27,7 +27,6 @@ Exit status:
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -71,7 +70,7 @@ def pytest_args(args: argparse.Namespace, report: str, profile: str) -> list[str
 
 
 def check_suite_options(args: argparse.Namespace) -> str:
-    """What is wrong with the options `run` and `hunt` pass on to pytest, or ''."""
+    """What is wrong with the options `run` passes on to pytest, or ''."""
     from conformance.config import DTYPES
     from conformance.session import comma_list, whole_number
 
@@ -111,46 +110,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_hunt(args: argparse.Namespace) -> int:
-    """Rounds of the hunt profile (fresh random seeds, free shapes) until the time is spent.
+    """A budgeted search (conformance.hunt): 0 when it wrote no new finding, 1 when it did,
+    2 on a usage error. Ctrl-C ends it like the budget does, with the summary."""
+    from conformance.hunt.command import run_hunt
 
-    Each round is its own process: a framework that crashes (a segmentation fault in a
-    compiler, say) ends that round, is reported with the round's log, and the hunt goes on.
-    A round that could not start (a usage error, no test selected) ends the hunt.
-    """
-    out = Path(args.out)
-    deadline = time.monotonic() + 60 * args.minutes
-    failures: set[str] = set()
-    rounds = 0
-    while time.monotonic() < deadline:
-        rounds += 1
-        folder = out / f"round-{rounds:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        report = str(folder / "report.json")
-        log = folder / "log.txt"
-        with log.open("w") as fh:
-            done = subprocess.run(
-                [sys.executable, "-m", "pytest", *pytest_args(args, report, "hunt")],
-                stdout=fh, stderr=subprocess.STDOUT, check=False,
-            )
-        if done.returncode < 0:  # killed by a signal: the framework crashed the process
-            failures.add(f"round {rounds}: the process died with signal {-done.returncode}: {log}")
-        elif done.returncode in (pytest.ExitCode.USAGE_ERROR, pytest.ExitCode.NO_TESTS_COLLECTED):
-            said = [line for line in log.read_text().splitlines() if line.strip()]
-            print(f"hunt: round {rounds} could not start: {said[-1] if said else 'see ' + str(log)}",
-                  file=sys.stderr)
-            return USAGE
-        if Path(report).is_file():
-            for row in read_report(report)["rows"]:
-                if row["status"] in ("failed", "error"):
-                    where = folder / row["reproducer"] if row.get("reproducer") else "see its report"
-                    failures.add(f"{row['component']} {row['property']} {row['framework']}"
-                                 f" {row['dtype']}: {row['status']}: {where}")
-        elif done.returncode >= 0:
-            failures.add(f"round {rounds}: no report (pytest's exit status {done.returncode}): {log}")
-    print(f"hunt: {rounds} rounds in {args.minutes:g} min; {len(failures)} failing rows")
-    for line in sorted(failures):
-        print("  " + line)
-    return 1 if failures else 0
+    return run_hunt(args)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -203,10 +167,10 @@ def parser() -> Parser:
     replay.add_argument("--framework", help=f"one of {', '.join(frameworks.names())} (default: the file's)")
     replay.add_argument("--dtype", choices=("float32", "float64"))
     replay.add_argument("--device", choices=DEVICES)
-    hunt = sub.add_parser("hunt", help="search with fresh random cases until the time is spent")
-    suite_options(hunt)
-    hunt.add_argument("--minutes", type=float, default=10.0)
-    hunt.add_argument("--out", default=".conformance/hunt")
+    hunt = sub.add_parser("hunt", help="search for disagreements until a budget is spent (conformance.hunt)")
+    from conformance.hunt.command import add_options
+
+    add_options(hunt)
     diff = sub.add_parser("diff", help="compare two reports: changed status, moved worst error")
     diff.add_argument("old", help="the baseline report (JSON)")
     diff.add_argument("new", help="the report to judge (JSON)")
@@ -236,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         top.commands.get(args.command, top).error(f"unrecognized arguments: {' '.join(extra)}"
                                                   " (pytest's own go after --)")
-    if args.command in ("run", "hunt") and (wrong := check_suite_options(args)):
+    if args.command == "run" and (wrong := check_suite_options(args)):  # the hunt checks its own
         top.commands[args.command].error(wrong)
     commands = {"run": cmd_run, "replay": cmd_replay, "hunt": cmd_hunt, "diff": cmd_diff,
                 "golden": cmd_golden}

@@ -30,10 +30,14 @@ LAYERS = (
      "conformance.golden.storage", "conformance.golden.property"),
     ("conformance.frameworks", "conformance.frameworks.*", "conformance.components.*.*_adapter"),
     ("conformance.config", "conformance.runner", "conformance.replay", "conformance.golden.regenerate"),
+    tuple(f"conformance.hunt{m}" for m in (
+        "", ".shrink", ".populations", ".reference", ".screen", ".confirm", ".minimize", ".findings",
+        ".script_templates", ".scripts", ".writer", ".torch_populations", ".jax_populations", ".tasks",
+        ".workers", ".cluster", ".engine", ".progress")),
     ("conformance.testing", "conformance.plugin", "conformance.session", "conformance.outcome",
      "conformance.report", "conformance.report.*", "conformance.diff",
      "conformance.known_issues", "conformance.cli", "conformance.__main__",
-     "conformance.components.*.test_*", "conformance.components"),
+     "conformance.components.*.test_*", "conformance.components", "conformance.hunt.command"),
 )
 # where a module is imported by a name computed at run time
 IMPORTLIB_ALLOWED = {"conformance.registry", "conformance.framework", "conformance.frameworks"}

@@ -1,0 +1,97 @@
+"""The screening comparison: every member of a population at once, against the reference.
+
+For each group of results (outputs, gradients under dY, gradients of the loss, running
+statistics) and each tensor, member p's error ratio is max |a_p - r64_p| / allowed_p with
+allowed_p the tolerance table's bound (`conformance.tolerances`) computed from member p's
+own float64 and float32 reference results, as `allowed_error` computes it for one case.
+A NaN or inf where the reference has a finite value (or the other special) counts as
+infinitely wrong. A group's tensors are flattened side by side, so the whole comparison
+is a few array operations per group, whatever the number of tensors.
+
+The screen only chooses which cases to look at: a member is a suspect above half its
+tolerance (SCREEN_MARGIN), so a screen a little stricter than the bound loses nothing,
+and nothing it flags is reported until `conformance.hunt.confirm` runs the property on
+that member alone and it fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from conformance.hunt.reference import Results
+from conformance.tolerances import EPS, TABLE
+
+SCREEN_MARGIN = 0.5
+KIND_OF_GROUP = {"forward": "forward", "gradient": "gradient", "loss-gradient": "gradient", "state": "state"}
+PROPERTY_OF_GROUP = {
+    "forward": "forward-agreement",
+    "gradient": "gradient-agreement",
+    "loss-gradient": "loss-gradient-agreement",
+    "state": "state-agreement",
+}
+
+
+@dataclass(frozen=True)
+class Suspect:
+    member: int
+    group: str  # which comparison: "forward", "gradient", "loss-gradient", "state"
+    parameter: str
+    ratio: float  # of the full tolerance
+
+    @property
+    def property(self) -> str:
+        """The suite's property that checks this group, which confirms the suspect."""
+        return PROPERTY_OF_GROUP[self.group]
+
+
+class Expected:
+    """One population's reference results, flattened per group, with what the bound needs."""
+
+    def __init__(self, r64: Results, r32: Results) -> None:
+        self.groups: dict[str, tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
+        for group, arrays in r64.items():
+            names = [k for k, v in arrays.items() if v[0].size]
+            if not names:
+                continue
+            P = arrays[names[0]].shape[0]
+            flat = [arrays[k].reshape(P, -1) for k in names]
+            starts = np.cumsum([0] + [f.shape[1] for f in flat[:-1]])
+            e = np.concatenate(flat, axis=1)
+            e32 = np.concatenate([r32[group][k].reshape(P, -1) for k in names], axis=1)
+            with np.errstate(invalid="ignore"):
+                scale = np.maximum.reduceat(np.abs(e), starts, axis=1)  # (P, tensors)
+                err32 = np.maximum.reduceat(np.abs(e32 - e), starts, axis=1)
+            self.groups[group] = (names, starts, e, scale, err32)
+
+    def ratios(self, group: str, actual: dict[str, np.ndarray], dtype: str) -> np.ndarray:
+        """(P, tensors): member p's worst |a - r64| / allowed in each tensor of the group."""
+        names, starts, e, scale, err32 = self.groups[group]
+        tol, eps = TABLE[(dtype, KIND_OF_GROUP[group])], EPS[dtype]
+        P = e.shape[0]
+        a = np.concatenate([actual[k].reshape(P, -1) for k in names], axis=1)
+        allowed = np.maximum(
+            tol.factor * (eps / EPS["float32"]) * err32 + tol.floor * eps * scale, np.finfo(np.float64).tiny
+        )
+        widths = np.diff(np.append(starts, e.shape[1]))
+        with np.errstate(invalid="ignore", over="ignore"):
+            diff = np.abs(a - e) / np.repeat(allowed, widths, axis=1)
+            if not (np.isfinite(a).all() and np.isfinite(e).all()):
+                same = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & (a == e))
+                diff = np.where(same, 0.0, np.where(np.isfinite(diff), diff, np.inf))
+        return np.maximum.reduceat(diff, starts, axis=1)
+
+
+def screen(actual: Results, expected: Expected, dtype: str) -> list[Suspect]:
+    """The members whose results in some group are off by more than SCREEN_MARGIN tolerances
+    (one suspect per member and group: its worst tensor)."""
+    suspects = []
+    for group, (names, *_) in expected.groups.items():
+        if group not in actual:
+            continue
+        r = expected.ratios(group, actual[group], dtype)
+        for member in np.flatnonzero(~(np.max(r, axis=1) <= SCREEN_MARGIN)):
+            worst = int(np.argmax(np.where(np.isnan(r[member]), np.inf, r[member])))
+            suspects.append(Suspect(int(member), group, names[worst], float(r[member, worst])))
+    return sorted(suspects, key=lambda s: (s.member, s.group))
