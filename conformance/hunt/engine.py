@@ -234,9 +234,10 @@ class Hunt:
                 stats.errors.append(result.error)
             findings = result.findings
         for finding in findings:
-            signature = finding.signature()
-            if signature in self.ledger:
-                self.ledger.findings[signature].count += finding.count
+            known = self.ledger.find(finding.signature())
+            if known is not None:
+                known.count += finding.count
+                known.aliases += [a for a in finding.aliases if a not in known.aliases]
                 stats.seen_again += finding.count
                 continue
             if finding.case is None and finding.kind != "crash":
@@ -258,7 +259,7 @@ class Hunt:
             while not self.spent(deadline):
                 while pool.idle() and not self.spent(deadline):
                     task = next(schedule)
-                    known = frozenset(self.ledger.findings)
+                    known = self.ledger.signatures()
                     pool.submit(Task(**{**task.__dict__, "deadline": deadline, "known": known}))
                 for result in pool.wait(0.25):
                     self.absorb(result)

@@ -1,6 +1,7 @@
 """Findings: what a hunt hands over, one folder and one entry of findings.md each.
 
-A finding is a confirmed, minimized failure with a signature: component, property,
+A finding is a confirmed, minimized failure with a signature (of the minimized case; the
+signatures of the cases it was minimized from are kept as aliases): component, property,
 framework and version, code path (the spec's categorical fields: activations, loss,
 readout, mode, ...), dtype, parameter (the worst tensor, layer numbers dropped) and kind
 of wrong (`confirm.KINDS`). Findings with one signature are one finding, counted. They
@@ -72,6 +73,7 @@ class Finding:
     known_issue: str = ""
     count: int = 1
     folder: str = ""
+    aliases: list[str] = field(default_factory=list)  # signatures of the cases before minimization
     case: Case | None = field(default=None, repr=False)
 
     @classmethod
@@ -155,7 +157,16 @@ class Ledger:
                 self.findings[finding.signature()] = finding
 
     def __contains__(self, signature: str) -> bool:
-        return signature in self.findings
+        return self.find(signature) is not None
+
+    def find(self, signature: str) -> Finding | None:
+        """The finding with this signature, or whose unminimized cases had it."""
+        if signature in self.findings:
+            return self.findings[signature]
+        return next((f for f in self.findings.values() if signature in f.aliases), None)
+
+    def signatures(self) -> frozenset[str]:
+        return frozenset(self.findings) | {a for f in self.findings.values() for a in f.aliases}
 
     def ranked(self) -> list[Finding]:
         return sorted(self.findings.values(), key=Finding.rank)

@@ -6,8 +6,11 @@ units that remain: fewer rows, fewer steps, fewer units in a layer (the layer's 
 the next layer's columns), fewer layers (a hidden layer whose input is at most as wide as
 it is removed, the next layer keeping the columns that met its units). Values simplify
 by rounding every floating array at once: to ±1, to halves, eighths, hundredths.
-Each generator yields candidates, the boldest first; the minimizer keeps the first that
-still fails the same way.
+Code paths simplify too: an activation becomes the identity, cross-entropy becomes the mean
+squared error (against the one-hot targets), an RNN's readout of every step the readout of
+the last, so a finding names the fewest framework functions it needs (and one bug met on
+many paths is one finding). Each generator yields candidates, the boldest first; the
+minimizer keeps the first that still fails the same way.
 """
 
 from __future__ import annotations
@@ -96,9 +99,31 @@ def _narrow(layers: list[Arrays], l: int, width: int) -> None:
         layers[l]["W"] = layers[l]["W"][:, :width]
 
 
+def _mse(case: Case, inputs: Arrays, C: int) -> Arrays:
+    """Cross-entropy's integer labels as the one-hot targets of the mean squared error."""
+    if case.spec.loss != "cross_entropy":
+        return inputs
+    return {**inputs, "targets": np.eye(C)[inputs["targets"]]}
+
+
+def simpler_paths(case: Case) -> Iterator[Case]:
+    """The case with one categorical field simpler: identity activations, mse, readout "last"."""
+    spec = case.spec
+    for name in ("hidden_activation", "output_activation"):
+        if getattr(spec, name, "identity") != "identity":
+            yield replace(case, spec=replace(spec, **{name: "identity"}))
+    if spec.loss == "cross_entropy":
+        C = spec.sizes[-1] if hasattr(spec, "sizes") else spec.output_size
+        yield replace(case, spec=replace(spec, loss="mse"), inputs=_mse(case, case.inputs, C))
+    if getattr(spec, "readout", "last") == "every":
+        last = {k: (v if k in ("X", "h0") else v[-1]) for k, v in case.inputs.items()}
+        yield replace(case, spec=replace(spec, readout="last"), inputs=last)
+
+
 def shrink_mlp(case: Case) -> Iterator[Case]:
     if set(case.inputs) - MLP_INPUTS:
         return
+    yield from simpler_paths(case)
     sizes, N = list(case.spec.sizes), case.inputs["X"].shape[0]
     for n in smaller(N):
         yield _mlp(case, _layers(case), sizes, n)
@@ -149,6 +174,7 @@ def _rnn(case: Case, T: int, N: int, D: int, H: int, C: int) -> Case:
 def shrink_rnn(case: Case) -> Iterator[Case]:
     if set(case.inputs) - RNN_INPUTS:
         return
+    yield from simpler_paths(case)
     T, N, D = case.inputs["X"].shape
     dims = {"T": T, "N": N, "D": D, "H": case.spec.hidden_size, "C": case.spec.output_size}
     for name in ("T", "N", "H", "D", "C"):

@@ -188,46 +188,33 @@ def _property(task: Task, result: TaskResult, mark: Mark) -> None:
         _report(task, result, case, verdict, framework, dtype, "property")
 
 
-def _report(
-    task: Task,
-    result: TaskResult,
-    case: Case,
-    verdict: confirm.Verdict,
-    framework: str,
-    dtype: str,
-    lane: str,
-) -> None:
+def _report(task: Task, result: TaskResult, case: Case, verdict: confirm.Verdict, framework: str,
+            dtype: str, lane: str) -> None:
     """A confirmed failure: counted if its signature is known (here or before), else minimized."""
     version = frameworks.backend(framework).version()
-    finding = Finding.of(
-        case,
-        verdict,
-        framework,
-        version,
-        dtype,
-        lane=lane,
-        origin=f"{describe_shape(case)}, seed {case.seed}",
-    )
+    finding = Finding.of(case, verdict, framework, version, dtype, lane=lane,
+                         origin=f"{describe_shape(case)}, seed {case.seed}")
     signature = finding.signature()
     for seen in result.findings:
-        if seen.signature() == signature:
+        if signature == seen.signature() or signature in seen.aliases:
             seen.count += 1
             return
     if signature in task.known:
-        finding.case = None
+        finding.case = None  # met before: counted by the hunt, not written again
         result.findings.append(finding)
         return
     started = time.perf_counter()
-    until = min(
-        time.monotonic() + task.minimize_seconds, time.monotonic() + max(0.0, task.deadline - time.time())
-    )
+    until = time.monotonic() + max(0.0, min(task.minimize_seconds, task.deadline - time.time()))
     small = minimize(case, verdict, framework, dtype, until)
     _timed(result, "minimize", started)
-    finding.case, finding.shrink, finding.minimized = small.case, small.steps, small.complete
-    finding.ratio, finding.actual, finding.expected = (
-        small.verdict.ratio,
-        small.verdict.actual,
-        small.verdict.expected,
-    )
-    finding.message = small.verdict.message
-    result.findings.append(finding)
+    minimized = Finding.of(small.case, small.verdict, framework, version, dtype, lane=lane,
+                           origin=finding.origin, shrink=small.steps, minimized=small.complete,
+                           aliases=[signature])
+    for seen in result.findings:
+        if minimized.signature() == seen.signature():
+            seen.count += 1
+            seen.aliases.append(signature)
+            return
+    if minimized.signature() in task.known:
+        minimized.case = None
+    result.findings.append(minimized)
