@@ -5,8 +5,8 @@
   whole suite stays within its time budget on 2 cores.
 * dev: random, more examples, shapes drawn freely within bounds.
 * thorough: at least 1,000 examples per property.
-* hunt: rounds of 200 examples per property with fresh random seeds and free
-  shapes; `python -m conformance hunt` repeats rounds until its time is spent.
+* hunt: fresh random seeds and free shapes; the property lane of `python -m conformance
+  hunt` (conformance/hunt/) draws each check's cases under it, a few at a time.
 """
 
 from __future__ import annotations

@@ -65,7 +65,6 @@ def test_help_lists_the_commands(capsys) -> None:  # type: ignore[no-untyped-def
     (["--frameworks", "tensorflow"], 4, "--frameworks"),
     (["--max-examples", "0"], 4, "--max-examples"),
     (["run", "--bogus"], 4, "--bogus"),
-    (["hunt", "--dtypes", "float16"], 2, "--dtypes"),  # the other commands answer 2
     (["diff", "a.json"], 2, "new"),
     (["replay", "x.npz", "--dtype", "float8"], 2, "--dtype"),
 ])
@@ -84,19 +83,3 @@ def test_golden_of_an_unknown_component_is_one_line_and_2(capsys) -> None:  # ty
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("golden: ") and "'nope'" in line
 
-
-def test_hunt_that_cannot_start_ends_with_2(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = cli.main(["hunt", "--minutes", "1", "--frameworks", "numpy", "--out", str(tmp_path),
-                     "--", "-k", "no_test_has_this_name"])
-    assert code == 2
-    assert "round 1 could not start" in capsys.readouterr().err
-    assert not (tmp_path / "round-002").exists()
-
-
-def test_hunt_runs_rounds_in_their_own_processes_and_keeps_their_reports(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    code = cli.main(["hunt", "--minutes", "0.01", "--frameworks", "numpy", "--out", str(tmp_path),
-                     "--max-examples", "3", "--", "-k", "test_upstream_linearity"])
-    assert code == 0
-    assert "hunt: 1 rounds" in capsys.readouterr().out
-    assert (tmp_path / "round-001" / "report.json").is_file()
-    assert (tmp_path / "round-001" / "log.txt").read_text().strip()

@@ -43,7 +43,8 @@ def ledger(out: Path) -> list[dict]:
 
 @pytest.mark.parametrize(
     "options",
-    [["--minutes", "0"], ["--minutes", "-1"], ["--cases", "0"], ["--cases", "-5"], ["--workers", "-1"]],
+    [["--minutes", "0"], ["--minutes", "-1"], ["--cases", "0"], ["--cases", "-5"], ["--workers", "-1"],
+     ["--dtypes", "float16"], ["--frameworks", "tensorflow"], ["--components", "lstm"]],
 )
 def test_a_budget_of_nothing_is_a_usage_error(
     options: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -52,6 +53,17 @@ def test_a_budget_of_nothing_is_a_usage_error(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"hunt: {options[0]}: expected"), err
     assert not (tmp_path / "findings.json").exists()
+
+
+def test_a_hunt_of_the_reference_alone_runs_in_this_process(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--workers 0, NumPy only: the property lane (the fast lane needs torch or JAX), a --cases budget."""
+    code = cli.main(["hunt", "--out", str(tmp_path), "--cases", "12", "--seed", "1", "--frameworks", "numpy",
+                     "--workers", "0", "--components", "mlp"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "hunt ended (budget spent)" in out and "mlp numpy" in out
+    assert (tmp_path / "findings.json").read_text().strip() == "[]"
 
 
 def test_a_twenty_second_hunt_ends_within_thirty_seconds(tmp_path: Path) -> None:

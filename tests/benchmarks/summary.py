@@ -100,6 +100,7 @@ def render(benchmarks: list[dict[str, Any]], env: dict[str, Any]) -> str:
     first_call: dict[str, float] = {}
     dtypes: dict[str, str] = {}
     peaks: dict[str, float] = {}
+    hunt: list[str] = []
     for bench in benchmarks:
         extra = bench.get("extra_info", {})
         if "case" in extra:
@@ -110,6 +111,11 @@ def render(benchmarks: list[dict[str, Any]], env: dict[str, Any]) -> str:
                 first_call[case] = extra["first_call_s"]
         elif "peak" in extra:
             peaks[extra["peak"]] = extra["flops"] / _fastest(bench) / 1e9
+        elif "hunt" in extra:
+            hunt.append(f"| {extra['hunt']:<8} | {extra['cases'] / _fastest(bench):>8,.0f} "
+                        f"| {extra['first_round_s']:>13.1f} | "
+                        + ", ".join(f"{k} {v:.0%}" for k, v in sorted(extra["split"].items(),
+                                                                       key=lambda kv: -kv[1])) + " |")
 
     timer = benchmarks[0].get("options", {}).get("timer", "?") if benchmarks else "?"
     lines = ["", "benchmark summary (fastest rounds; ratios = reference time / framework time)"]
@@ -132,6 +138,9 @@ def render(benchmarks: list[dict[str, Any]], env: dict[str, Any]) -> str:
             f"| {f'{gflops:.3g}' if gflops else '-':>11} "
             f"| {f'{100 * gflops / peak:.0f}%' if gflops and peak else '-':>6} | {scan:>4} |"
         )
+    if hunt:  # bench_hunt.py: the hunt's fast lane, cases checked in torch and JAX, both dtypes
+        lines += ["", "| hunt     | cases/s  | 1st round s   | share of a round |",
+                  "|----------|----------|---------------|------------------|", *hunt]
     return "\n".join(lines)
 
 
