@@ -14,6 +14,7 @@ come: findings already in the folder's ledger are counted, new ones written at o
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ from conformance.hunt.workers import Crash, InlinePool, ProcessPool
 from conformance.hunt.writer import write_new, write_report
 from conformance.replay import load_case
 
-ROUNDS = 8  # populations per fast task
+ROUNDS = 64  # populations per fast task: a few seconds, against the first visit's compile
 EXAMPLES = 6  # examples per property-lane task
 
 
@@ -203,6 +204,12 @@ def crash_finding(crash: Crash) -> Finding:
     )
 
 
+def _stop(signum: int, frame: object) -> None:
+    """Ctrl-C and SIGTERM end the hunt as its budget does (even where SIGINT came in ignored,
+    as in a job started with `&`)."""
+    raise KeyboardInterrupt
+
+
 class Hunt:
     def __init__(self, config: HuntConfig, display: Display) -> None:
         self.config, self.display = config, display
@@ -255,12 +262,16 @@ class Hunt:
         deadline = time.time() + 60 * config.minutes if config.minutes else math.inf
         pool = make_pool(config)
         schedule = Schedule(config)
+        previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             while not self.spent(deadline):
                 while pool.idle() and not self.spent(deadline):
                     task = next(schedule)
-                    known = self.ledger.signatures()
-                    pool.submit(Task(**{**task.__dict__, "deadline": deadline, "known": known}))
+                    changes: dict[str, Any] = {"deadline": deadline, "known": self.ledger.signatures()}
+                    if config.cases is not None and task.lane == "fast":  # no task far past the budget
+                        left = config.cases - self.stats.total()
+                        changes["rounds"] = max(1, min(task.rounds, math.ceil(left / task.size)))
+                    pool.submit(Task(**{**task.__dict__, **changes}))
                 for result in pool.wait(0.25):
                     self.absorb(result)
                 self.display.update(self.stats)
@@ -271,6 +282,8 @@ class Hunt:
             grace = 1.0 if self.stats.interrupted else min(config.grace, max(1.0, budget / 10))
             for result in pool.close(grace):
                 self.absorb(result)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.stats.ended = time.monotonic()
             self.ledger.save()
             write_report(self.ledger)

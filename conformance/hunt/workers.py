@@ -16,6 +16,7 @@ import faulthandler
 import json
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -75,8 +76,12 @@ def _serve(conn: Connection, name: str, folder: str, out: str) -> None:
             case.save(home / "inflight.npz")
         stage_file.write_text(json.dumps(stage))
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the hunt's to handle: it stops the workers
     while True:
-        task = conn.recv()
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the hunt is gone
+            return
         if task is None:
             return
         (home / "inflight.npz").unlink(missing_ok=True)
