@@ -126,17 +126,15 @@ class Finding:
         )
 
     def to_json(self) -> dict[str, Any]:
+        """Plain JSON (no NaN or Infinity): a value that is not finite is written as its repr."""
         data = asdict(self)
         data.pop("case")
-        return {
-            k: (None if isinstance(v, float) and not math.isfinite(v) and k != "ratio" else v)
-            for k, v in data.items()
-        }
+        return {k: (repr(v) if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:
-        data = {k: (math.nan if v is None and k in ("actual", "expected") else v) for k, v in data.items()}
-        return cls(**data)
+        floats = ("ratio", "actual", "expected")
+        return cls(**{k: (float(v) if k in floats and isinstance(v, str) else v) for k, v in data.items()})
 
 
 class Ledger:
@@ -173,4 +171,4 @@ class Ledger:
 
     def save(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps([f.to_json() for f in self.ranked()], indent=1, default=str))
+        self.path.write_text(json.dumps([f.to_json() for f in self.ranked()], indent=1, allow_nan=False))
