@@ -8,6 +8,8 @@ from pathlib import Path
 from conformance.hunt.findings import REPORT, Finding, Ledger
 from conformance.hunt.scripts import write_script
 
+MARGINAL = 10.0  # a wrong value within this many tolerances is flagged as near the bound
+
 
 def folder_name(number: int, finding: Finding) -> str:
     return "-".join(
@@ -56,6 +58,10 @@ def entry(finding: Finding, base: Path) -> str:
             f"- worst element: {finding.framework} = {_number(finding.actual)}, reference = "
             f"{_number(finding.expected)} ({ratio} tolerances)"
         )
+    if finding.kind == "wrong-value" and finding.ratio < MARGINAL:
+        lines.append(f"- near the bound: {finding.ratio:.3g} tolerances; an error of the size of"
+                     f" {finding.dtype}'s rounding in another summation order looks like this: check it"
+                     " against the tolerance table before filing it")
     if finding.shrink:
         done = "" if finding.minimized else " (stopped at its time limit)"
         lines.append(f"- minimized{done}: {'; '.join(finding.shrink)}")
