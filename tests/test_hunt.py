@@ -195,34 +195,16 @@ def test_a_worker_that_a_framework_crashes_is_replaced_and_the_hunt_goes_on(tmp_
     assert tasks >= 2  # tasks 2 and 3 finished after the crash of task 1: the hunt went on
 
 
-def test_a_dask_cluster_of_two_workers_runs_the_hunt(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_dask_cluster_of_two_workers_runs_the_hunt(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=True
-    ) as cluster:
-        code = cli.main(
-            [
-                "hunt",
-                "--address",
-                cluster.scheduler_address,
-                "--out",
-                str(tmp_path),
-                "--cases",
-                "600",
-                "--seed",
-                "7",
-                "--frameworks",
-                "numpy,torch",
-                "--dtypes",
-                "float64",
-                "--components",
-                "mlp",
-            ]
-        )
-    out = capsys.readouterr().out
-    assert code in (0, 1), out
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=True) as cluster:
+        code = cli.main(["hunt", "--address", cluster.scheduler_address, "--out", str(tmp_path), "--cases",
+                         "600", "--seed", "7", "--frameworks", "numpy,torch", "--dtypes", "float64",
+                         "--components", "mlp"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), out + err
     workers = [line for line in out.splitlines() if "tasks per worker" in line]
     assert workers and workers[0].count("dask pid") == 2, out
     assert (tmp_path / "findings.json").is_file()

@@ -38,8 +38,9 @@ def rows(stats: Stats) -> list[tuple[str, str, str, str, str]]:
 
 
 class PlainDisplay:
-    def __init__(self, stream: TextIO = sys.stdout, every: float = 10.0) -> None:
-        self.stream, self.every, self.last = stream, every, time.monotonic()
+    def __init__(self, stream: TextIO | None = None, every: float = 10.0) -> None:
+        self.stream = stream or sys.stdout  # at call time: a test's captured stdout changes
+        self.every, self.last = every, time.monotonic()
 
     def update(self, stats: Stats) -> None:
         if time.monotonic() - self.last >= self.every:
@@ -79,7 +80,8 @@ class LiveDisplay:
         self.live.stop()
 
 
-def display(stream: TextIO = sys.stdout) -> PlainDisplay | LiveDisplay:
+def display(stream: TextIO | None = None) -> PlainDisplay | LiveDisplay:
+    stream = stream or sys.stdout
     if stream.isatty():
         try:
             return LiveDisplay()
