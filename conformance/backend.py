@@ -27,6 +27,7 @@ device)` and any capability `name(case, device)` that `call` reaches.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -79,7 +80,7 @@ def require_conventions(
                              f" received {getattr(spec, name)!r}")
 
 
-def as_float64(arrays: dict[str, object]) -> Arrays:
+def as_float64(arrays: Mapping[str, object]) -> Arrays:
     return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}
 
 

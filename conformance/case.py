@@ -12,6 +12,7 @@ reads it back).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -57,5 +58,7 @@ class Case:
         arrays.update({f"inputs/{k}": v for k, v in self.inputs.items()})
         arrays.update({f"state/{k}": v for k, v in self.state.items()})
         with path.open("wb") as fh:
-            np.savez(fh, __meta__=np.array(json.dumps(meta, sort_keys=True)), **arrays)
+            arrays["__meta__"] = np.array(json.dumps(meta, sort_keys=True))
+            savez: Callable[..., None] = np.savez  # typed with allow_pickle beside **arrays
+            savez(fh, **arrays)
         return path

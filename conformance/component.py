@@ -15,6 +15,7 @@ strategy that draws its cases; the record's checks become its tests, one report 
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -63,7 +64,7 @@ class Check:
     cases: Cases
     name: str = ""  # the test's name, test_<name>; default: the property id
 
-    @property
+    @builtins.property  # the field `property` hides the builtin in this class's body
     def test_name(self) -> str:
         return "test_" + (self.name or self.property.id).replace("-", "_")
 

@@ -13,7 +13,8 @@ def read(path: Path, what: str, language: str, parse: Callable[[str], Any],
     """`parse` of the text at `path`; `what` is the file expected ("a JSON report")."""
     if not path.is_file():
         raise ValueError(f"{path}: expected {what}, no such file")
+    unreadable: tuple[type[Exception], ...] = (UnicodeDecodeError, *errors)
     try:
         return parse(path.read_text())
-    except (UnicodeDecodeError, *errors) as err:
+    except unreadable as err:
         raise ValueError(f"{path}: expected {what}, not valid {language} ({err})") from None

@@ -75,8 +75,10 @@ class DaskPool:
         return results
 
     def close(self, grace: float) -> list[TaskResult | Crash]:
+        done: list[TaskResult | Crash] = []
         try:
-            done = [r for r in self.wait(grace) if isinstance(r, TaskResult)] if self.running else []
+            if self.running:
+                done = [r for r in self.wait(grace) if isinstance(r, TaskResult)]
             for future in self.running:
                 future.cancel()
         finally:

@@ -66,7 +66,7 @@ class Stats:
         default_factory=Counter
     )  # checks: component, framework, dtype
     lanes: Counter[str] = field(default_factory=Counter)
-    seconds: Counter[str] = field(default_factory=Counter)
+    microseconds: Counter[str] = field(default_factory=Counter)
     new: list[Finding] = field(default_factory=list)
     seen_again: int = 0
     suspects: int = 0
@@ -230,7 +230,7 @@ class Hunt:
             stats.cases.update(result.cases)
             stats.drawn[result.task.component] += result.drawn
             stats.lanes[result.task.lane] += result.drawn
-            stats.seconds.update(result.seconds)
+            stats.microseconds.update(result.microseconds)
             stats.suspects += result.suspects
             stats.unconfirmed += result.unconfirmed
             stats.unconfirmed_notes += result.unconfirmed_notes[: 20 - len(stats.unconfirmed_notes)]

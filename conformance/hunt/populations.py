@@ -88,7 +88,8 @@ REGIMES: dict[str, Regime] = {"standard": lambda case: case}
 
 
 class Drawer(Protocol):
-    components: tuple[str, ...]
+    @property
+    def components(self) -> tuple[str, ...]: ...
 
     def buckets(self, component: str) -> tuple[Bucket, ...]: ...
 

@@ -105,9 +105,9 @@ def summary(stats: Stats, out: str, seed: int) -> str:
     width = max((len(f"{c} {f} {d}") for c, f, d, _, _ in rows(stats)), default=0)
     lines += [f"  {f'{c} {f} {d}':<{width}}  {n:>10} {r:>9}" for c, f, d, n, r in rows(stats)]
     lines.append("  tasks per worker: " + ", ".join(f"{w} {n}" for w, n in sorted(stats.workers.items())))
-    busy = sum(stats.seconds.values())
+    busy = sum(stats.microseconds.values())
     if busy:
-        split = ", ".join(f"{k} {v / busy:.0%}" for k, v in stats.seconds.most_common())
+        split = ", ".join(f"{k} {v / busy:.0%}" for k, v in stats.microseconds.most_common())
         lines.append(f"  worker time ({busy:.1f} s): {split}")
     lines.append(
         f"  screened suspects {stats.suspects}, not confirmed by the property {stats.unconfirmed};"

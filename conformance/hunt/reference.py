@@ -111,13 +111,17 @@ def _mlp_block(block: Block, spec: Any) -> Results:
     params = widen(block.groups["params"], weights)
     inputs = block.groups["inputs"]
     X = columns(inputs["X"])
+    cache: mlp.MLPCache | mlp_bn.BNMLPCache
     if spec.batchnorm:
         state = widen(block.groups["state"], set())
         Y, new_state, cache = mlp_bn.mlp_bn_forward(spec, params, X, state, train=block.train)
-        backward = mlp_bn.mlp_bn_backward_deltas
     else:
         (Y, cache), new_state = mlp.mlp_forward(spec, params, X), {}
-        backward = mlp.mlp_backward_deltas
+
+    def backward(dY: np.ndarray) -> Arrays:
+        if isinstance(cache, mlp_bn.BNMLPCache):
+            return mlp_bn.mlp_bn_backward_deltas(spec, dY, cache)[0]
+        return mlp.mlp_backward_deltas(spec, dY, cache)[0]
 
     def loss_of(Yp: np.ndarray, Tp: np.ndarray) -> tuple[float, np.ndarray]:
         value, lcache = mlp.loss_forward(member_spec, Yp, Tp)
@@ -127,7 +131,7 @@ def _mlp_block(block: Block, spec: Any) -> Results:
     loss, dloss = _losses(loss_of, Ym, inputs["targets"])
 
     def grads(dY: np.ndarray) -> Arrays:
-        g = backward(spec, columns(dY), cache)[0]
+        g = backward(columns(dY))
         out = narrow({k: v for k, v in g.items() if k in params}, B, weights)
         out["X"] = members(g["X"], B)
         return out

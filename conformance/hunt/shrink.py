@@ -77,7 +77,8 @@ def _layers(case: Case) -> list[Arrays]:
 
 
 def _mlp(case: Case, layers: list[Arrays], sizes: list[int], rows: int) -> Case:
-    params, state = {}, {}
+    params: Arrays = {}
+    state: Arrays = {}
     for l, layer in enumerate(layers, start=1):
         for k, v in layer.items():
             (state if k.startswith("running") else params)[f"{k}{l}"] = v

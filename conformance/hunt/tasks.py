@@ -61,7 +61,8 @@ class TaskResult:
     findings: list[Finding] = field(default_factory=list)
     suspects: int = 0  # screened members sent to confirmation
     unconfirmed: int = 0  # of which the property passed on the member alone
-    seconds: Counter[str] = field(default_factory=Counter)  # reference, framework, screen, confirm, minimize
+    # time spent in the reference, the framework, the screen, confirming, minimizing
+    microseconds: Counter[str] = field(default_factory=Counter)
     worker: str = ""
     error: str = ""  # a population runner that failed where the single case did not
     unconfirmed_notes: list[str] = field(default_factory=list)  # what the screen flagged in vain
@@ -100,7 +101,7 @@ def run_task(task: Task, mark: Mark = lambda **stage: None) -> TaskResult:
 
 
 def _timed(result: TaskResult, what: str, started: float) -> None:
-    result.seconds[what] += time.perf_counter() - started
+    result.microseconds[what] += round((time.perf_counter() - started) * 1e6)
 
 
 def _fast(task: Task, result: TaskResult, mark: Mark) -> None:

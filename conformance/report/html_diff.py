@@ -4,6 +4,7 @@ old -> new; the changed rows below, each opening to the new message."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import Any, Protocol
 
@@ -19,10 +20,14 @@ DARK = {"#d73027", "#67001f", "#4575b4", "#1a9850"}
 
 
 class Change(Protocol):
-    verdict: str
-    old: dict[str, Any] | None
-    new: dict[str, Any] | None
-    factor: float | None
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def old(self) -> dict[str, Any] | None: ...
+    @property
+    def new(self) -> dict[str, Any] | None: ...
+    @property
+    def factor(self) -> float | None: ...
 
 
 def _text(c: Change) -> str:
@@ -30,7 +35,7 @@ def _text(c: Change) -> str:
     return after if before == after else f"{before} → {after}"
 
 
-def diff_page(old: str, new: str, every: list[Change], moved: list[str], verdict: str,
+def diff_page(old: str, new: str, every: Sequence[Change], moved: list[str], verdict: str,
               notes: list[str], frameworks: list[str] | tuple[str, ...] = ()) -> str:
     """The page for every matched, new and removed row (verdict "" when unchanged)."""
     shown: list[dict[str, Any]] = []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -61,12 +61,14 @@ def rnn_loss(network: RNNSpec, variables: Any, batch: dict[str, jax.Array]) -> j
     dtype = jnp.dtype(network.dtype)
     cell = nn.SimpleCell(network.hidden_size, activation_fn=RNN_ACTIVATIONS[network.nonlinearity],
                          dtype=dtype, param_dtype=dtype)
-    H_bm = nn.RNN(cell).apply(variables["rnn"], batch["X"].swapaxes(0, 1), initial_carry=batch["h0"])
+    # Module.apply returns (output, variables) only under mutable=...: here the output alone
+    H_bm = cast(jax.Array, nn.RNN(cell).apply(variables["rnn"], batch["X"].swapaxes(0, 1),
+                                              initial_carry=batch["h0"]))  # (N, T, H)
     dense = nn.Dense(network.output_size, dtype=dtype, param_dtype=dtype)
     if network.readout == "last":
-        Y = dense.apply(variables["readout"], H_bm[:, -1])  # (N, C)
-    else:
-        Y = dense.apply(variables["readout"], H_bm).swapaxes(0, 1)  # (T, N, C), as the targets
+        Y = cast(jax.Array, dense.apply(variables["readout"], H_bm[:, -1]))  # (N, C)
+    else:  # (T, N, C), as the targets
+        Y = cast(jax.Array, dense.apply(variables["readout"], H_bm)).swapaxes(0, 1)
     if network.loss == "mse":
         return optax.squared_error(Y, batch["targets"]).mean()
     rows = Y.reshape(-1, network.output_size)

@@ -40,8 +40,9 @@ def trajectory_restart(ctx: Context, backend: Backend) -> None:
     first = backend.run(_steps(case, 0, k))
     params = {n[len("final/") :]: v for n, v in first.outputs.items() if n.startswith("final/")}
     rest = backend.run(replace(_steps(case, k, S), params=params, state=first.state))
-    pairs = {n: (np.concatenate([first.outputs[n], rest.outputs[n]]), full.outputs[n])
-             for n in ("loss", "norm") if n in full.outputs}
+    pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {
+        n: (np.concatenate([first.outputs[n], rest.outputs[n]]), full.outputs[n])
+        for n in ("loss", "norm") if n in full.outputs}
     pairs.update({n: (rest.outputs[n], v) for n, v in full.outputs.items() if n.startswith("final/")})
     pairs.update({f"state {n}": (rest.state[n], v) for n, v in full.state.items()})
     for name, (split, whole) in pairs.items():

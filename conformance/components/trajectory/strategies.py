@@ -19,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 from hypothesis import strategies as st
 
-from conformance.case import Case
+from conformance.case import Arrays, Case
 from conformance.components.mlp.strategies import mlp_params, mlp_specs
 from conformance.components.rnn.strategies import outputs_shape, rnn_params
 from conformance.components.trajectory.reference import CLIP_KINDS, TrajectorySpec
@@ -59,7 +59,9 @@ GOLDEN_PLANS = (
 # fmt: on
 
 
-def _batch(network: mlp.MLPSpec | rnn.RNNSpec, rng: np.random.Generator, N: int, T: int) -> dict:
+def _batch(network: mlp.MLPSpec | rnn.RNNSpec, rng: np.random.Generator, N: int, T: int) -> Arrays:
+    lead: tuple[int, ...]
+    batch: Arrays
     if isinstance(network, mlp.MLPSpec):
         D, C, lead = network.sizes[0], network.sizes[-1], (N,)
         batch = {"X": rng.standard_normal((N, D))}
@@ -80,9 +82,8 @@ def trajectory_case(plan: Plan, seed: int, ratio: float | None = None) -> Case:
     spec, steps, N, T = plan
     rng = np.random.default_rng(seed)
     network = replace(spec.network, dtype="float64")
-    is_mlp = isinstance(network, mlp.MLPSpec)
-    params = mlp_params(network, rng) if is_mlp else rnn_params(network, rng)
-    state = {}
+    params = mlp_params(network, rng) if isinstance(network, mlp.MLPSpec) else rnn_params(network, rng)
+    state: Arrays = {}
     if isinstance(network, mlp.MLPSpec) and network.batchnorm:
         for l in range(1, len(network.sizes) - 1):  # the layers followed by batch norm
             state[f"running_mean{l}"] = 0.5 * rng.standard_normal(network.sizes[l])
@@ -90,13 +91,16 @@ def trajectory_case(plan: Plan, seed: int, ratio: float | None = None) -> Case:
     per_step = [_batch(network, rng, N, T) for _ in range(steps)]
     inputs = {k: np.stack([b[k] for b in per_step]) for k in per_step[0]}
     if spec.clip_kind != "none":
-        objective = mlp_objective(network) if is_mlp else rnn_objective(network)
+        objective = (mlp_objective(network) if isinstance(network, mlp.MLPSpec)
+                     else rnn_objective(network))
         _, g, _ = objective(params, state, per_step[0])
         ratio = RATIOS[int(rng.integers(len(RATIOS)))] if ratio is None else ratio
         size = global_norm(g, spec.norm_type if spec.clip_kind == "global_norm" else math.inf)
         size = size or 1.0  # a zero first gradient (dead ReLUs): no threshold 0 (see clip-zero-max-norm)
-        field = "max_norm" if spec.clip_kind == "global_norm" else "clip_value"
-        spec = replace(spec, **{field: ratio * size})
+        if spec.clip_kind == "global_norm":
+            spec = replace(spec, max_norm=ratio * size)
+        else:
+            spec = replace(spec, clip_value=ratio * size)
     return Case("trajectory", spec, params, inputs, state, seed=seed)
 
 

@@ -36,10 +36,17 @@ CONVENTIONS: dict[str, object] = {
     "rnn_biases": "two",  # nn.RNN trains bias_ih_l0 and bias_hh_l0, each by -lr ∂L/∂b
 }
 
+def _given(threshold: float | None) -> float:
+    """The clipping kind's threshold, which the spec sets whenever it clips by that kind."""
+    if threshold is None:
+        raise ValueError("TrajectorySpec: a clipping threshold of None for a kind that clips")
+    return threshold
+
+
 CLIP: dict[str, Callable[[list[nn.Parameter], TrajectorySpec], Any]] = {
     "global_norm": lambda params, spec: torch.nn.utils.clip_grad_norm_(
-        params, spec.max_norm, norm_type=spec.norm_type),
-    "value": lambda params, spec: torch.nn.utils.clip_grad_value_(params, spec.clip_value),
+        params, _given(spec.max_norm), norm_type=spec.norm_type),
+    "value": lambda params, spec: torch.nn.utils.clip_grad_value_(params, _given(spec.clip_value)),
     "none": lambda params, spec: None,
 }
 
