@@ -79,6 +79,10 @@ class Component:
     checks: tuple[Check, ...] = ()
     # framework -> module path of its adapter, imported only when that framework runs
     adapters: Mapping[str, str] = field(default_factory=dict)
+    # the reference's contract answered with rounding bounds: for every output, gradient and
+    # state entry, the most a correct implementation in case.spec.dtype can differ from the
+    # exact result (conformance.rounding); None: the table's sampled fallback bound
+    rounding: Callable[[Case, Arrays | None], Outcome] | None = None
 
     def property(self, property_id: str) -> Property:
         for check in self.checks:

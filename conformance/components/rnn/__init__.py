@@ -20,6 +20,7 @@ from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.rnn import properties as rp
 from conformance.components.rnn.reference import rnn_init, rnn_reference
+from conformance.components.rnn.rounding import rnn_rounding
 from conformance.components.rnn.strategies import (
     RNN_CATALOG,
     TRUNCATED_CATALOG,
@@ -60,6 +61,7 @@ RNN = Component(
         Check(init_distribution(rnn_init), init_cases, "init_distribution"),
     ),
     adapters=ADAPTERS,
+    rounding=rnn_rounding,
 )
 
 RNN_TRUNCATED = Component(
@@ -77,6 +79,7 @@ RNN_TRUNCATED = Component(
         Check(rp.TRUNCATION_WINDOW_ONE, partial(truncated_cases, window="one"), "window_one"),
     ),
     adapters=ADAPTERS,
+    rounding=rnn_rounding,
 )
 
 COMPONENTS = (RNN, RNN_TRUNCATED)

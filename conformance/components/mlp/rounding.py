@@ -1,0 +1,142 @@
+"""The MLP's rounding bound: refimpl.mlp's forward and backward in conformance.rounding's arithmetic.
+
+`mlp_rounding(case, cotangents)` answers the backend contract with rounding bounds instead
+of values: for every output, gradient and state entry of mlp_reference, the most a
+correct implementation in case.spec.dtype can be off from the exact result (module
+conformance.rounding). The steps follow refimpl.mlp (README, "An L-layer MLP"):
+
+    Zˡ = Aˡ⁻¹ Wˡᵀ + bˡ       affine: D_{l-1} + 1 terms
+    Aˡ = fˡ(Zˡ)              activation; relu's kink is uncertain where |Zˡ| <= its bound
+    δˡ = fˡ'(Zˡ) ⊙ ∂L/∂Aˡ    tanh' = 1 - A², σ' = A (1 - A): from the rounded output,
+                             as torch and JAX form them
+    ∂L/∂Wˡ = δˡᵀ Aˡ⁻¹, ∂L/∂bˡ = Σ_n δˡ_n, δˡ Wˡ     N terms, N, D_l terms
+
+The activation and loss steps are shared with the other components built on them
+(mlp_bn, rnn, trajectory).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from conformance.backend import Outcome
+from conformance.case import Arrays, Case
+from conformance.rounding import Arithmetic, Uncertain
+from refimpl.mlp import MLPSpec
+
+Grads = dict[str, Uncertain]
+
+
+# ---------------------------------------------------------------- activations
+
+
+def activation(ar: Arithmetic, name: str, z: Uncertain, slope: float) -> Uncertain:
+    """A = f(Z)."""
+    if name == "identity":
+        return z
+    if name == "tanh":
+        return ar.tanh(z)
+    if name == "sigmoid":
+        return ar.sigmoid(z)
+    below = ar.scale(z, slope) if name == "leaky_relu" else ar.exact(np.zeros_like(z.v))
+    return ar.select(z, z, below, below)
+
+
+def derivative(ar: Arithmetic, name: str, z: Uncertain, a: Uncertain, slope: float, kink: str) -> Uncertain:
+    """f'(Z): from the output A for tanh and sigmoid (1 - A², A (1 - A)), as torch and JAX
+    form them; a step for relu and leaky relu, taken at each implementation's own Z."""
+    one = ar.exact(np.ones_like(z.v))
+    if name == "identity":
+        return one
+    if name == "tanh":
+        return ar.sub(one, ar.mul(a, a))
+    if name == "sigmoid":
+        return ar.mul(a, ar.sub(one, a))
+    negative = ar.rounded(np.full_like(z.v, slope)) if name == "leaky_relu" else ar.exact(np.zeros_like(z.v))
+    at_zero = one if name == "leaky_relu" and kink == "one" else negative
+    return ar.select(z, one, negative, at_zero)
+
+
+# ---------------------------------------------------------------- losses
+
+
+def loss_forward(ar: Arithmetic, loss: str, Y: Uncertain, targets: np.ndarray) -> tuple[Uncertain, Any]:
+    """(L, what loss_backward needs): mse over all elements, or cross-entropy over rows."""
+    if loss == "mse":
+        residual = ar.sub(Y, ar.rounded(targets))
+        return ar.mean(ar.mul(residual, residual)), residual
+    N = Y.v.shape[0]
+    shifted = ar.sub(Y, ar.max(Y, axis=1, keepdims=True))
+    lse = ar.log(ar.sum(ar.exp(shifted), axis=1))
+    logp = ar.sub(shifted, ar.reshape(lse, (N, 1)))
+    picked = ar.take(logp, (np.arange(N), targets))
+    return ar.neg(ar.mean(picked)), (logp, targets)
+
+
+def loss_backward(ar: Arithmetic, loss: str, cache: Any, dloss: float) -> Uncertain:
+    """∂L/∂Y times the cotangent dloss: 2 (Y - T) dloss / (N C), or (softmax - onehot) dloss / N."""
+    if loss == "mse":
+        residual: Uncertain = cache
+        return ar.scale(residual, 2.0 * dloss / residual.v.size, roundings=3)
+    logp, labels = cache
+    N = logp.v.shape[0]
+    probs = ar.exp(logp)
+    onehot = np.zeros_like(probs.v)
+    onehot[np.arange(N), labels] = 1.0
+    return ar.scale(ar.sub(probs, ar.exact(onehot)), dloss / N, roundings=3)
+
+
+def upstream(ar: Arithmetic, loss: str, cache: Any, cotangents: Arrays, shape: tuple[int, ...]) -> Uncertain:
+    """∂/∂Y of Σ <cotangent, output>: the loss term (cotangent "loss") plus the cotangent "Y"."""
+    dY = ar.exact(np.zeros(shape))
+    if float(cotangents.get("loss", 0.0)) != 0.0:
+        dY = loss_backward(ar, loss, cache, float(cotangents["loss"]))
+    if "Y" in cotangents:
+        dY = ar.add(dY, ar.rounded(cotangents["Y"]))
+    return dY
+
+
+# ---------------------------------------------------------------- linear layers
+
+
+Triple = tuple[Uncertain, Uncertain, Uncertain]
+
+
+def linear_backward(ar: Arithmetic, delta: Uncertain, A: Uncertain, W: Uncertain) -> Triple:
+    """(δ W, δᵀ A, Σ_n δ_n): the input, weight and bias gradients of Z = A Wᵀ + b."""
+    return ar.matmul(delta, W), ar.matmul(ar.transpose(delta), A), ar.sum(delta, axis=0)
+
+
+def mlp_passes(ar: Arithmetic, spec: MLPSpec, params: Grads, X: Uncertain, targets: np.ndarray,
+               cotangents: Arrays | None) -> tuple[Uncertain, Uncertain, Grads]:
+    """(Y, loss, grads of Σ <cot, out>) with their bounds, for an MLP without batch norm."""
+    A, layers = X, []
+    for l in range(1, spec.depth + 1):
+        Z = ar.affine(A, params[f"W{l}"], params[f"b{l}"])
+        layers.append((A, Z))
+        A = activation(ar, spec.activation(l), Z, spec.slope)
+    Y = A
+    loss, cache = loss_forward(ar, spec.loss, Y, targets)
+    grads: Grads = {}
+    if cotangents:
+        dA = upstream(ar, spec.loss, cache, cotangents, Y.v.shape)
+        for l in range(spec.depth, 0, -1):
+            A_prev, Z = layers[l - 1]
+            A_l = layers[l][0] if l < spec.depth else Y
+            fprime = derivative(ar, spec.activation(l), Z, A_l, spec.slope, spec.leaky_kink)
+            delta = ar.mul(fprime, dA)
+            dA, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(ar, delta, A_prev, params[f"W{l}"])
+        grads["X"] = dA
+    return Y, loss, grads
+
+
+def mlp_rounding(case: Case, cotangents: Arrays | None = None) -> Outcome:
+    """Error bounds for mlp_reference's outputs {"Y", "loss"} and grads {"W1", ..., "X"}."""
+    spec: MLPSpec = case.spec
+    ar = Arithmetic(spec.dtype)
+    params = {k: ar.rounded(v) for k, v in case.params.items()}
+    Y, loss, grads = mlp_passes(ar, spec, params, ar.rounded(case.inputs["X"]),
+                                case.inputs["targets"], cotangents)
+    return Outcome({"Y": ar.bound(Y), "loss": ar.bound(loss)}, {k: ar.bound(g) for k, g in grads.items()}, {})
