@@ -164,10 +164,12 @@ class Arithmetic:
         return self._out(v, total.d / n, np.abs(v), 2)
 
     def matmul(self, a: Uncertain, b: Uncertain) -> Uncertain:
-        """a @ b (a and b of 2 dimensions or fewer), summing over the inner size n."""
-        n = a.v.shape[-1]
-        d = a.d @ b.v + a.v @ b.d + a.d @ b.d
-        return self._out(a.v @ b.v, d, np.abs(a.v) @ np.abs(b.v), n)
+        """a @ b for matrices or vectors, summing over the inner size n."""
+        v = a.v @ b.v
+        av, ad = (a.v[None, :], a.d[:, None, :]) if a.v.ndim == 1 else (a.v, a.d)
+        bv, bd = (b.v[:, None], b.d[:, :, None]) if b.v.ndim == 1 else (b.v, b.d)
+        d = (ad @ bv + av @ bd + ad @ bd).reshape((self.samples, *v.shape))
+        return self._out(v, d, np.abs(a.v) @ np.abs(b.v), a.v.shape[-1])
 
     def affine(self, a: Uncertain, w: Uncertain, b: Uncertain) -> Uncertain:
         """a @ wᵀ + b as one sum of n + 1 terms (a library may start from b or end with it)."""
@@ -175,7 +177,8 @@ class Arithmetic:
 
     def linear_sum(self, products: list[tuple[Uncertain, Uncertain]], terms: list[Uncertain]) -> Uncertain:
         """Σ_k a_k @ w_kᵀ + Σ_j t_j as ONE sum, in whatever order and grouping an
-        implementation takes (an RNN step's x W_ihᵀ + b_ih + h W_hhᵀ + b_hh, say)."""
+        implementation takes (an RNN step's x W_ihᵀ + b_ih + h W_hhᵀ + b_hh, say); a_k are
+        batches of rows (N, n_k), w_k matrices (m, n_k)."""
         n = sum(a.v.shape[-1] for a, _ in products) + len(terms)
         wt = [(a, self.transpose(w)) for a, w in products]
         v: np.ndarray = sum((t.v for t in terms), np.zeros(())) + sum(a.v @ w.v for a, w in wt)
@@ -225,9 +228,9 @@ class Arithmetic:
 
     def _elementary(self, name: str, x: Uncertain, value: np.ndarray,
                     change: Callable[[np.ndarray], np.ndarray], size: np.ndarray | None = None) -> Uncertain:
-        """f(x): the exact change f(x + d) - f(x), and c_f ulps (2 u each) of rounding."""
+        """f(x): the exact change f(x + d) - f(x) (none where d = 0), and c_f ulps (2 u each)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            d = change(x.d)
+            d = np.where(x.d == 0, 0.0, change(x.d))
         return self._out(value, d, np.abs(value) if size is None else size, (2 * ELEMENTARY_ULPS[name]) ** 2)
 
     def tanh(self, x: Uncertain) -> Uncertain:

@@ -1,15 +1,18 @@
 """The MLP's rounding bound: refimpl.mlp's forward and backward in conformance.rounding's arithmetic.
 
 `mlp_rounding(case, cotangents)` answers the backend contract with rounding bounds instead
-of values: for every output, gradient and state entry of mlp_reference, the most a
-correct implementation in case.spec.dtype can be off from the exact result (module
-conformance.rounding). The steps follow refimpl.mlp (README, "An L-layer MLP"):
+of values: for every output and gradient of mlp_reference, how far a correct
+implementation in case.spec.dtype can be from the exact result (B_d of
+conformance.tolerances, from conformance.rounding's arithmetic). The steps follow
+refimpl.mlp (README, "An L-layer MLP"):
 
-    Zˡ = Aˡ⁻¹ Wˡᵀ + bˡ       affine: D_{l-1} + 1 terms
-    Aˡ = fˡ(Zˡ)              activation; relu's kink is uncertain where |Zˡ| <= its bound
-    δˡ = fˡ'(Zˡ) ⊙ ∂L/∂Aˡ    tanh' = 1 - A², σ' = A (1 - A): from the rounded output,
-                             as torch and JAX form them
-    ∂L/∂Wˡ = δˡᵀ Aˡ⁻¹, ∂L/∂bˡ = Σ_n δˡ_n, δˡ Wˡ     N terms, N, D_l terms
+    Zˡ = Aˡ⁻¹ Wˡᵀ + bˡ       one sum of D_{l-1} + 1 terms
+    Aˡ = fˡ(Zˡ)              relu and leaky relu taken at each simulated Zˡ
+    δˡ = fˡ'(Zˡ) ⊙ ∂L/∂Aˡ    tanh' = 1 - A², σ' = A (1 - A) from the rounded output, as torch
+                             and JAX form them; relu's step at each simulated Zˡ, its jump
+                             carried where Zˡ is within rounding of 0
+    ∂L/∂Wˡ = δˡᵀ Aˡ⁻¹, ∂L/∂bˡ = Σ_n δˡ_n, δˡ Wˡ     sums of N, N and D_l terms
+    L, ∂L/∂Y                 mse's mean; cross-entropy's max-shifted log-sum-exp
 
 The activation and loss steps are shared with the other components built on them
 (mlp_bn, rnn, trajectory).
