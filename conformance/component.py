@@ -69,6 +69,17 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Boundary:
+    """The cases `python -m conformance stress` runs for a component: shapes at the edges
+    (1-element tensors, width 1, N = 1..4, vanished gradients, deep batch-norm chains), many
+    seeds each, so a compiled function serves every seed of its shape."""
+
+    shapes: tuple[Any, ...]  # whatever `case` takes: a spec with its sizes, a plan, a layout
+    case: Callable[[Any, int], Case]  # (shape, seed) -> a case
+    properties: tuple[Property, ...]  # the agreement properties to check on each case
+
+
+@dataclass(frozen=True)
 class Component:
     name: str
     spec_class: type[Any]  # a frozen dataclass with to_json / from_json
@@ -83,6 +94,7 @@ class Component:
     # state entry, the most a correct implementation in case.spec.dtype can differ from the
     # exact result (conformance.rounding); None: the table's sampled fallback bound
     rounding: Callable[[Case, Arrays | None], Outcome] | None = None
+    boundary: Boundary | None = None  # the stress command's cases; None: not stressed
 
     def property(self, property_id: str) -> Property:
         for check in self.checks:

@@ -25,7 +25,7 @@ LAYERS = (
     ("conformance.properties", "conformance.strategies", "conformance.initialization",
      "conformance.components.*.reference",
      "conformance.components.*.strategies", "conformance.components.*.properties",
-     "conformance.components.*.rounding"),
+     "conformance.components.*.rounding", "conformance.components.*.boundary"),
     ("conformance.components.*",),
     ("conformance.registry", "conformance.framework", "conformance.golden",
      "conformance.golden.storage", "conformance.golden.property"),

@@ -19,6 +19,7 @@ from conformance import properties as p
 from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.rnn import properties as rp
+from conformance.components.rnn.boundary import BOUNDARY, TRUNCATED_BOUNDARY
 from conformance.components.rnn.reference import rnn_init, rnn_reference
 from conformance.components.rnn.rounding import rnn_rounding
 from conformance.components.rnn.strategies import (
@@ -62,6 +63,7 @@ RNN = Component(
     ),
     adapters=ADAPTERS,
     rounding=rnn_rounding,
+    boundary=BOUNDARY,
 )
 
 RNN_TRUNCATED = Component(
@@ -80,6 +82,7 @@ RNN_TRUNCATED = Component(
     ),
     adapters=ADAPTERS,
     rounding=rnn_rounding,
+    boundary=TRUNCATED_BOUNDARY,
 )
 
 COMPONENTS = (RNN, RNN_TRUNCATED)
