@@ -41,6 +41,10 @@ class Case:
         """One line (hypothesis prints a failing example with it): the arrays are in `save`'s file."""
         return f"Case({self.describe()})"
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """The same line for hypothesis's pretty printer, which would list every field."""
+        printer.text(repr(self))
+
     def describe(self) -> str:
         shapes = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self.inputs.items())
         mode = "" if self.train else " eval"

@@ -136,10 +136,10 @@ def agreement_detail(ctx: Context, worst: record.Worst, r64: np.ndarray, allowed
                      largest: float, kind: str) -> str:
     """The worst element with its tensor's size and magnitude, and the bound's terms there."""
     size = float(np.max(np.abs(r64[np.isfinite(r64)]), initial=0.0))
-    share = f"{size / largest:.2g} of the largest entry compared, {largest:.3g}" if largest else "all zero"
+    share = f"{size / largest:.2g} of the largest {kind} entry, {largest:.3g}" if largest else "all 0"
     terms = (float(allowed.rounding.reshape(-1)[flat]), float(allowed.reference.reshape(-1)[flat]),
              allowed.floor)
-    return (f"parameter {worst.parameter}: worst element {list(worst.index)} of {r64.size}"
+    return (f"parameter {worst.parameter}: worst element {list(worst.index)} of {r64.size} entries"
             f" (max |{worst.parameter.split()[-1]}| = {size:.3g}, {share}):"
             f" {ctx.framework} = {worst.actual!r}, reference = {worst.expected!r};"
             f" |difference| = {abs(worst.actual - worst.expected):.3g} = {worst.ratio:.3g} tolerances\n"

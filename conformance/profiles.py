@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, reporting, settings
 from hypothesis.internal.conjecture import engine
 
 
@@ -51,11 +51,21 @@ class Profile:
     @contextmanager
     def shrink_budget(self) -> Iterator[None]:
         """Within: hypothesis shrinks for at most shrink_seconds and shrink_steps (its engine's
-        MAX_SHRINKING_SECONDS and MAX_SHRINKS, module constants it keeps for this purpose)."""
+        MAX_SHRINKING_SECONDS and MAX_SHRINKS, module constants it keeps for this purpose),
+        and says so in these words instead of its own (which name five minutes)."""
         saved = engine.MAX_SHRINKING_SECONDS, engine.MAX_SHRINKS
         engine.MAX_SHRINKING_SECONDS, engine.MAX_SHRINKS = self.shrink_seconds, self.shrink_steps
+        report = reporting.current_reporter()
+
+        def reporter(text: object) -> None:
+            if "working to shrink a failing test case" in str(text):
+                text = (f"shrinking stopped at the {self.name} profile's budget ({self.shrink_seconds:g} s"
+                        f" or {self.shrink_steps} shrinks): the smallest failing example found follows")
+            report(text)
+
         try:
-            yield
+            with reporting.with_reporter(reporter):
+                yield
         finally:
             engine.MAX_SHRINKING_SECONDS, engine.MAX_SHRINKS = saved
 
