@@ -6,6 +6,7 @@ With g every gradient entry rounded to the dtype and M, v, eps the constants:
     by value   clamp(g, -v, v)                1-Lipschitz: the larger of g's and v's bound
     torch      c = min(M · 1/(n + eps), 1),   g c
     optax      g if n < M else (g / n) M      either branch where n may fall on either side of M
+    tensorflow s = M min(1/n, 1/M),           g s
 
 Entries the reference computes as non-finite (a NaN or infinite norm, NaN inputs) are
 compared by their codes, exactly: their bound is 0, as is that of nonfinite_error.
@@ -46,6 +47,11 @@ def clipped(ar: Arithmetic, spec: ClipSpec, grads: dict[str, Uncertain]
             one = ar.exact(1.0)
             coef = ar.select(quotient, one, quotient, one, threshold=1.0)
             return {k: ar.mul(g, coef) for k, g in grads.items()}, norm
+        if spec.convention == "tensorflow":  # M min(1/n, 1/M) (+ n - n, 0 for a finite n)
+            inverse_n, inverse_M = ar.div(ar.exact(1.0), norm), ar.div(ar.exact(1.0), M)
+            smaller = ar.select(ar.sub(inverse_n, inverse_M), inverse_M, inverse_n, inverse_n)
+            scale = ar.mul(M, smaller)
+            return {k: ar.mul(g, scale) for k, g in grads.items()}, norm
         gap = ar.sub(norm, M)
         return {k: ar.select(gap, scaled, g, scaled)
                 for k, g in grads.items() for scaled in [ar.mul(ar.div(g, norm), M)]}, norm
