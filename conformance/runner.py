@@ -63,29 +63,40 @@ def run_property(prop: Property, case: Case, framework: str, dtype: str, run: Ru
         raise
 
 
-def rerun(prop: Property, case: Case, framework: str, dtype: str, config: RunConfig) -> str:
-    """The worst error of `prop` on `case` in another framework or dtype, in words."""
+def rerun(prop: Property, case: Case, framework: str, dtype: str, config: RunConfig
+          ) -> tuple[float | None, str]:
+    """The worst error of `prop` on `case` in another framework or dtype (None if it did not
+    run), and the same in words."""
     record = Record(prop.id, case.component, framework, dtype, config.device)
     quiet = Run(replace(config, reproducer_dir=None), record)
     try:
         run_property(prop, case, framework, dtype, quiet)
     except (NotApplicable, Unsupported) as err:
-        return f"not run ({str(err).splitlines()[0][:80]})"
+        return None, f"not run ({str(err).splitlines()[0][:80]})"
     except ConformanceFailure:
         pass
     except Exception as err:  # the rerun of a broken case must not hide the failure itself
-        return f"raised {type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''}"
+        return None, f"raised {type(err).__name__}: {str(err).splitlines()[0][:80] if str(err) else ''}"
     if record.worst is None:
-        return "nothing compared"
-    return f"{record.worst.ratio:.3g} tolerances" + (" (fails)" if not record.worst.ratio <= 1 else "")
+        return None, "nothing compared"
+    ratio = record.worst.ratio
+    return ratio, f"{ratio:.3g} tolerances" + ("" if ratio <= 1 else " (fails)")
 
 
-def _ratio(text: str) -> float | None:
-    head = text.split(" tolerances")[0]
-    try:
-        return float(head)
-    except ValueError:
-        return None
+def verdict(prop: Property, ctx: Context, ratio: float, config: RunConfig) -> tuple[str, str]:
+    """("rounding" or "disagreement", why), from the failing framework's rerun in float64."""
+    off = f"{ctx.framework} {ctx.dtype} is {ratio:.3g} tolerances off the reference"
+    wider = WIDER.get(ctx.dtype)
+    if wider is None:
+        return "disagreement", f"{off} (no wider dtype to rerun in)"
+    wide_ratio, again = rerun(prop, ctx.case, ctx.framework, wider, config)
+    if wide_ratio is None or not wide_ratio <= 1.0:
+        return "disagreement", f"{off}, and in {wider} on the same case: {again}"
+    if ratio <= ROUNDING_LIMIT:
+        return "rounding", (f"{off} but agrees in {wider} on the same case ({again}): a rounding error"
+                            " beyond the bound of conformance/tolerances.py, not a wrong result")
+    return "disagreement", (f"{off}, beyond the {ROUNDING_LIMIT:g} rounding could explain, though it"
+                            f" agrees in {wider} ({again}): the {ctx.dtype} computation itself is wrong")
 
 
 def arbitrate(prop: Property, failure: ConformanceFailure, run: Run) -> ConformanceFailure:
@@ -95,37 +106,15 @@ def arbitrate(prop: Property, failure: ConformanceFailure, run: Run) -> Conforma
         return failure
     config = run.config
     ratio = failure.worst.ratio if failure.worst is not None else float("inf")
-    wider = WIDER.get(ctx.dtype)
-    lines = []
-    if wider is None:
-        verdict = "disagreement"
-        why = (f"{ctx.framework} {ctx.dtype} is {ratio:.3g} tolerances off the reference"
-               " (no wider dtype to rerun in)")
-    else:
-        again = rerun(prop, ctx.case, ctx.framework, wider, config)
-        agrees = (_ratio(again) or float("inf")) <= 1.0
-        if agrees and ratio <= ROUNDING_LIMIT:
-            verdict = "rounding"
-            why = (f"{ctx.framework} {ctx.dtype} is {ratio:.3g} tolerances off the reference but agrees in"
-                   f" {wider} on the same case ({again}): a rounding error beyond the bound of"
-                   " conformance/tolerances.py, not a wrong result")
-        elif agrees:
-            verdict = "disagreement"
-            why = (f"{ctx.framework} {ctx.dtype} is {ratio:.3g} tolerances off the reference, beyond"
-                   f" {ROUNDING_LIMIT:g} that rounding could explain, though it agrees in {wider} ({again}):"
-                   f" the {ctx.dtype} computation itself is wrong")
-        else:
-            verdict = "disagreement"
-            why = (f"{ctx.framework} {ctx.dtype} is {ratio:.3g} tolerances off the reference, and in"
-                   f" {wider} on the same case: {again}")
+    said, why = verdict(prop, ctx, ratio, config)
+    first = f"{said}: {why}"
     others = [f for f in (config.frameworks or frameworks.names()) if f != ctx.framework
               and not prop.not_applicable(f, ctx.dtype) and frameworks.skip_reason(f, config.device) is None]
     if others:
-        lines.append("same case, other frameworks: " + "; ".join(
-            f"{f} {ctx.dtype} {rerun(prop, ctx.case, f, ctx.dtype, config)}" for f in others))
-    first = f"{verdict}: {why}" + "".join(f"\n  {line}" for line in lines)
+        first += "\n  same case, other frameworks: " + "; ".join(
+            f"{f} {ctx.dtype} {rerun(prop, ctx.case, f, ctx.dtype, config)[1]}" for f in others)
     arbitrated = ConformanceFailure(failure_message(ctx, failure.detail, failure.reproducer, first),
-                                    ctx, failure.detail, failure.worst, failure.reproducer, verdict)
+                                    ctx, failure.detail, failure.worst, failure.reproducer, said)
     if hasattr(failure, "__notes__"):
         arbitrated.__notes__ = list(failure.__notes__)
     return arbitrated
