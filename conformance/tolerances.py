@@ -91,10 +91,10 @@ SIGMAS = 8.0
 SAMPLES = 32
 # [3]: results within one smallest normal number are rounding (flushed subnormals).
 FLOOR = 1.0
-# c_f, in ulps (2u each) of the result: library elementary functions. glibc and SLEEF
-# (torch) document tanh, exp, log within 1 to 3.5 ulps; XLA's float32 tanh is a rational
-# approximation and its logistic goes through tanh (error relative to max(σ, 1 - σ),
-# conformance.rounding); sqrt is correctly rounded, 1/√x two roundings.
+# c_f, in ulps (2u each) of the result: library elementary functions, about twice the
+# largest error measured in float32 over 400,000 arguments each (torch 2.13 CPU, jax 0.10.2
+# CPU): tanh 4.67 ulps in XLA (a rational approximation; torch 0.57), exp 1.00, log 1.12,
+# sigmoid 1.49 of max(σ, 1 - σ) (XLA's logistic goes through tanh), sqrt 0.50, 1/√x 1.47.
 ELEMENTARY_ULPS = {"tanh": 8, "sigmoid": 4, "exp": 4, "log": 4, "sqrt": 2}
 
 # Arbitration (conformance.runner): a float32 failure whose framework agrees with the
