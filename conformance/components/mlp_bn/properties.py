@@ -229,13 +229,9 @@ def bn_batch_of_one(ctx: Context, backend: Backend) -> None:
                     raised, 1.0, scale=1.0, rtol=0.5)
 
 
-# The variance formula shows in Y and the running variance, which these properties compare.
-# Not the loss nor the gradients: with inputs of 1e4, every float32 result errs by ~1e-3 of
-# its size (the rounding of Z¹ = X W¹ᵀ), and a scalar or a short vector that sums such errors
-# with random signs (the loss, ∂L/∂γ) can see the reference's own float32 error cancel far
-# below another correct implementation's: seed 0 puts torch's loss at 2.45 tolerances, one ci
-# example flax's two-pass ∂L/∂γ at 2.4, while Y and the state of both stay at or under 0.40
-# tolerances over 300 seeds.
+# The variance formula shows in Y and the running variance, which these properties compare
+# (the gradients are gradient-agreement's subject); with inputs of 1e4 every float32 result
+# errs by ~1e-3 of its size (the rounding of Z¹ = X W¹ᵀ), which the rounding bound carries.
 
 
 def _ill_conditioned(case: Case, property_id: str) -> None:
