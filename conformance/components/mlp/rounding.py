@@ -20,7 +20,8 @@ The activation and loss steps are shared with the other components built on them
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -112,34 +113,51 @@ def linear_backward(ar: Arithmetic, delta: Uncertain, A: Uncertain, W: Uncertain
     return ar.matmul(delta, W), ar.matmul(ar.transpose(delta), A), ar.sum(delta, axis=0)
 
 
-def mlp_passes(ar: Arithmetic, spec: MLPSpec, params: Grads, X: Uncertain, targets: np.ndarray,
-               cotangents: Arrays | None) -> tuple[Uncertain, Uncertain, Grads]:
-    """(Y, loss, grads of Σ <cot, out>) with their bounds, for an MLP without batch norm."""
+class Normalization(NamedTuple):
+    """What a batch-normalized network adds to a layer l in bn_layers: Zˡ -> (Ẑˡ, cache), and
+    (δ at Ẑˡ, cache) -> (δˡ, ∂L/∂γˡ, ∂L/∂βˡ) (components/mlp_bn/rounding.py)."""
+
+    forward: Callable[[int, Uncertain], tuple[Uncertain, Any]]
+    backward: Callable[[Uncertain, Any], Triple]
+
+
+def network_passes(ar: Arithmetic, spec: MLPSpec, params: Grads, X: Uncertain, targets: np.ndarray,
+                   cotangents: Arrays | None, normalization: Normalization | None = None
+                   ) -> tuple[Uncertain, Uncertain, Grads]:
+    """(Y, loss, grads of Σ <cot, out> with δˡ as "Zˡ"), as Uncertain values; the layers in
+    spec.bn_layers() normalized by `normalization`."""
     A, layers = X, []
     for l in range(1, spec.depth + 1):
-        Z = ar.affine(A, params[f"W{l}"], params[f"b{l}"])
-        layers.append((A, Z))
-        A = activation(ar, spec.activation(l), Z, spec.slope)
+        bias = params[f"b{l}"] if f"b{l}" in params else ar.exact(np.zeros(spec.sizes[l]))
+        Z = ar.affine(A, params[f"W{l}"], bias)
+        pre, cache = normalization.forward(l, Z) if normalization and l in spec.bn_layers() else (Z, None)
+        layers.append((A, pre, cache))
+        A = activation(ar, spec.activation(l), pre, spec.slope)
     Y = A
-    loss, cache = loss_forward(ar, spec.loss, Y, targets)
+    loss, loss_cache = loss_forward(ar, spec.loss, Y, targets)
     grads: Grads = {}
     if cotangents:
-        dA = upstream(ar, spec.loss, cache, cotangents, Y.v.shape)
+        dA = upstream(ar, spec.loss, loss_cache, cotangents, Y.v.shape)
         for l in range(spec.depth, 0, -1):
-            A_prev, Z = layers[l - 1]
+            A_prev, pre, cache = layers[l - 1]
             A_l = layers[l][0] if l < spec.depth else Y
-            fprime = derivative(ar, spec.activation(l), Z, A_l, spec.slope, spec.leaky_kink)
-            delta = ar.mul(fprime, dA)
-            dA, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(ar, delta, A_prev, params[f"W{l}"])
+            delta = ar.mul(derivative(ar, spec.activation(l), pre, A_l, spec.slope, spec.leaky_kink), dA)
+            if cache is not None and normalization is not None:
+                delta, grads[f"gamma{l}"], grads[f"beta{l}"] = normalization.backward(delta, cache)
+            grads[f"Z{l}"] = delta
+            dA, grads[f"W{l}"], db = linear_backward(ar, delta, A_prev, params[f"W{l}"])
+            if f"b{l}" in params:
+                grads[f"b{l}"] = db
         grads["X"] = dA
     return Y, loss, grads
 
 
 def mlp_rounding(case: Case, cotangents: Arrays | None = None) -> Outcome:
-    """Error bounds for mlp_reference's outputs {"Y", "loss"} and grads {"W1", ..., "X"}."""
+    """Rounding bounds for mlp_reference's outputs {"Y", "loss"} and grads {"W1", ..., "X"}."""
     spec: MLPSpec = case.spec
     ar = Arithmetic(spec.dtype)
     params = {k: ar.rounded(v) for k, v in case.params.items()}
-    Y, loss, grads = mlp_passes(ar, spec, params, ar.rounded(case.inputs["X"]),
-                                case.inputs["targets"], cotangents)
-    return Outcome({"Y": ar.bound(Y), "loss": ar.bound(loss)}, {k: ar.bound(g) for k, g in grads.items()}, {})
+    Y, loss, grads = network_passes(ar, spec, params, ar.rounded(case.inputs["X"]),
+                                    case.inputs["targets"], cotangents)
+    bounds = {k: ar.bound(g) for k, g in grads.items() if not k.startswith("Z")}
+    return Outcome({"Y": ar.bound(Y), "loss": ar.bound(loss)}, bounds, {})

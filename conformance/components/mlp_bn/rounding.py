@@ -21,15 +21,7 @@ import numpy as np
 
 from conformance.backend import Outcome
 from conformance.case import Arrays, Case
-from conformance.components.mlp.rounding import (
-    Grads,
-    Triple,
-    activation,
-    derivative,
-    linear_backward,
-    loss_forward,
-    upstream,
-)
+from conformance.components.mlp.rounding import Grads, Normalization, Triple, network_passes
 from conformance.rounding import Arithmetic, Uncertain, rms
 from refimpl.mlp import MLPSpec
 
@@ -99,37 +91,22 @@ def batchnorm_backward(ar: Arithmetic, delta: Uncertain, cache: tuple) -> Triple
 def mlp_bn_passes(ar: Arithmetic, spec: MLPSpec, params: Grads, X: Uncertain, targets: np.ndarray,
                   state: dict[str, Uncertain], train: bool, cotangents: Arrays | None,
                   variance: str = "two-pass") -> tuple[Uncertain, Uncertain, Grads, dict[str, Uncertain]]:
-    """(Y, loss, grads with δˡ as "Zˡ", new state) with their deviations; `variance`: the
-    batch variance's formula (batch_variance)."""
-    A, layers, new_state = X, [], {}
-    for l in range(1, spec.depth + 1):
-        if l == spec.depth:
-            Z = ar.affine(A, params[f"W{l}"], params[f"b{l}"])
-            layers.append((A, Z, Z, None))
-        else:
-            Z = ar.affine(A, params[f"W{l}"], ar.exact(np.zeros(spec.sizes[l])))
-            normed, cache, stats = batchnorm_forward(
-                ar, spec, Z, params[f"gamma{l}"], params[f"beta{l}"],
-                state[f"running_mean{l}"], state[f"running_var{l}"], train, variance)
-            new_state[f"running_mean{l}"], new_state[f"running_var{l}"] = stats["mean"], stats["var"]
-            layers.append((A, Z, normed, cache))
-        A = activation(ar, spec.activation(l), layers[-1][2], spec.slope)
-    Y = A
-    loss, loss_cache = loss_forward(ar, spec.loss, Y, targets)
-    grads: Grads = {}
-    if cotangents:
-        dA = upstream(ar, spec.loss, loss_cache, cotangents, Y.v.shape)
-        for l in range(spec.depth, 0, -1):
-            A_prev, _, pre, cache = layers[l - 1]
-            A_l = layers[l][0] if l < spec.depth else Y
-            delta = ar.mul(derivative(ar, spec.activation(l), pre, A_l, spec.slope, spec.leaky_kink), dA)
-            if cache is not None:
-                delta, grads[f"gamma{l}"], grads[f"beta{l}"] = batchnorm_backward(ar, delta, cache)
-            grads[f"Z{l}"] = delta
-            dA, grads[f"W{l}"], db = linear_backward(ar, delta, A_prev, params[f"W{l}"])
-            if cache is None:
-                grads[f"b{l}"] = db
-        grads["X"] = dA
+    """(Y, loss, grads with δˡ as "Zˡ", new state) as Uncertain values; `variance`: the batch
+    variance's formula (batch_variance)."""
+    new_state: dict[str, Uncertain] = {}
+
+    def forward(l: int, Z: Uncertain) -> tuple[Uncertain, tuple]:
+        normed, cache, stats = batchnorm_forward(
+            ar, spec, Z, params[f"gamma{l}"], params[f"beta{l}"], state[f"running_mean{l}"],
+            state[f"running_var{l}"], train, variance)
+        new_state[f"running_mean{l}"], new_state[f"running_var{l}"] = stats["mean"], stats["var"]
+        return normed, cache
+
+    def backward(delta: Uncertain, cache: tuple) -> Triple:
+        return batchnorm_backward(ar, delta, cache)
+
+    normalization = Normalization(forward, backward)
+    Y, loss, grads = network_passes(ar, spec, params, X, targets, cotangents, normalization)
     return Y, loss, grads, new_state
 
 

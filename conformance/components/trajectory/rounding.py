@@ -17,7 +17,7 @@ import numpy as np
 from conformance.backend import Outcome
 from conformance.case import Arrays, Case
 from conformance.components.clip.rounding import clipped, global_norm
-from conformance.components.mlp.rounding import Grads, mlp_passes
+from conformance.components.mlp.rounding import Grads, network_passes
 from conformance.components.mlp_bn.rounding import mlp_bn_passes
 from conformance.components.rnn.rounding import rnn_passes
 from conformance.components.trajectory.reference import TrajectorySpec, batches
@@ -36,7 +36,7 @@ def objective(ar: Arithmetic, network: object, params: Grads, state: dict[str, U
                                                   True, LOSS, variance="either")
         return loss, grads, new_state
     if isinstance(network, MLPSpec):
-        _, loss, grads = mlp_passes(ar, network, params, X, batch["targets"], LOSS)
+        _, loss, grads = network_passes(ar, network, params, X, batch["targets"], LOSS)
         return loss, grads, state
     _, loss, grads, _ = rnn_passes(ar, network, params, X, ar.rounded(batch["h0"]),  # type: ignore[arg-type]
                                    batch["targets"], LOSS, network.truncation)  # type: ignore[attr-defined]
