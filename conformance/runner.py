@@ -29,9 +29,7 @@ from conformance.compare import ConformanceFailure, Context, failure_message, ke
 from conformance.component import NotApplicable, Property
 from conformance.config import Run, RunConfig
 from conformance.record import Record
-from conformance.tolerances import ROUNDING_LIMIT
-
-WIDER = {"float32": "float64"}  # the dtype a failing row is rerun in (a row per narrower dtype)
+from conformance.tolerances import PRECISIONS, ROUNDING_LIMIT
 
 
 def under_conventions(case: Case, backend: Backend) -> Case:
@@ -86,7 +84,7 @@ def rerun(prop: Property, case: Case, framework: str, dtype: str, config: RunCon
 def verdict(prop: Property, ctx: Context, ratio: float, config: RunConfig) -> tuple[str, str]:
     """("rounding" or "disagreement", why), from the failing framework's rerun in float64."""
     off = f"{ctx.framework} {ctx.dtype} is {ratio:.3g} tolerances off the reference"
-    wider = WIDER.get(ctx.dtype)
+    wider = PRECISIONS[ctx.dtype].wider
     if wider is None:
         return "disagreement", f"{off} (no wider dtype to rerun in)"
     wide_ratio, again = rerun(prop, ctx.case, ctx.framework, wider, config)

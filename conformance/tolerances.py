@@ -40,8 +40,9 @@ A component without a rounding module gets the `sampled` bound below: looser, an
 estimate rather than a bound.
 
 The table's rows are dtypes (PRECISIONS): a dtype is its unit roundoff, its smallest
-normal number and its identity tolerance; adding one (float16, bfloat16 through
-ml_dtypes) is a row here and nothing else in the bound.
+normal number, its identity tolerance and the wider dtype its failures are rerun in;
+adding one (float16, bfloat16 through ml_dtypes) is a row here and nothing else in the
+bound.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Precision:
     unit_roundoff: float  # u = 2^-p: a rounded operation errs by at most u |result|
     smallest_normal: float  # below it a result may be flushed to zero
     identity_rtol: float  # scalar identities inside one framework, relative to the terms' size
+    wider: str | None  # the dtype a failure is rerun in to arbitrate it (conformance.runner)
     reason: str
 
     @property
@@ -74,10 +76,10 @@ class Precision:
 
 # fmt: off
 PRECISIONS: dict[str, Precision] = {
-    "float32": Precision("float32", 2.0**-24, float(np.finfo(np.float32).tiny), 2e-4,
+    "float32": Precision("float32", 2.0**-24, float(np.finfo(np.float32).tiny), 2e-4, "float64",
         "u = 6.0e-8; the smallest normal 1.2e-38 is the floor. Identities: both sides sum the same"
         " terms in two orders, n ε Σ|terms| (Higham §3.1), below 2e-4 for the suite's sizes."),
-    "float64": Precision("float64", 2.0**-53, float(np.finfo(np.float64).tiny), 1e-11,
+    "float64": Precision("float64", 2.0**-53, float(np.finfo(np.float64).tiny), 1e-11, None,
         "u = 1.1e-16; the floor 2.2e-308 never matters. Identities as float32, 1e-11."),
 }
 # fmt: on
