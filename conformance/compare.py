@@ -3,13 +3,13 @@
 `assert_agree` compares named arrays against the float64 reference under the
 tolerance table (a rounding bound per entry, conformance.tolerances); `assert_identity`
 compares the two sides of a scalar identity. Both update the test's record (worst error,
-in tolerances; the Context carries it) and, on failure, write the case as a reproducer
-to the Context's file (the report row's, named by the run) and raise `ConformanceFailure`, whose message names property,
-component, parameter, framework, dtype, the worst element (index, both values, the
-tensor's size and its magnitude against the comparison's largest entry), the bound split
-into its terms, the case (spec, shapes, seed) and the replay command. The failure also
-carries these as data (`context`, `worst`, `reproducer`): conformance.runner.arbitrate
-reruns the case and says "rounding" or "disagreement" in front.
+in tolerances; the Context carries it) and, on failure, write the case as a reproducer to
+the Context's file (the report row's, named by the run) and raise `ConformanceFailure`,
+whose message names property, component, parameter, framework, dtype, the worst element
+(index, both values, the tensor's size and its magnitude against the comparison's largest
+entry), the bound split into its terms, the case (spec, shapes, seed) and the replay
+command. The failure also carries these as data (`context`, `worst`, `reproducer`):
+conformance.runner.arbitrate reruns the case and says "rounding" or "disagreement" in front.
 """
 
 from __future__ import annotations

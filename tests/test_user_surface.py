@@ -187,8 +187,10 @@ def test_a_row_message_is_the_failure_or_the_exception(faulty) -> None:  # type:
     failed, error = found["forward-agreement"], found["reverse-vs-forward"]
     assert failed["status"] == "failed"
     message = str(failed["message"])
-    assert message.startswith("conformance failure: property forward-agreement, component mlp,"
-                              " framework torch")
+    verdict, header = message.splitlines()[:2]  # the arbitration's verdict first (conformance.runner)
+    assert verdict.startswith("disagreement: torch float64 is ")
+    assert header.startswith("  conformance failure: property forward-agreement, component mlp,"
+                             " framework torch")
     assert "worst element" in message and "Falsifying" not in message and "____" not in message
     assert error["status"] == "error" and error["worst_ratio"] is None
     assert str(error["message"]).startswith("TypeError: injected: jvp is broken (at ")

@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from conformance.replay import load_case
+
 pytest.importorskip("torch")
 
 FAULT = '''
@@ -38,8 +40,11 @@ def test_the_row_points_to_the_case_the_message_prints(pytester: pytest.Pytester
     (row,) = json.loads(report.read_text())["rows"]
     assert row["status"] == "failed"
     assert row["message"].count("disagreement: torch float32") == 1
-    assert f"replay: python -m conformance replay {row['reproducer']}" in row["message"]
+    assert row["reproducer"]  # relative to the report
+    assert f"replay: python -m conformance replay {report.parent / row['reproducer']}" in row["message"]
     worst = row["worst"]
     assert f"parameter {worst['parameter']}: worst element {worst['index']} of" in row["message"]
     assert f"{worst['ratio']:.3g} tolerances" in row["message"]
     assert "inputs: X(1, " in row["message"]
+    case, meta = load_case(report.parent / row["reproducer"])  # the file holds the message's case
+    assert f"case: {case.describe()}" in row["message"] and meta["framework"] == "torch"
