@@ -220,17 +220,6 @@ def test_a_row_that_runs_again_replaces_or_removes_its_reproducer(faulty) -> Non
     assert list(kept.iterdir()) == []  # the row passes now: its old failure is gone
 
 
-def test_a_hunt_that_finds_failures_ends_with_1(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
-    (tmp_path / "conftest.py").write_text(FAULTS)
-    done = run(tmp_path, "-m", "conformance", "hunt", "--minutes", "0.01", "--frameworks", "torch",
-               "--dtypes", "float64", "--max-examples", "2", "--out", "hunt", "--", "-k",
-               "test_mlp and not mlp_bn and test_forward")
-    assert done.returncode == 1, done.stdout + done.stderr
-    kept = "hunt/round-001/reproducers/mlp.forward-agreement.torch.float64.cpu.npz"
-    assert done.stdout.splitlines()[-1] == f"  mlp forward-agreement torch float64: failed: {kept}"
-
-
 def test_names_select_and_options_carry_the_prefix(tmp_path: Path) -> None:
     """-k takes a property id; the old option names still work, with a warning; the examples per
     test are an option; torch's deprecation warnings stay out of a run outside the repository."""
