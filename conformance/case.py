@@ -38,9 +38,18 @@ class Case:
         """The same case with the spec's dtype set (the masters stay float64)."""
         return replace(self, spec=replace(self.spec, dtype=dtype))
 
+    def __repr__(self) -> str:
+        """One line (hypothesis prints a failing example with it): the arrays are in `save`'s file."""
+        return f"Case({self.describe()})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """The same line for hypothesis's pretty printer, which would list every field."""
+        printer.text(repr(self))
+
     def describe(self) -> str:
         shapes = ", ".join(f"{k}{tuple(v.shape)}" for k, v in self.inputs.items())
-        return f"{self.component} {self.spec.to_json()} seed={self.seed} inputs: {shapes}"
+        mode = "" if self.train else " eval"
+        return f"{self.component} {self.spec.to_json()}{mode} seed={self.seed} inputs: {shapes}"
 
     def save(self, path: str | Path, **extra: Any) -> Path:
         """Write the case (and `extra` JSON metadata: property, framework, dtype) to `path`."""

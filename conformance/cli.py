@@ -9,6 +9,7 @@ compare two reports, check the golden set.
   python -m conformance diff OLD.json NEW.json [--html PATH] [--factor F] [--floor R]
                              [--ignore-device] [--strict]
   python -m conformance golden [--write] [--force] [--components a,b]
+  python -m conformance stress [--checks N] [--components a,b] [--frameworks ..] [--dtypes ..] [--jobs J]
 
 Exit status:
   run     0: every row passed or is a known issue that reproduces; 1: a row failed or raised,
@@ -22,6 +23,7 @@ Exit status:
           or malformed
   golden  0: the stored golden set is current (or was written); 1: it differs, or --write
           refused; 2: an unknown component or unreadable golden data
+  stress  0: every boundary check agreed; 1: one failed (conformance/stress.py)
 """
 
 from __future__ import annotations
@@ -140,6 +142,14 @@ def cmd_golden(args: argparse.Namespace) -> int:
         return USAGE
 
 
+def cmd_stress(args: argparse.Namespace) -> int:
+    from conformance.stress import command
+
+    names = [n.strip() for n in args.components.split(",") if n.strip()] if args.components else []
+    return command(names, args.checks, args.frameworks.split(","), args.dtypes.split(","), args.seed,
+                   args.out, args.jobs)
+
+
 def parser() -> Parser:
     p = Parser(prog="python -m conformance", description=__doc__,
                formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -187,7 +197,16 @@ def parser() -> Parser:
     golden.add_argument("--write", action="store_true", help="write new components and cases")
     golden.add_argument("--force", action="store_true", help="with --write: overwrite changed values")
     golden.add_argument("--components", help="comma list of components (default: all)")
-    p.commands = {"run": run, "replay": replay, "hunt": hunt, "diff": diff, "golden": golden}
+    stress = sub.add_parser("stress", help="boundary cases per component against the tolerance table")
+    stress.add_argument("--checks", type=int, default=20_000, help="checks per component (default 20000)")
+    stress.add_argument("--components", help="comma list (default: every component with boundary cases)")
+    stress.add_argument("--frameworks", default=",".join(frameworks.names()), metavar="LIST")
+    stress.add_argument("--dtypes", default="float32,float64")
+    stress.add_argument("--seed", type=int, default=0)
+    stress.add_argument("--jobs", type=int, default=2, help="worker processes (a component each at a time)")
+    stress.add_argument("--out", default=".conformance/stress")
+    p.commands = {"run": run, "replay": replay, "hunt": hunt, "diff": diff, "golden": golden,
+                  "stress": stress}
     return p
 
 
@@ -203,5 +222,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run" and (wrong := check_suite_options(args)):  # the hunt checks its own
         top.commands[args.command].error(wrong)
     commands = {"run": cmd_run, "replay": cmd_replay, "hunt": cmd_hunt, "diff": cmd_diff,
-                "golden": cmd_golden}
+                "golden": cmd_golden, "stress": cmd_stress}
     return commands[args.command](args)

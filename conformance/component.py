@@ -70,6 +70,17 @@ class Check:
 
 
 @dataclass(frozen=True)
+class Boundary:
+    """The cases `python -m conformance stress` runs for a component: shapes at the edges
+    (1-element tensors, width 1, N = 1..4, vanished gradients, deep batch-norm chains), many
+    seeds each, so a compiled function serves every seed of its shape."""
+
+    shapes: tuple[Any, ...]  # whatever `case` takes: a spec with its sizes, a plan, a layout
+    case: Callable[[Any, int], Case]  # (shape, seed) -> a case
+    properties: tuple[Property, ...]  # the agreement properties to check on each case
+
+
+@dataclass(frozen=True)
 class Component:
     name: str
     spec_class: type[Any]  # a frozen dataclass with to_json / from_json
@@ -80,6 +91,11 @@ class Component:
     checks: tuple[Check, ...] = ()
     # framework -> module path of its adapter, imported only when that framework runs
     adapters: Mapping[str, str] = field(default_factory=dict)
+    # the reference's contract answered with rounding bounds: for every output, gradient and
+    # state entry, the most a correct implementation in case.spec.dtype can differ from the
+    # exact result (conformance.rounding); None: the table's sampled fallback bound
+    rounding: Callable[[Case, Arrays | None], Outcome] | None = None
+    boundary: Boundary | None = None  # the stress command's cases; None: not stressed
 
     def property(self, property_id: str) -> Property:
         for check in self.checks:

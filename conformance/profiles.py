@@ -7,13 +7,21 @@
 * thorough: at least 1,000 examples per property.
 * hunt: fresh random seeds and free shapes; the property lane of `python -m conformance
   hunt` (conformance/hunt/) draws each check's cases under it, a few at a time.
+Shrinking a failure is bounded per failing test (`shrink_seconds`, `shrink_steps`):
+hypothesis stops at whichever comes first and reports the smallest failing case found
+so far (its own limits, 300 s and 500 steps, once made one thorough test take 20
+minutes, most of it shrinking). The failing example prints as the case's one-line
+description (Case.__repr__: spec, shapes, seed); the arrays are in its reproducer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, reporting, settings
+from hypothesis.internal.conjecture import engine
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,8 @@ class Profile:
     bounded_shapes: bool  # draw architectures from the fixed catalog
     derandomize: bool
     shrink: bool = True  # off: a failure is reported as first found (meta-tests, quick triage)
+    shrink_seconds: float = 60.0  # per failing test: shrinking stops after this long ...
+    shrink_steps: int = 100  # ... or after this many successful shrinks
 
     def hypothesis_settings(self) -> settings:
         """The hypothesis settings of a test run under this profile."""
@@ -38,13 +48,35 @@ class Profile:
         )
 
 
+    @contextmanager
+    def shrink_budget(self) -> Iterator[None]:
+        """Within: hypothesis shrinks for at most shrink_seconds and shrink_steps (its engine's
+        MAX_SHRINKING_SECONDS and MAX_SHRINKS, module constants it keeps for this purpose),
+        and says so in these words instead of its own (which name five minutes)."""
+        saved = engine.MAX_SHRINKING_SECONDS, engine.MAX_SHRINKS
+        engine.MAX_SHRINKING_SECONDS, engine.MAX_SHRINKS = self.shrink_seconds, self.shrink_steps
+        report = reporting.current_reporter()
+
+        def reporter(text: object) -> None:
+            if "working to shrink a failing test case" in str(text):
+                text = (f"shrinking stopped at the {self.name} profile's budget ({self.shrink_seconds:g} s"
+                        f" or {self.shrink_steps} shrinks): the smallest failing example found follows")
+            report(text)
+
+        try:
+            with reporting.with_reporter(reporter):
+                yield
+        finally:
+            engine.MAX_SHRINKING_SECONDS, engine.MAX_SHRINKS = saved
+
+
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 
 PROFILES = {
-    "ci": Profile("ci", 12, True, True),
-    "dev": Profile("dev", 60, False, False),
-    "thorough": Profile("thorough", 1000, False, False),
-    "hunt": Profile("hunt", 200, False, False),
+    "ci": Profile("ci", 12, True, True, shrink_seconds=30.0, shrink_steps=50),
+    "dev": Profile("dev", 60, False, False, shrink_seconds=60.0, shrink_steps=100),
+    "thorough": Profile("thorough", 1000, False, False, shrink_seconds=120.0, shrink_steps=200),
+    "hunt": Profile("hunt", 200, False, False, shrink_seconds=60.0, shrink_steps=100),
 }
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from hypothesis import reject
 
 from conformance.backend import Backend, Unsupported
+from conformance.bounds import reference_and_bound
 from conformance.case import Arrays, Case
 from conformance.compare import Context, assert_agree, assert_identity
 from conformance.component import Component, NotApplicable, Property
@@ -36,16 +37,6 @@ from conformance.tolerances import (
 )
 
 # ---------------------------------------------------------------- helpers
-
-
-def reference_pair(
-    component: Component, case: Case, cotangents: Arrays | None = None
-) -> tuple[Arrays, ...]:
-    """(outputs64, grads64, state64, outputs32, grads32, state32) of the reference."""
-    ref = component.reference
-    r64 = ref(case.with_dtype("float64"), cotangents)
-    r32 = ref(case.with_dtype("float32"), cotangents)
-    return (*r64, *r32)
 
 
 def directions(case: Case, keys: list[str], salt: int) -> Arrays:
@@ -81,21 +72,21 @@ def perturbed(case: Case, direction: Arrays, step: float) -> Case:
 
 
 def forward_agreement(ctx: Context, backend: Backend) -> None:
-    out64, _, _, out32, _, _ = reference_pair(ctx.component, ctx.case)
+    r64, bound = reference_and_bound(ctx.component, ctx.case)
     got = backend.run(ctx.case)
-    assert_agree(ctx, got.outputs, out64, out32, kind="forward", label="output ")
+    assert_agree(ctx, got.outputs, r64.outputs, bound.outputs, kind="forward", label="output ")
 
 
 def gradient_agreement(ctx: Context, backend: Backend) -> None:
     cot = upstream(ctx.case)
-    _, g64, _, _, g32, _ = reference_pair(ctx.component, ctx.case, cot)
-    assert_agree(ctx, backend.run(ctx.case, cot).grads, g64, g32, kind="gradient")
+    r64, bound = reference_and_bound(ctx.component, ctx.case, cot)
+    assert_agree(ctx, backend.run(ctx.case, cot).grads, r64.grads, bound.grads, kind="gradient")
 
 
 def loss_gradient_agreement(ctx: Context, backend: Backend) -> None:
     cot = {"loss": np.ones(())}
-    _, g64, _, _, g32, _ = reference_pair(ctx.component, ctx.case, cot)
-    assert_agree(ctx, backend.run(ctx.case, cot).grads, g64, g32, kind="gradient")
+    r64, bound = reference_and_bound(ctx.component, ctx.case, cot)
+    assert_agree(ctx, backend.run(ctx.case, cot).grads, r64.grads, bound.grads, kind="gradient")
 
 
 def kink_convention(ctx: Context, backend: Backend) -> None:

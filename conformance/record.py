@@ -38,11 +38,19 @@ class Record:
     worst_case: Case | None = field(default=None, repr=False)
     reproducer: str = ""
     known_issue: str = ""
+    pinned: bool = False  # set by pin: later observations (reruns) leave the row as it is
 
     def observe(self, worst: Worst, case: Case) -> None:
+        if self.pinned:
+            return
         if self.worst is None or not worst.ratio <= self.worst.ratio:  # NaN counts as worst
             self.worst = worst
             self.worst_case = case
+
+    def pin(self, worst: Worst, case: Case, reproducer: str) -> None:
+        """The row's worst is the failure the test reports: its case, its reproducer (not an
+        example hypothesis tried while shrinking toward it)."""
+        self.worst, self.worst_case, self.reproducer, self.pinned = worst, case, reproducer, True
 
     def row(self, status: str, message: str = "") -> dict[str, Any]:
         """The report row, in plain Python types: it travels between xdist processes."""

@@ -26,7 +26,7 @@ from conformance.compare import ConformanceFailure
 from conformance.component import NotApplicable, Property
 from conformance.config import Run, RunConfig
 from conformance.golden.property import GOLDEN_AGREEMENT
-from conformance.runner import run_property
+from conformance.runner import arbitrate, run_property
 
 PREFIXES = ("params/", "inputs/", "state/")
 META = ("component", "spec", "train", "seed", "property")
@@ -104,10 +104,11 @@ def replay(path: str, framework: str | None, dtype: str | None, device: str | No
     dtype = dtype or str(meta.get("dtype", "float64"))
     device = device or str(meta.get("device", "cpu"))
     print(f"replaying {prop.id} on {framework} {dtype} {device}: {case.describe()}")
-    try:  # no reproducer folder: a replay writes no new copy
-        run_property(prop, case, framework, dtype, Run(RunConfig(device=device, reproducer_dir=None)))
+    run = Run(RunConfig(device=device, reproducer_dir=None))  # no reproducer folder: no new copy
+    try:
+        run_property(prop, case, framework, dtype, run)
     except ConformanceFailure as failure:
-        print(failure)
+        print(arbitrate(prop, failure, run))  # "rounding" or "disagreement" first, as in the test
         return 1
     except (NotApplicable, Unsupported) as err:
         print(f"replay: {path} cannot run here: {err}", file=sys.stderr)

@@ -7,7 +7,9 @@ over the selected frameworks and dtypes (`framework`, `dtype` arguments) and mar
 with the property and component, so the report has one row per (property,
 component, framework, dtype, device). The test receives the run (`conformance_run`,
 a fixture of the plugin: the session's config and the row's record) and draws its
-cases from the check's strategy under the run's hypothesis profile.
+cases from the check's strategy under the run's hypothesis profile, shrinking a
+failure within the profile's budget. The failure hypothesis settles on is arbitrated
+once (conformance.runner.conclude: "rounding" or "disagreement") and pinned to the row.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from conformance.backend import Unsupported
 from conformance.case import Case
 from conformance.component import Check, Component, NotApplicable
 from conformance.config import Run
-from conformance.runner import run_property
+from conformance.runner import conclude, run_property
 
 ConformanceTest = Callable[[str, str, Run], None]
 
@@ -51,9 +53,15 @@ def check_test(component: Component, check: Check) -> ConformanceTest:
             run_property(prop, case, framework, dtype, run)
 
         try:
-            examples()
+            with run.config.profile.shrink_budget():
+                examples()
         except (NotApplicable, Unsupported) as err:
             pytest.skip(str(err))
+        except (AssertionError, BaseExceptionGroup) as failure:
+            concluded = conclude(prop, failure, run)
+            if concluded is failure:
+                raise
+            raise concluded from None
 
     test.__name__ = check.test_name
     test.__qualname__ = check.test_name

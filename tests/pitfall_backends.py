@@ -3,8 +3,9 @@
 
 Each function builds a `conformance` case from the reference's spec, parameters and batch,
 puts it under the framework's conventions and runs it; `assert_agree` holds a framework's
-numbers to the float64 reference under the suite's tolerance table, whose per-tensor
-bound needs the reference in float32 too (conformance/tolerances.py).
+numbers to the float64 reference under the suite's tolerance table: the component's
+rounding bound on the case, or, for a reference run given in both dtypes, the table's
+sampled bound (conformance/tolerances.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conformance.bounds import reference_and_bound
 from conformance.case import Arrays, Case
 from conformance.components.clip.reference import ClipCaseSpec
 from conformance.components.clip.strategies import clip_case
@@ -26,7 +28,7 @@ from conformance.frameworks import backend as get_backend
 from conformance.frameworks import skip_reason
 from conformance.registry import component
 from conformance.runner import run_property, under_conventions
-from conformance.tolerances import allowed_error
+from conformance.tolerances import allowed_error, sampled_bound
 
 FRAMEWORKS = ("torch", "jax")
 
@@ -39,19 +41,19 @@ def require(framework: str) -> None:
 
 
 def _run(framework: str, case: Case, cotangents: Arrays | None, dtype: str) -> tuple[Any, Any, Any]:
-    """(framework's outcome, reference float64, reference float32) under the framework's conventions."""
+    """(framework's outcome, reference float64, rounding bound in dtype) under the framework's
+    conventions."""
     backend = get_backend(framework)
-    case = under_conventions(case, backend)
-    reference = component(case.component).reference
-    r64, r32 = (reference(case.with_dtype(d), cotangents) for d in ("float64", "float32"))
-    return backend.run(case.with_dtype(dtype), cotangents), r64, r32
+    case = under_conventions(case, backend).with_dtype(dtype)
+    r64, bound = reference_and_bound(component(case.component), case, cotangents)
+    return backend.run(case, cotangents), r64, bound
 
 
-def assert_agree(what: str, actual: Arrays, r64: Arrays, r32: Arrays, dtype: str, kind: str) -> None:
-    """Every entry of r64 matched by `actual` within the suite's tolerance for (dtype, kind)."""
+def assert_agree(what: str, actual: Arrays, r64: Arrays, bound: Arrays, dtype: str) -> None:
+    """Every entry of r64 matched by `actual` within the suite's tolerance for dtype."""
     for name, expected in r64.items():
         got = np.asarray(actual[name], np.float64)
-        allowed = allowed_error(dtype, kind, expected, r32[name])
+        allowed = allowed_error(dtype, bound[name]).total
         worst = float(np.max(np.abs(got - expected) / allowed)) if expected.size else 0.0
         assert worst <= 1.0, f"{what}: {name} is {worst:.3g} tolerances from the reference ({dtype})"
 
@@ -60,9 +62,9 @@ def mlp_gradients(framework: str, spec: Any, params: Arrays, X: np.ndarray, targ
                   dtype: str = "float64") -> Arrays:
     """The loss gradients from the framework, checked against the reference; returned as float64."""
     case = Case("mlp", spec, params, {"X": X, "targets": targets})
-    got, r64, r32 = _run(framework, case, {"loss": np.ones(())}, dtype)
+    got, r64, bound = _run(framework, case, {"loss": np.ones(())}, dtype)
     assert_agree(f"{framework} mlp {spec.sizes[:2]}... {spec.hidden_activation}", got.grads,
-                 r64.grads, r32.grads, dtype, "gradient")
+                 r64.grads, bound.grads, dtype)
     return dict(got.grads)
 
 
@@ -70,12 +72,13 @@ def hidden_norms(framework: str, spec: Any, params: Arrays, X: np.ndarray, h0: n
                  targets: np.ndarray) -> np.ndarray:
     """‖∂L/∂h_t‖ from the framework's own autodiff (the property hidden-gradient-profile's)."""
     from conformance.components.rnn.properties import reference_hidden_norms
+    from conformance.components.rnn.rounding import hidden_norms_rounding
 
     case = Case("rnn", spec, params, {"X": X, "h0": h0, "targets": targets})
     norms = np.asarray(get_backend(framework).call(case, "hidden_grad_norms"), np.float64)
     assert_agree(f"{framework} ‖∂L/∂h_t‖", {"profile": norms},
                  {"profile": reference_hidden_norms(case, "float64")},
-                 {"profile": reference_hidden_norms(case, "float32")}, "float64", "gradient")
+                 {"profile": hidden_norms_rounding(case.with_dtype("float64"))}, "float64")
     return norms
 
 
@@ -85,14 +88,16 @@ def trajectory(framework: str, network: Any, params: Arrays, batches: Arrays, *,
     reference under its conventions: {"loss", "norm" (if clipping), "final/<k>"}, float64."""
     spec = TrajectorySpec(network, lr=lr, clip_kind="none" if max_norm is None else "global_norm",
                           max_norm=max_norm)
-    got, r64, r32 = _run(framework, Case("trajectory", spec, params, batches), None, "float64")
-    assert_agree(f"{framework} trajectory", got.outputs, r64.outputs, r32.outputs, "float64", "forward")
+    got, r64, bound = _run(framework, Case("trajectory", spec, params, batches), None, "float64")
+    assert_agree(f"{framework} trajectory", got.outputs, r64.outputs, bound.outputs, "float64")
     return dict(got.outputs)
 
 
 def compare_run(framework: str, outputs: Arrays, r64: Arrays, r32: Arrays) -> None:
-    """A framework's trajectory outputs against a reference run given in both dtypes."""
-    assert_agree(f"{framework} trajectory", outputs, r64, r32, "float64", "forward")
+    """A framework's trajectory outputs against a reference run given in both dtypes (no case
+    to bound its rounding on: the table's sampled bound)."""
+    bound = {k: sampled_bound("float64", r64[k], [r32[k]]) for k in r64}
+    assert_agree(f"{framework} trajectory", outputs, r64, bound, "float64")
 
 
 # ---------------------------------------------------------------- the aliasing clip, in torch

@@ -20,16 +20,18 @@ PACKAGES = ("conformance", "refimpl")
 # docs/ARCHITECTURE.md, "The layers": a module may import its own layer and the ones below.
 LAYERS = (
     ("conformance.case", "conformance.record", "conformance.profiles", "conformance.tolerances",
-     "conformance.backend", "conformance.files"),
-    ("conformance.component", "conformance.compare"),
+     "conformance.backend", "conformance.files", "conformance.rounding"),
+    ("conformance.component", "conformance.compare", "conformance.bounds"),
     ("conformance.properties", "conformance.strategies", "conformance.initialization",
      "conformance.components.*.reference",
-     "conformance.components.*.strategies", "conformance.components.*.properties"),
+     "conformance.components.*.strategies", "conformance.components.*.properties",
+     "conformance.components.*.rounding", "conformance.components.*.boundary"),
     ("conformance.components.*",),
     ("conformance.registry", "conformance.framework", "conformance.golden",
      "conformance.golden.storage", "conformance.golden.property"),
     ("conformance.frameworks", "conformance.frameworks.*", "conformance.components.*.*_adapter"),
-    ("conformance.config", "conformance.runner", "conformance.replay", "conformance.golden.regenerate"),
+    ("conformance.config", "conformance.runner", "conformance.replay", "conformance.golden.regenerate",
+     "conformance.stress"),
     tuple(f"conformance.hunt{m}" for m in (
         "", ".shrink", ".populations", ".reference", ".screen", ".confirm", ".minimize", ".findings",
         ".script_templates", ".scripts", ".writer", ".torch_populations", ".jax_populations", ".tasks",

@@ -34,12 +34,13 @@ the frameworks installed: a new framework's variants are additions, written by
 `python -m conformance golden --write`.
 
 Tolerances. A framework (and the reference's own float32 run, the numpy
-float32 row) is held to the suite's table (conformance.tolerances), with the
-stored float32 reference as its error estimate e32. The reference in float64
+float32 row) is held to the suite's table (conformance.tolerances): the
+component's rounding bound on the golden case, per entry. The reference in float64
 (the numpy float64 row) must reproduce its stored values far more tightly: the same
 code on the same numbers differs only by BLAS kernels and summation order, i.e.
-by about the float64 rounding estimate e32 · ε64/ε32; REPRODUCE_FACTOR times
-that, plus REPRODUCE_FLOOR ulps of the tensor's largest entry, is allowed. A
+by about the float64 rounding estimate e32 · ε64/ε32, e32 the stored float32
+reference's difference; REPRODUCE_FACTOR times that, plus REPRODUCE_FLOOR ulps of
+the tensor's largest entry, is allowed. A
 change of one part in 10⁹ to any stored entry above ~10⁻⁶ of its tensor's
 largest fails (tests/test_golden.py changes one and watches it fail).
 

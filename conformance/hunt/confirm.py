@@ -2,12 +2,18 @@
 
 `check` runs `conformance.runner.run_property` (the function behind every pytest test and
 `replay`) with the component's property, in the framework and dtype, under the tolerance
-table, and classifies what went wrong:
+table (the per-entry rounding bound), arbitrates a wrong value as the suite's tests do
+(`conformance.runner.verdict`: the same case in float64; "rounding" when it agrees there
+and the float32 error stays within ROUNDING_LIMIT tolerances), and classifies what went
+wrong:
 
   wrong-value   a finite value beyond tolerance: the silent kind, the most severe
   non-finite    NaN or inf where the reference is finite (or the other way round)
   crash         the process died (a signal): recorded by the worker pool, not here
   exception     the framework (or, if the traceback ends there, the reference) raised
+
+A wrong value arbitrated as rounding is a miss of the bound, not the framework's: the hunt
+notes it beside its unconfirmed suspects and writes no finding for it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from conformance.compare import ConformanceFailure
 from conformance.component import NotApplicable
 from conformance.config import Run, RunConfig
 from conformance.record import Record
-from conformance.runner import run_property
+from conformance.runner import run_property, verdict
 
 KINDS = ("wrong-value", "non-finite", "crash", "exception")  # most severe first
 
@@ -40,9 +46,15 @@ class Verdict:
     expected: float = math.nan
     index: tuple[int, ...] = field(default=())
     message: str = ""
+    arbitration: str = ""  # a wrong value's "rounding" or "disagreement" (conformance.runner.verdict)
 
     def same_failure(self, other: Verdict) -> bool:
-        return (self.kind, self.property) == (other.kind, other.property)
+        return (self.kind, self.property, self.arbitration) == (other.kind, other.property, other.arbitration)
+
+    @property
+    def rounding(self) -> bool:
+        """A wrong value that the same case in float64 shows to be rounding: no finding."""
+        return self.arbitration == "rounding"
 
 
 def check(case: Case, property_id: str, framework: str, dtype: str, device: str = "cpu") -> Verdict | None:
@@ -57,6 +69,9 @@ def check(case: Case, property_id: str, framework: str, dtype: str, device: str 
         if worst is None:
             return Verdict("wrong-value", prop.id, "", math.inf, message=str(failure))
         finite = math.isfinite(worst.actual) and math.isfinite(worst.expected)
+        said, why = ("", "")
+        if finite and failure.context is not None:
+            said, why = verdict(prop, failure.context, worst.ratio, run.config)
         return Verdict(
             "wrong-value" if finite else "non-finite",
             prop.id,
@@ -65,7 +80,8 @@ def check(case: Case, property_id: str, framework: str, dtype: str, device: str 
             worst.actual,
             worst.expected,
             tuple(worst.index),
-            str(failure),
+            f"{said}: {why}\n  {failure}" if said else str(failure),
+            said,
         )
     except (NotApplicable, Unsupported, HypothesisException):
         return None  # a skip, or a case the property rejects (a finite difference across a kink)

@@ -4,9 +4,10 @@ The script holds the minimized case's numbers (exact: every float written by its
 round-tripping repr), the framework code that computes the quantity in question
 (`script_templates`: the adapter's computation, written out with the framework's public
 API), the expected values (the float64 reference of this project, computed here once)
-and the allowed error of each tensor (the tolerance table's bound for this case and
-dtype). It prints, per tensor, the worst element, both values and the bound, and exits 1
-while some tensor is beyond it, 0 once the framework agrees.
+and the allowed error of every entry (the tolerance table's per-entry bound for this case
+and dtype, `conformance.bounds`: the same bound `run_property` confirmed the finding
+under). It prints, per tensor, the worst element against its bound, both values and the
+bound, and exits 1 while some entry is beyond its bound, 0 once the framework agrees.
 
 What the script checks follows the property: outputs (forward-agreement and the batch-norm
 forward properties), the running statistics after the step (state-agreement), the loss
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from conformance import frameworks, registry
+from conformance.bounds import reference_and_bound
 from conformance.case import Arrays, Case
 from conformance.hunt.findings import Finding
 from conformance.hunt.script_templates import FAMILY, TEMPLATES
@@ -46,20 +48,19 @@ def quantity(property_id: str) -> str:
     )
 
 
-def expected_values(case: Case, what: str, dtype: str) -> tuple[Arrays, dict[str, float]]:
-    """The float64 reference's values of `what` and each tensor's allowed error in `dtype`."""
-    reference = registry.component(case.component).reference
+def expected_values(case: Case, what: str, dtype: str) -> tuple[Arrays, Arrays]:
+    """The float64 reference's values of `what` and each entry's allowed error in `dtype`."""
+    component = registry.component(case.component)
     cot = {"forward": None, "state": None, "loss-gradient": {"loss": np.ones(())}}.get(
         what, {"Y": case.inputs["dY"]}
     )
-    kind = {"forward": "forward", "state": "state"}.get(what, "gradient")
-    r64, r32 = reference(case.with_dtype("float64"), cot), reference(case.with_dtype("float32"), cot)
+    r64, bound = reference_and_bound(component, case.with_dtype(dtype), cot)
     pick = {"forward": 0, "state": 2}.get(what, 1)
-    e64, e32 = r64[pick], r32[pick]
+    e64, b = r64[pick], bound[pick]
     if what == "forward":  # with the running statistics the step leaves, as the forward properties
-        e64, e32 = {**e64, **r64.state}, {**e32, **r32.state}
+        e64, b = {**e64, **r64.state}, {**b, **bound.state}
     e64 = {k: v for k, v in e64.items() if not k.startswith("Z")}  # δˡ: no public handle in a script
-    allowed = {k: float(np.max(allowed_error(dtype, kind, v, e32[k]), initial=0.0)) for k, v in e64.items()}
+    allowed = {k: allowed_error(dtype, np.broadcast_to(b[k], v.shape)).total for k, v in e64.items()}
     return e64, allowed
 
 
@@ -90,13 +91,14 @@ def main():
         with np.errstate(invalid="ignore"):
             diff = np.where(np.isnan(got) & np.isnan(expected), 0.0, np.abs(got - expected))
         diff = np.where(np.isnan(diff), np.inf, diff)
-        worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
-        bad = bool(diff.size) and not diff[worst] <= ALLOWED[name]
+        allowed = ALLOWED[name]
+        worst = np.unravel_index(int(np.argmax(diff / allowed)), diff.shape) if diff.size else ()
+        bad = bool(diff.size) and not diff[worst] <= allowed[worst]
         failed += bad
         where = list(map(int, worst))
         print(f"{'WRONG' if bad else 'ok   '} {name}{where}: {FRAMEWORK} = {float(got[worst])!r},"
               f" expected {float(expected[worst])!r}; |difference| = {float(diff[worst]):.3g},"
-              f" allowed {ALLOWED[name]:.3g}" if diff.size else f"ok    {name}: empty")
+              f" allowed {float(allowed[worst]):.3g}" if diff.size else f"ok    {name}: empty")
     print(f"{failed} of {len(EXPECTED)} tensors disagree" if failed else "every tensor agrees")
     return 1 if failed else 0
 
@@ -135,7 +137,7 @@ def script(finding: Finding) -> str | None:
         _arrays("INPUTS", case.inputs, finding.dtype),
         _arrays("STATE", case.state, finding.dtype),
         _arrays("EXPECTED", expected, None),
-        f"ALLOWED = {allowed!r}",
+        _arrays("ALLOWED", allowed, None),
     ]
     return header + "\n".join(constants) + TEMPLATES[(FAMILY[case.component], finding.framework)] + COMPARE
 

@@ -191,7 +191,12 @@ def _property(task: Task, result: TaskResult, mark: Mark) -> None:
 
 def _report(task: Task, result: TaskResult, case: Case, verdict: confirm.Verdict, framework: str,
             dtype: str, lane: str) -> None:
-    """A confirmed failure: counted if its signature is known (here or before), else minimized."""
+    """A confirmed failure: counted if its signature is known (here or before), else minimized.
+    A wrong value arbitrated as rounding is noted, not reported (conformance.hunt.confirm)."""
+    if verdict.rounding:
+        result.unconfirmed_notes.append(f"{framework} {dtype} {case.component} seed {case.seed}:"
+                                        f" {verdict.message.splitlines()[0]}")
+        return
     version = frameworks.backend(framework).version()
     finding = Finding.of(case, verdict, framework, version, dtype, lane=lane,
                          origin=f"{describe_shape(case)}, seed {case.seed}")

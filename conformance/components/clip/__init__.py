@@ -15,7 +15,9 @@ from functools import partial
 from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.clip import properties as cp
+from conformance.components.clip.boundary import BOUNDARY
 from conformance.components.clip.reference import GOLDEN_LAYOUTS, ClipCaseSpec, clip_reference
+from conformance.components.clip.rounding import clip_rounding
 from conformance.components.clip.strategies import (
     clip_case,
     clip_cases,
@@ -45,6 +47,8 @@ CLIP = Component(
     ),
     adapters={"torch": "conformance.components.clip.torch_adapter",
               "jax": "conformance.components.clip.jax_adapter"},
+    rounding=clip_rounding,
+    boundary=BOUNDARY,
 )
 
 COMPONENTS = (CLIP,)

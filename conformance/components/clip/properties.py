@@ -12,8 +12,8 @@ M is max_norm (v the clip value), n = ‖g‖ the pre-clip norm, c the coefficie
                        entries 0 and infinite ones NaN (tensorflow: all NaN), error_if_nonfinite
                        -> an error
   clip-isolation       parameters, autograd's saved activations and the unclipped copy unchanged
-Non-finite values are compared through `split_special` (finite part and a code per entry),
-since the tolerance table scales with max |reference|, which a NaN would make NaN.
+Non-finite values are compared through `split_special` (finite part and a code per entry,
+the codes exactly), so that a NaN in one entry leaves the others their own bounds.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from dataclasses import replace
 import numpy as np
 
 from conformance.backend import Backend
+from conformance.bounds import reference_and_bound
 from conformance.case import Arrays, Case
-from conformance.compare import Context, assert_agree, assert_identity
+from conformance.compare import Context, assert_agree, assert_identity, exact
 from conformance.component import Property
 from conformance.components.clip.reference import WITNESSES, ClipCaseSpec, primary
-from conformance.properties import reference_pair
 from conformance.tolerances import EPS, IDENTITY_RTOL
 
 SPECIAL = {"finite": 0.0, "nan": 1.0, "+inf": 2.0, "-inf": 3.0}
@@ -43,6 +43,11 @@ def split_special(arrays: Arrays) -> Arrays:
         code = np.where(np.isnan(a), SPECIAL["nan"], np.where(np.isposinf(a), SPECIAL["+inf"], 0.0))
         out[f"{k} (non-finite code)"] = np.where(np.isneginf(a), SPECIAL["-inf"], code)
     return out
+
+
+def split_bound(bound: Arrays) -> Arrays:
+    """A bound shaped like split_special's output: the finite part's, and 0 for the codes."""
+    return {**bound, **{f"{k} (non-finite code)": np.zeros_like(v) for k, v in bound.items()}}
 
 
 def tensors(outputs: Arrays, prefix: str = "clipped/") -> Arrays:
@@ -61,9 +66,9 @@ def norm_of(arrays: Arrays, order: float) -> float:
 
 def agree(ctx: Context, outputs: Arrays, case: Case) -> None:
     """The primary outputs against the reference pair on `case`."""
-    out64, _, _, out32, _, _ = reference_pair(ctx.component, case)
-    assert_agree(ctx, split_special(primary(outputs)), split_special(primary(out64)),
-                 split_special(primary(out32)), kind="forward", label="output ")
+    r64, bound = reference_and_bound(ctx.component, case)
+    assert_agree(ctx, split_special(primary(outputs)), split_special(primary(r64.outputs)),
+                 split_bound(primary(bound.outputs)), kind="forward", label="output ")
 
 
 def assert_same(ctx: Context, label: str, actual: Arrays, expected: Arrays, rtol: float) -> None:
@@ -156,7 +161,7 @@ def clip_zero_max_norm(ctx: Context, backend: Backend) -> None:
     got = backend.run(ctx.case).outputs
     agree(ctx, got, ctx.case)  # the framework matches the reference's model of its arithmetic
     zeros = {k: np.zeros_like(v) for k, v in ctx.case.inputs.items()}
-    assert_agree(ctx, split_special(tensors(got)), split_special(zeros), split_special(zeros),
+    assert_agree(ctx, split_special(tensors(got)), split_special(zeros), exact(split_special(zeros)),
                  kind="forward", label="clip(g) with M = 0 vs zeros: ")
 
 
@@ -164,8 +169,9 @@ def expected_nonfinite(spec: ClipCaseSpec, g: Arrays) -> Arrays:
     """What each convention gives on non-finite gradients (refimpl.clip: nan-norm, infinite-norm,
     tensorflow-nonfinite-scale)."""
     flat = np.concatenate([a.reshape(-1) for a in g.values()])
-    if spec.kind == "value":
-        return {k: np.clip(a, -spec.threshold, spec.threshold) for k, a in g.items()}
+    if spec.kind == "value":  # exact at the threshold as the dtype holds it
+        v = float(np.dtype(spec.dtype).type(spec.threshold))
+        return {k: np.clip(a, -v, v) for k, a in g.items()}
     if np.isnan(flat).any() or spec.convention == "tensorflow":  # NaN < M is false, M / NaN is NaN;
         return {k: np.full_like(a, np.nan) for k, a in g.items()}  # tensorflow adds n - n = NaN
     return {k: np.where(np.isfinite(a), np.copysign(0.0, a), np.nan) for k, a in g.items()}  # n = inf
@@ -181,7 +187,7 @@ def clip_nonfinite(ctx: Context, backend: Backend) -> None:
                     rtol=0.5)
     if not raised:
         expected = split_special(expected_nonfinite(spec, seen(ctx.case, ctx.case.inputs)))
-        assert_agree(ctx, split_special(tensors(got)), expected, expected, kind="forward",
+        assert_agree(ctx, split_special(tensors(got)), expected, exact(expected), kind="forward",
                      label="clip(g) with non-finite g: ")
 
 

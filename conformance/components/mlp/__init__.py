@@ -16,7 +16,9 @@ from functools import partial
 from conformance import properties as p
 from conformance.case import Case
 from conformance.component import Check, Component
+from conformance.components.mlp.boundary import BOUNDARY
 from conformance.components.mlp.reference import mlp_init, mlp_reference
+from conformance.components.mlp.rounding import mlp_rounding
 from conformance.components.mlp.strategies import MLP_CATALOG, init_cases, mlp_case, mlp_cases
 from conformance.initialization import init_distribution
 from refimpl.mlp import MLPSpec
@@ -42,6 +44,8 @@ MLP = Component(
     ),
     adapters={"torch": "conformance.components.mlp.torch_adapter",
               "jax": "conformance.components.mlp.jax_adapter"},
+    rounding=mlp_rounding,
+    boundary=BOUNDARY,
 )
 
 COMPONENTS = (MLP,)

@@ -19,7 +19,9 @@ from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.mlp.reference import mlp_init
 from conformance.components.mlp_bn import properties as bp
+from conformance.components.mlp_bn.boundary import BOUNDARY
 from conformance.components.mlp_bn.reference import mlp_bn_reference
+from conformance.components.mlp_bn.rounding import mlp_bn_rounding
 from conformance.components.mlp_bn.strategies import (
     CI_BATCH,
     EVAL_SPECS,
@@ -68,6 +70,8 @@ MLP_BN = Component(
     ),
     adapters={"torch": "conformance.components.mlp_bn.torch_adapter",
               "jax": "conformance.components.mlp_bn.jax_adapter"},
+    rounding=mlp_bn_rounding,
+    boundary=BOUNDARY,
 )
 
 COMPONENTS = (MLP_BN,)

@@ -19,7 +19,9 @@ from conformance import properties as p
 from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.rnn import properties as rp
+from conformance.components.rnn.boundary import BOUNDARY, TRUNCATED_BOUNDARY
 from conformance.components.rnn.reference import rnn_init, rnn_reference
+from conformance.components.rnn.rounding import rnn_rounding
 from conformance.components.rnn.strategies import (
     RNN_CATALOG,
     TRUNCATED_CATALOG,
@@ -60,6 +62,8 @@ RNN = Component(
         Check(init_distribution(rnn_init), init_cases, "init_distribution"),
     ),
     adapters=ADAPTERS,
+    rounding=rnn_rounding,
+    boundary=BOUNDARY,
 )
 
 RNN_TRUNCATED = Component(
@@ -77,6 +81,8 @@ RNN_TRUNCATED = Component(
         Check(rp.TRUNCATION_WINDOW_ONE, partial(truncated_cases, window="one"), "window_one"),
     ),
     adapters=ADAPTERS,
+    rounding=rnn_rounding,
+    boundary=TRUNCATED_BOUNDARY,
 )
 
 COMPONENTS = (RNN, RNN_TRUNCATED)

@@ -13,7 +13,9 @@ from __future__ import annotations
 from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.trajectory import properties as tp
+from conformance.components.trajectory.boundary import BOUNDARY
 from conformance.components.trajectory.reference import TrajectorySpec, trajectory_reference
+from conformance.components.trajectory.rounding import trajectory_rounding
 from conformance.components.trajectory.strategies import GOLDEN_PLANS, trajectory_case, trajectory_cases
 
 
@@ -30,6 +32,8 @@ TRAJECTORY = Component(
     ),
     adapters={"torch": "conformance.components.trajectory.torch_adapter",
               "jax": "conformance.components.trajectory.jax_adapter"},
+    rounding=trajectory_rounding,
+    boundary=BOUNDARY,
 )
 
 COMPONENTS = (TRAJECTORY,)

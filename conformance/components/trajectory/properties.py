@@ -14,18 +14,18 @@ from dataclasses import replace
 import numpy as np
 
 from conformance.backend import Backend
+from conformance.bounds import reference_and_bound
 from conformance.case import Case
 from conformance.compare import Context, assert_agree, assert_identity
 from conformance.component import Property
-from conformance.properties import reference_pair
 from conformance.tolerances import IDENTITY_RTOL
 
 
 def trajectory_agreement(ctx: Context, backend: Backend) -> None:
-    out64, _, state64, out32, _, state32 = reference_pair(ctx.component, ctx.case)
+    r64, bound = reference_and_bound(ctx.component, ctx.case)
     got = backend.run(ctx.case)
-    assert_agree(ctx, got.outputs, out64, out32, kind="forward", label="output ")
-    assert_agree(ctx, got.state, state64, state32, kind="state", label="state ")
+    assert_agree(ctx, got.outputs, r64.outputs, bound.outputs, kind="forward", label="output ")
+    assert_agree(ctx, got.state, r64.state, bound.state, kind="state", label="state ")
 
 
 def _steps(case: Case, start: int, stop: int) -> Case:
