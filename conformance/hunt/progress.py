@@ -108,7 +108,7 @@ def summary(stats: Stats, out: str, seed: int) -> str:
     busy = sum(stats.microseconds.values())
     if busy:
         split = ", ".join(f"{k} {v / busy:.0%}" for k, v in stats.microseconds.most_common())
-        lines.append(f"  worker time ({busy:.1f} s): {split}")
+        lines.append(f"  worker time ({busy / 1e6:.1f} s): {split}")
     lines.append(
         f"  screened suspects {stats.suspects}, not confirmed by the property {stats.unconfirmed};"
         f" crashes {stats.crashes}"
