@@ -22,6 +22,7 @@ GROUP = "conformance.components"
 PACKAGES = (
     "conformance.components.mlp",
     "conformance.components.mlp_bn",
+    "conformance.components.activations",
     "conformance.components.rnn",
     "conformance.components.clip",
     "conformance.components.trajectory",
