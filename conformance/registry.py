@@ -24,6 +24,7 @@ PACKAGES = (
     "conformance.components.mlp_bn",
     "conformance.components.activations",
     "conformance.components.rnn",
+    "conformance.components.rnn_varlen",
     "conformance.components.clip",
     "conformance.components.trajectory",
 )
