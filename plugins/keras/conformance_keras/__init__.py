@@ -61,6 +61,7 @@ class Keras(Jax):
             "clip": "conformance_keras.clip",
             "rnn": "conformance_keras.rnn",
             "rnn_truncated": "conformance_keras.rnn",
+            "rnn_varlen": "conformance_keras.rnn_varlen",
         }
 
     def known_issues(self) -> tuple[Path, ...]:
