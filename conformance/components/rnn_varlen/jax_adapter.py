@@ -23,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from conformance.backend import Outcome, cast_floats
+from conformance.backend import Outcome
 from conformance.case import Arrays, Case
 from conformance.components.rnn import jax_adapter as jax_rnn
+from conformance.components.rnn_varlen.properties import adapter_arguments
 from conformance.frameworks.jax import enable_float64
 from refimpl.varlen import VarLenRNNSpec
 
@@ -94,20 +95,10 @@ def _evaluate(spec: VarLenRNNSpec, variables: Any, X: Any, h0: Any, lengths: Any
 
 
 def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None) -> Any:
-    spec: VarLenRNNSpec = case.spec
-    params = cast_floats(case.params, spec.dtype)
-    x = cast_floats(case.inputs, spec.dtype)
-    T, N = x["X"].shape[:2]
-    dtype = np.dtype(spec.dtype)
-    H, C = spec.hidden_size, spec.output_size
-    shapes = {"Y": (N, C) if spec.readout == "last" else (T, N, C), "H": (T, N, H), "h_n": (N, H), "loss": ()}
-    c = cast_floats(cotangents or {}, spec.dtype)
-    cot = tuple(np.asarray(c[k], dtype) if k in c else np.zeros(s, dtype) for k, s in shapes.items())
-    d = cast_floats(tangents, spec.dtype) if tangents is not None else {
-        k: np.zeros_like(v) for k, v in {**params, "X": x["X"], "h0": x["h0"]}.items()}
+    params, x, cot, d = adapter_arguments(case, cotangents, tangents)
     t = (to_variables(d), d["X"], d["h0"])
     lengths = x["lengths"].astype(np.int32)
-    return _evaluate(spec, to_variables(params), x["X"], x["h0"], lengths, x["targets"], cot, t)
+    return _evaluate(case.spec, to_variables(params), x["X"], x["h0"], lengths, x["targets"], cot, t)
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:

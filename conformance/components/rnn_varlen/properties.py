@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from conformance.backend import Backend
+from conformance.backend import Backend, cast_floats
 from conformance.case import Arrays, Case
 from conformance.compare import Context, assert_identity
 from conformance.component import NotApplicable, Property
@@ -34,6 +34,25 @@ def padded(case: Case) -> np.ndarray:
 
 def every_cotangent(case: Case) -> Arrays:
     return {"Y": case.inputs["dY"], "H": case.inputs["dH"], "h_n": case.inputs["dh_n"], "loss": np.ones(())}
+
+
+def adapter_arguments(case: Case, cotangents: Arrays | None,
+                      tangents: Arrays | None) -> tuple[Arrays, Arrays, tuple[np.ndarray, ...], Arrays]:
+    """What a JAX-traced adapter's one call takes, in the spec's dtype: the parameters, the
+    inputs, a cotangent for each output in the order (Y, H, h_n, loss), zeros where none is
+    given, and a tangent for each parameter, X and h0, zeros where none is given."""
+    spec = case.spec
+    params = cast_floats(case.params, spec.dtype)
+    x = cast_floats(case.inputs, spec.dtype)
+    T, N = x["X"].shape[:2]
+    dtype = np.dtype(spec.dtype)
+    H, C = spec.hidden_size, spec.output_size
+    shapes = {"Y": (N, C) if spec.readout == "last" else (T, N, C), "H": (T, N, H), "h_n": (N, H), "loss": ()}
+    c = cast_floats(cotangents or {}, spec.dtype)
+    cot = tuple(np.asarray(c[k], dtype) if k in c else np.zeros(s, dtype) for k, s in shapes.items())
+    d = cast_floats(tangents, spec.dtype) if tangents is not None else {
+        k: np.zeros_like(v) for k, v in {**params, "X": x["X"], "h0": x["h0"]}.items()}
+    return params, x, cot, d
 
 
 def with_padding(case: Case, fill: np.ndarray) -> Case:

@@ -24,8 +24,9 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from conformance.backend import Outcome, cast_floats
+from conformance.backend import Outcome
 from conformance.case import Arrays, Case
+from conformance.components.rnn_varlen.properties import adapter_arguments
 from conformance_keras import enable_float64
 from conformance_keras.mlp import loss_object
 from conformance_keras.rnn import from_keras, to_keras
@@ -95,21 +96,11 @@ def _evaluate(spec: VarLenRNNSpec, params: Any, X: Any, h0: Any, lengths: Any, t
 
 
 def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None) -> Any:
-    spec: VarLenRNNSpec = case.spec
-    params = cast_floats(case.params, spec.dtype)
-    x = cast_floats(case.inputs, spec.dtype)
-    T, N = x["X"].shape[:2]
-    dtype = np.dtype(spec.dtype)
-    H, C = spec.hidden_size, spec.output_size
-    shapes = {"Y": (N, C) if spec.readout == "last" else (T, N, C), "H": (T, N, H), "h_n": (N, H), "loss": ()}
-    c = cast_floats(cotangents or {}, spec.dtype)
-    cot = tuple(jnp.asarray(c[k] if k in c else np.zeros(s, dtype)) for k, s in shapes.items())
-    d = cast_floats(tangents, spec.dtype) if tangents is not None else {
-        k: np.zeros_like(v) for k, v in {**params, "X": x["X"], "h0": x["h0"]}.items()}
+    params, x, cot, d = adapter_arguments(case, cotangents, tangents)
     t = (to_keras(d), jnp.asarray(d["X"]), jnp.asarray(d["h0"]))
     lengths = jnp.asarray(x["lengths"].astype(np.int32))
-    return _evaluate(spec, to_keras(params), jnp.asarray(x["X"]), jnp.asarray(x["h0"]), lengths,
-                     jnp.asarray(x["targets"]), cot, t)
+    return _evaluate(case.spec, to_keras(params), jnp.asarray(x["X"]), jnp.asarray(x["h0"]), lengths,
+                     jnp.asarray(x["targets"]), tuple(jnp.asarray(c) for c in cot), t)
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
