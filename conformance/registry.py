@@ -22,7 +22,9 @@ GROUP = "conformance.components"
 PACKAGES = (
     "conformance.components.mlp",
     "conformance.components.mlp_bn",
+    "conformance.components.activations",
     "conformance.components.rnn",
+    "conformance.components.rnn_varlen",
     "conformance.components.clip",
     "conformance.components.trajectory",
 )

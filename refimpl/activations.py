@@ -11,6 +11,9 @@ Conventions, named because frameworks differ at the non-differentiable point:
   - "slope": the negative side's slope (torch: `x > 0 ? g : g * slope`),
   - "one":   the positive side's 1 (jax: `where(x >= 0, x, slope * x)`).
   The default is "slope", torch's value.
+
+GELU (exact and tanh approximation), ELU, SELU, SiLU and softplus, their derivatives, the
+ELU/SELU kink at 0 (`elu_kink`) and softplus's threshold are refimpl.smooth.
 """
 
 from __future__ import annotations
@@ -20,14 +23,20 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from refimpl import smooth
 from refimpl._validate import require_array, require_choice, require_instance, require_real
 
 Array = NDArray[Any]
 
-ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu")
+ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", *smooth.NAMES)
 LEAKY_KINKS = ("slope", "one")
+ELU_KINKS = smooth.ELU_KINKS
 DEFAULT_SLOPE = 0.01  # torch's F.leaky_relu and jax.nn.leaky_relu both default to 0.01
 DEFAULT_LEAKY_KINK = "slope"  # torch's convention
+DEFAULTS = smooth.SmoothParams()  # elu's α = 1, elu'(0) on the x <= 0 side, softplus β = 1, threshold 20
+# The spec fields (MLPSpec) of the activations that read them; other activations ignore them.
+PARAMETERS = {"elu": ("elu_alpha", "elu_kink"), "selu": ("elu_kink",),
+              "softplus": ("softplus_beta", "softplus_threshold")}
 
 
 class ActivationCache(NamedTuple):
@@ -38,9 +47,10 @@ class ActivationCache(NamedTuple):
     """
 
     name: str
-    kept: Array  # Z for relu/leaky_relu/identity, A for sigmoid/tanh
+    kept: Array  # Z for relu/leaky_relu/identity and refimpl.smooth's, A for sigmoid/tanh
     slope: float
     leaky_kink: str
+    smooth: smooth.SmoothParams = DEFAULTS  # α, elu_kink, β, threshold (refimpl.smooth)
 
 
 def sigmoid(Z: Array) -> Array:
@@ -49,18 +59,36 @@ def sigmoid(Z: Array) -> Array:
     return 0.5 * (1.0 + np.tanh(0.5 * Z))
 
 
+def smooth_params(
+    alpha: float, elu_kink: str, softplus_beta: float, softplus_threshold: float | None
+) -> smooth.SmoothParams:
+    """refimpl.smooth's parameters, validated: α >= 0, a known kink, β > 0, a real threshold or None."""
+    alpha = require_real("elu_alpha", alpha, minimum=0.0)
+    require_choice("elu_kink", elu_kink, ELU_KINKS)
+    if require_real("softplus_beta", softplus_beta) <= 0.0:
+        raise ValueError(f"softplus_beta: expected a number > 0, received {softplus_beta}")
+    if softplus_threshold is not None:
+        softplus_threshold = require_real("softplus_threshold", softplus_threshold)
+    return smooth.SmoothParams(alpha, elu_kink, float(softplus_beta), softplus_threshold)
+
+
 def activation_forward(
     name: str,
     Z: Array,
     *,
     slope: float = DEFAULT_SLOPE,
     leaky_kink: str = DEFAULT_LEAKY_KINK,
+    params: smooth.SmoothParams = DEFAULTS,
 ) -> tuple[Array, ActivationCache]:
-    """A = f(Z) element-wise, for f one of ACTIVATIONS."""
+    """A = f(Z) element-wise, for f one of ACTIVATIONS; `params` (smooth_params) for refimpl.smooth's."""
     require_choice("activation", name, ACTIVATIONS)
     require_choice("leaky_kink", leaky_kink, LEAKY_KINKS)
     slope = require_real("slope", slope, minimum=0.0, maximum=1.0)
+    require_instance("params", params, smooth.SmoothParams, "refimpl.smooth.SmoothParams (smooth_params)")
+    params = smooth_params(*params)
     require_array("Z", Z, finite=False)
+    if name in smooth.NAMES:
+        return smooth.value(name, Z, params), ActivationCache(name, Z, slope, leaky_kink, params)
     if name == "identity":
         return Z, ActivationCache(name, Z, slope, leaky_kink)
     if name == "sigmoid":
@@ -77,9 +105,11 @@ def activation_forward(
 
 def activation_derivative(cache: ActivationCache) -> Array:
     """f'(Z), with the kink conventions above at Z = 0."""
-    name, kept, slope, leaky_kink = require_instance("cache", cache, ActivationCache)
+    name, kept, slope, leaky_kink, params = require_instance("cache", cache, ActivationCache)
     require_choice("cache.name", name, ACTIVATIONS)
     require_choice("cache.leaky_kink", leaky_kink, LEAKY_KINKS)
+    if name in smooth.NAMES:
+        return smooth.derivative(name, kept, smooth_params(*params))
     one = kept.dtype.type(1)
     if name == "identity":
         return np.ones_like(kept)

@@ -44,6 +44,7 @@ from refimpl._validate import (
     require_same_keys,
 )
 from refimpl.linear import LinearCache, linear_backward, linear_forward
+from refimpl.smooth import SmoothParams
 
 Array = NDArray[Any]
 
@@ -58,6 +59,12 @@ class MLPSpec:
     loss: str = "mse"  # "mse" (mean over all elements) or "cross_entropy" (mean over rows)
     slope: float = activations.DEFAULT_SLOPE  # leaky ReLU's negative slope
     leaky_kink: str = activations.DEFAULT_LEAKY_KINK  # leaky_relu'(0): "slope" or "one"
+    # refimpl.smooth's parameters; an activation the spec does not use leaves its fields at
+    # these defaults (set there whatever is passed); to_json leaves out the ones at their defaults.
+    elu_alpha: float = activations.DEFAULTS.alpha  # ELU's α
+    elu_kink: str = activations.DEFAULTS.elu_kink  # elu'(0), selu'(0): "negative" (α, λα) or "positive"
+    softplus_beta: float = activations.DEFAULTS.beta  # softplus(βx)/β
+    softplus_threshold: float | None = activations.DEFAULTS.threshold  # 20 (torch) or None (jax)
     dtype: str = "float64"  # "float32" or "float64", for parameters and batches alike
     # Batch norm after every hidden linear layer (refimpl.mlp_bn); the other bn_ fields are its
     # conventions (refimpl.batchnorm.BatchNormConvention; defaults: torch's, flax's in the comments).
@@ -82,6 +89,12 @@ class MLPSpec:
         require_choice("loss", self.loss, losses.LOSSES)
         require_real("slope", self.slope, minimum=0.0, maximum=1.0)
         require_choice("leaky_kink", self.leaky_kink, activations.LEAKY_KINKS)
+        self.smooth_params()  # validates them
+        used = {f for name in (self.hidden_activation, self.output_activation)
+                for f in activations.PARAMETERS.get(name, ())}
+        for name, default in SMOOTH_DEFAULTS.items():
+            if name not in used:
+                object.__setattr__(self, name, default)
         require_choice("dtype", self.dtype, FLOAT_DTYPES)
         if not isinstance(self.batchnorm, bool):
             raise TypeError(f"batchnorm: expected a bool, received {describe(self.batchnorm)}")
@@ -101,6 +114,11 @@ class MLPSpec:
     def activation(self, layer: int) -> str:
         """The activation of layer l (1-based)."""
         return self.output_activation if layer == self.depth else self.hidden_activation
+
+    def smooth_params(self) -> SmoothParams:
+        """The parameters of refimpl.smooth's activations, validated."""
+        return activations.smooth_params(self.elu_alpha, self.elu_kink, self.softplus_beta,
+                                         self.softplus_threshold)
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """{"W1": (D_1, D_0), "b1": (D_1,), ...} in layer order; with batch norm
@@ -135,7 +153,8 @@ class MLPSpec:
         data = asdict(self)
         if not self.batchnorm:
             data = {k: v for k, v in data.items() if k != "batchnorm" and not k.startswith("bn_")}
-        return json.dumps(data, sort_keys=True)
+        unused = [k for k, v in SMOOTH_DEFAULTS.items() if data[k] == v]
+        return json.dumps({k: v for k, v in data.items() if k not in unused}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> MLPSpec:
@@ -143,6 +162,10 @@ class MLPSpec:
         if isinstance(data.get("sizes"), list):
             data["sizes"] = tuple(data["sizes"])
         return cls(**data)
+
+
+SMOOTH_DEFAULTS = dict(zip(("elu_alpha", "elu_kink", "softplus_beta", "softplus_threshold"),
+                           activations.DEFAULTS, strict=True))
 
 
 class LayerCache(NamedTuple):
@@ -215,8 +238,9 @@ def mlp_forward(spec: MLPSpec, params: dict[str, Array], X: Array) -> tuple[Arra
             Z, lin = linear_forward(A, params[f"W{l}"], params[f"b{l}"])  # Zˡ, N, D_l
         except ValueError as err:  # A is X at l = 1, checked above; later, computed
             raise_if_overflowed(err, "params", f"the forward pass (A{l - 1})", A)
-        A, act = activations.activation_forward(
-            spec.activation(l), Z, slope=spec.slope, leaky_kink=spec.leaky_kink)  # Aˡ, N, D_l
+        A, act = activations.activation_forward(spec.activation(l), Z, slope=spec.slope,
+                                                leaky_kink=spec.leaky_kink,
+                                                params=spec.smooth_params())  # Aˡ, N, D_l
         layers.append(LayerCache(lin, act))
     return A, MLPCache(tuple(layers))
 

@@ -119,8 +119,8 @@ def mlp_bn_forward(
                 raise_if_overflowed(err, "params", f"the forward pass (Z{l})", Z)
             new_state[f"running_mean{l}"] = stats["running_mean"]
             new_state[f"running_var{l}"] = stats["running_var"]
-        A, act = activations.activation_forward(
-            spec.activation(l), Z, slope=spec.slope, leaky_kink=spec.leaky_kink)
+        A, act = activations.activation_forward(spec.activation(l), Z, slope=spec.slope,
+                                                leaky_kink=spec.leaky_kink, params=spec.smooth_params())
         layers.append(BNLayerCache(lin, act, norm))
     return A, new_state, BNMLPCache(tuple(layers))
 

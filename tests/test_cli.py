@@ -27,8 +27,8 @@ def test_replay_of_a_disagreeing_case_exits_1_and_says_where(tmp_path, capsys, m
     from conformance.components.mlp import torch_adapter as torch_mlp
 
     path = reproducer(tmp_path, "torch", "gradient-agreement")
-    def off_by_a_little(z, slope):  # type: ignore[no-untyped-def]
-        return torch.nn.functional.leaky_relu(z, slope) + 0.01 * z
+    def off_by_a_little(z, spec):  # type: ignore[no-untyped-def]
+        return torch.nn.functional.leaky_relu(z, spec.slope) + 0.01 * z
 
     monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu", off_by_a_little)
     assert cli.main(["replay", path]) == 1

@@ -149,7 +149,7 @@ def test_a_wrong_framework_gradient_fails_the_golden_test(monkeypatch: pytest.Mo
     torch = pytest.importorskip("torch")
     from conformance.components.mlp import torch_adapter as torch_mlp
 
-    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "tanh", lambda z, slope: torch.tanh(z * (1 + 1e-7)))
+    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "tanh", lambda z, spec: torch.tanh(z * (1 + 1e-7)))
     case = next(c for c in cases("mlp") if "tanh" in c.spec.to_json())
     with pytest.raises(ConformanceFailure, match=r"golden-agreement.*torch.*float64") as info:
         run_property(GOLDEN_AGREEMENT, case, "torch", "float64", run)

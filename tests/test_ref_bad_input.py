@@ -146,7 +146,7 @@ CASES = [
                  id="delta-nan"),
     pytest.param(lambda: mse_backward(float("nan"), MSE), ValueError, "dloss", id="dloss-nan"),
     # names
-    pytest.param(spec_with(hidden_activation="gelu"), ValueError, "hidden_activation",
+    pytest.param(spec_with(hidden_activation="mish"), ValueError, "hidden_activation",
                  id="unknown-hidden-activation"),
     pytest.param(spec_with(output_activation="softmax"), ValueError, "output_activation",
                  id="unknown-output-activation"),
@@ -157,6 +157,14 @@ CASES = [
     pytest.param(lambda: activation_forward("leaky_relu", T, leaky_kink=1), ValueError,
                  "leaky_kink", id="kink-not-a-string"),
     pytest.param(spec_with(dtype="float16"), ValueError, "dtype", id="dtype-float16"),
+    pytest.param(spec_with(hidden_activation="elu", elu_kink="half"), ValueError, "elu_kink",
+                 id="unknown-elu-kink"),
+    pytest.param(spec_with(elu_alpha=-1.0), ValueError, "elu_alpha", id="negative-elu-alpha"),
+    pytest.param(spec_with(softplus_beta=0.0), ValueError, "softplus_beta", id="zero-softplus-beta"),
+    pytest.param(spec_with(softplus_threshold=float("nan")), ValueError, "softplus_threshold",
+                 id="nan-softplus-threshold"),
+    pytest.param(lambda: activation_forward("elu", T, params=(1.0, "negative", 1.0, 20.0)), TypeError,
+                 "params", id="smooth-params-a-tuple"),
     # sizes and hyper-parameters
     pytest.param(spec_with(sizes=(3, 0, 2)), ValueError, "sizes[1]", id="size-zero"),
     pytest.param(spec_with(sizes=(-3, 2)), ValueError, "sizes[0]", id="size-negative"),

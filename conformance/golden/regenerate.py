@@ -28,6 +28,7 @@ from conformance.golden.storage import (
     SEEDS,
     GoldenDataError,
     _prefixed,
+    changed_fields,
     golden_dir,
     read_component,
     read_manifest,
@@ -75,8 +76,10 @@ def generate_case(name: str, seed: int, stored: dict[str, dict[str, Any]] | None
     case = comp.golden_case(seed)
     variants: dict[str, dict[str, Any]] = {DEFAULT: {}, **(stored or {})}
     for conventions in _framework_conventions(name).values():
-        fixed = {k: v for k, v in conventions.items()
-                 if hasattr(case.spec, k) and getattr(case.spec, k) != v}
+        # the fields the conventions change in effect (a spec may ignore one: refimpl.mlp.MLPSpec
+        # keeps the fields of activations it does not use at their defaults)
+        spec = replace(case.spec, **{k: v for k, v in conventions.items() if hasattr(case.spec, k)})
+        fixed = changed_fields(spec, case.spec)
         variants[variant_label(fixed)] = fixed
     variants = dict(sorted(variants.items()))
     arrays = {**_prefixed("params/", case.params), **_prefixed("inputs/", case.inputs),

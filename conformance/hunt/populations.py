@@ -21,18 +21,20 @@ without them it is still hunted, case by case, in the property lane.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from conformance.case import Case
+from conformance.components.activations.strategies import OUTPUTS, activation_case, component_name
 from conformance.components.mlp.strategies import mlp_case
 from conformance.components.mlp_bn.strategies import bn_case
 from conformance.components.rnn.strategies import Shape, rnn_case
 from conformance.hunt.shrink import shrink_mlp, shrink_rnn
 from refimpl.mlp import MLPSpec
 from refimpl.rnn import RNNSpec
+from refimpl.smooth import NAMES as SMOOTH
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,24 @@ def _mlp_bucket(rng: np.random.Generator) -> Bucket:
     return Bucket("mlp", spec, (("N", int(rng.choice((1, 2, 3, 4, 8, 16)))),))
 
 
+def _activation_bucket(activation: str) -> Callable[[np.random.Generator], Bucket]:
+    """The MLP with `activation` in its hidden layers (in the output layer too without one),
+    ELU's α and softplus's β either at 1 or where the two sides of 0 (the switch) differ."""
+    def make(rng: np.random.Generator) -> Bucket:
+        depth = int(rng.integers(1, 4))
+        sizes = tuple(int(w) for w in rng.choice(WIDTHS, depth + 1))
+        output = str(rng.choice(OUTPUTS)) if depth > 1 else activation
+        spec = MLPSpec(sizes, activation, output, str(rng.choice(("mse", "cross_entropy"))),
+                       elu_alpha=float(rng.choice((1.0, 1.5))), softplus_beta=float(rng.choice((1.0, 2.0))))
+        if activation != "elu":
+            spec = replace(spec, elu_alpha=1.0)
+        if activation != "softplus":
+            spec = replace(spec, softplus_beta=1.0)
+        return Bucket(component_name(activation), spec, (("N", int(rng.choice((1, 2, 3, 4, 8, 16)))),))
+
+    return make
+
+
 def _bn_bucket(rng: np.random.Generator) -> Bucket | None:
     depth = int(rng.integers(2, 5))
     hidden = (3, 5, 8, 16, 32) if depth == 2 else (5, 8, 16, 32)  # strategies.bn_specs: why
@@ -164,12 +184,15 @@ def _rnn_bucket(component: str) -> Callable[[np.random.Generator], Bucket]:
 
 
 class MLPDrawer:
-    """The MLP with and without batch norm (strategies.mlp_case, strategies.bn_case)."""
+    """The MLP with and without batch norm (strategies.mlp_case, strategies.bn_case) and with
+    each smooth activation (activations.strategies.activation_case)."""
 
-    components = ("mlp", "mlp_bn")
+    components = ("mlp", "mlp_bn", *(component_name(a) for a in SMOOTH))
     _buckets: ClassVar[dict[str, tuple[Bucket, ...]]] = {
         "mlp": _grid(np.random.default_rng(16), 48, _mlp_bucket),
         "mlp_bn": _grid(np.random.default_rng(17), 16, _bn_bucket),
+        **{component_name(a): _grid(np.random.default_rng([20, i]), 8, _activation_bucket(a))
+           for i, a in enumerate(SMOOTH)},
     }
 
     def buckets(self, component: str) -> tuple[Bucket, ...]:
@@ -179,8 +202,10 @@ class MLPDrawer:
         N = dict(bucket.shape)["N"]
         if bucket.component == "mlp":
             cases = [mlp_case(bucket.spec, N, s) for s in seeds]
-        else:
+        elif bucket.component == "mlp_bn":
             cases = [bn_case(bucket.spec, N, s, train=bucket.train) for s in seeds]
+        else:
+            cases = [activation_case(bucket.spec, N, s) for s in seeds]
         return Population(bucket, [REGIMES[regime](c) for c in cases])
 
     def shrink(self, case: Case) -> Iterator[Case]:

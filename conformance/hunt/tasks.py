@@ -21,17 +21,19 @@ from hypothesis.errors import HypothesisException
 
 from conformance import frameworks, registry
 from conformance.case import Case
+from conformance.components.activations.strategies import component_name
 from conformance.hunt import confirm
 from conformance.hunt.findings import Finding
 from conformance.hunt.minimize import describe_shape, minimize
-from conformance.hunt.populations import Population, drawer_of
+from conformance.hunt.populations import SMOOTH, Population, drawer_of
 from conformance.hunt.reference import Results, run_population
 from conformance.hunt.screen import Expected, screen
 from conformance.profiles import PROFILES
 from conformance.runner import under_conventions
 
 FAST_FRAMEWORKS = ("torch", "jax")  # frameworks with a population runner (population_runner)
-POPULATION = {"mlp": 64, "mlp_bn": 32, "rnn": 16, "rnn_truncated": 16}  # members per population
+POPULATION = {"mlp": 64, "mlp_bn": 32, "rnn": 16, "rnn_truncated": 16,  # members per population
+              **{component_name(a): 64 for a in SMOOTH}}
 Mark = Callable[..., None]  # the worker's note of what it is about to run (read after a crash)
 
 

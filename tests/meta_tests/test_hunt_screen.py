@@ -19,7 +19,7 @@ def smallest(component: str, count: int = 2) -> list:
     return sorted(drawer.buckets(component), key=lambda b: (b.width(), b.label()))[:count]
 
 
-@pytest.mark.parametrize("component", ["mlp", "mlp_bn", "rnn", "rnn_truncated"])
+@pytest.mark.parametrize("component", ["mlp", "mlp_bn", "rnn", "rnn_truncated", "mlp_elu", "mlp_softplus"])
 def test_the_block_diagonal_reference_is_each_members_own(component: str) -> None:
     drawer = drawer_of(component)
     assert drawer is not None

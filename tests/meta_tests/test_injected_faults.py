@@ -40,7 +40,8 @@ def float32_linear(self, x):  # type: ignore[no-untyped-def]
 
 
 def test_activation_wrong_near_zero_fails_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu", LeakyReluWrongNearZero.apply)
+    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu",
+                        lambda z, spec: LeakyReluWrongNearZero.apply(z, spec.slope))
     with pytest.raises(ConformanceFailure, match=r"gradient-agreement.*torch.*float64") as info:
         test_mlp.test_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert "parameter " in str(info.value)
@@ -60,9 +61,9 @@ def test_float32_layer_passes_a_float32_run(monkeypatch: pytest.MonkeyPatch) -> 
     test_mlp.test_gradient(framework="torch", dtype="float32", conformance_run=META_RUN)
 
 
-def leaky_relu_with_jax_kink(z, slope):  # type: ignore[no-untyped-def]
+def leaky_relu_with_jax_kink(z, spec):  # type: ignore[no-untyped-def]
     """The same function, with the other convention at 0: derivative 1 there instead of slope."""
-    return torch.where(z >= 0, z, slope * z)
+    return torch.where(z >= 0, z, spec.slope * z)
 
 
 def test_wrong_kink_convention_fails_the_kink_property(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,5 +1,9 @@
 """The MLP in JAX: `flax.linen.Dense` layers, `jax.nn` activations, optax losses.
 
+Activations: `jax.nn.sigmoid`, `jnp.tanh`, `jax.nn.relu`, `jax.nn.leaky_relu`, `jax.nn.gelu`
+(`approximate=False` for "gelu", `True`, its default, for "gelu_tanh"), `jax.nn.elu(alpha)`,
+`jax.nn.selu`, `jax.nn.silu`, `jax.nn.softplus` (no β, no threshold: CONVENTIONS).
+
 flax's Dense computes y = x K + b with a kernel K of shape (in, out): the
 reference's W (out, in) goes in as K = Wᵀ and its gradient comes back as
 ∂L/∂W = (∂L/∂K)ᵀ. Compiled functions are cached per spec (static) and shape
@@ -30,15 +34,24 @@ enable_float64()  # float64 cases need jax_enable_x64; float32 ones stay float32
 
 CONVENTIONS: dict[str, object] = {
     "leaky_kink": "one",  # jax.nn.leaky_relu: where(x >= 0, x, slope * x)
+    "elu_kink": "negative",  # jax.nn.elu: where(x > 0, x, α expm1(...)); selu = λ elu
+    "softplus_beta": 1.0,  # jax.nn.softplus(x) = logaddexp(x, 0): no β ...
+    "softplus_threshold": None,  # ... and no switch to the identity
     "init": "flax",  # Dense: lecun_normal kernel, zero bias; BatchNorm: scale 1, bias 0
 }
 
-ACTIVATIONS: dict[str, Callable[[jax.Array, float], jax.Array]] = {
-    "identity": lambda z, slope: z,
-    "sigmoid": lambda z, slope: jax.nn.sigmoid(z),
-    "tanh": lambda z, slope: jnp.tanh(z),
-    "relu": lambda z, slope: jax.nn.relu(z),
-    "leaky_relu": lambda z, slope: jax.nn.leaky_relu(z, negative_slope=slope),
+ACTIVATIONS: dict[str, Callable[[jax.Array, MLPSpec], jax.Array]] = {
+    "identity": lambda z, spec: z,
+    "sigmoid": lambda z, spec: jax.nn.sigmoid(z),
+    "tanh": lambda z, spec: jnp.tanh(z),
+    "relu": lambda z, spec: jax.nn.relu(z),
+    "leaky_relu": lambda z, spec: jax.nn.leaky_relu(z, negative_slope=spec.slope),
+    "gelu": lambda z, spec: jax.nn.gelu(z, approximate=False),  # jax.nn.gelu's default is True
+    "gelu_tanh": lambda z, spec: jax.nn.gelu(z, approximate=True),
+    "elu": lambda z, spec: jax.nn.elu(z, alpha=spec.elu_alpha),
+    "selu": lambda z, spec: jax.nn.selu(z),
+    "silu": lambda z, spec: jax.nn.silu(z),
+    "softplus": lambda z, spec: jax.nn.softplus(z),
 }
 
 
@@ -71,7 +84,7 @@ class FlaxMLP(nn.Module):
                                  dtype=dtype, param_dtype=dtype, name=f"BatchNorm_{l}")(Z)
             last = l == len(self.spec.sizes) - 1
             activation = self.spec.output_activation if last else self.spec.hidden_activation
-            X = ACTIVATIONS[activation](Z, self.spec.slope)
+            X = ACTIVATIONS[activation](Z, self.spec)
         return X
 
 
@@ -84,9 +97,14 @@ def loss_of(spec: MLPSpec, Y: jax.Array, targets: jax.Array) -> jax.Array:
 def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
     """The spec's conventions are jax's; batchnorm=False (the "mlp" component) refuses
     batch-norm specs, whose running statistics only "mlp_bn" carries."""
-    uses_leaky = "leaky_relu" in (spec.hidden_activation, spec.output_activation)
-    if uses_leaky and spec.leaky_kink != "one":
+    used = {spec.hidden_activation, spec.output_activation}
+    if "leaky_relu" in used and spec.leaky_kink != "one":
         raise ValueError(f"leaky_kink: jax implements 'one', received {spec.leaky_kink!r}")
+    if used & {"elu", "selu"} and spec.elu_kink != "negative":
+        raise ValueError(f"elu_kink: jax implements 'negative', received {spec.elu_kink!r}")
+    if "softplus" in used and (spec.softplus_beta, spec.softplus_threshold) != (1.0, None):
+        raise ValueError("softplus_beta, softplus_threshold: jax.nn.softplus implements (1.0, None),"
+                         f" received {(spec.softplus_beta, spec.softplus_threshold)}")
     if spec.batchnorm and not batchnorm:
         raise ValueError("batchnorm: the 'mlp' component runs specs without batch norm,"
                          " received batchnorm=True (use the 'mlp_bn' component)")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from conformance.case import Arrays, Case
 from conformance.profiles import Profile
 from conformance.strategies import catalog_or, seeds, uniform_fan_in
-from refimpl.activations import ACTIVATIONS, LEAKY_KINKS
+from refimpl.activations import ACTIVATIONS, ELU_KINKS, LEAKY_KINKS
 from refimpl.losses import LOSSES
 from refimpl.mlp import MLPSpec
 
@@ -55,6 +55,10 @@ def mlp_specs(
         loss=st.sampled_from(LOSSES),
         slope=st.sampled_from((0.01, 0.1, 0.2, 0.5)),
         leaky_kink=st.sampled_from(LEAKY_KINKS),
+        elu_alpha=st.sampled_from((0.5, 1.0, 1.7)),
+        elu_kink=st.sampled_from(ELU_KINKS),
+        softplus_beta=st.sampled_from((0.5, 1.0, 2.0)),
+        softplus_threshold=st.sampled_from((20.0, None, 2.0)),
     )
 
 

@@ -1,7 +1,10 @@
 """The MLP in torch: `nn.Linear` layers, `torch.nn.functional` activations and losses.
 
 Parameters are copied into the layers' own `weight` (out, in) and `bias`,
-which have the reference's layout, so no transpose is involved. With
+which have the reference's layout, so no transpose is involved. Activations:
+`torch.sigmoid`, `torch.tanh`, `F.relu`, `F.leaky_relu(negative_slope)`, `nn.GELU()` (exact, the
+default `approximate="none"`), `F.gelu(approximate="tanh")`, `F.elu(alpha)`, `F.selu`, `F.silu`,
+`F.softplus(beta, threshold)`. With
 spec.batchnorm, an `nn.BatchNorm1d` follows each hidden layer (its `weight`
 and `bias` are γ and β); the component "mlp_bn" runs those specs
 (components/mlp_bn/torch_adapter.py), this module's `run` only specs without.
@@ -24,16 +27,24 @@ from refimpl.mlp import MLPSpec
 
 CONVENTIONS: dict[str, object] = {
     "leaky_kink": "slope",  # aten leaky_relu_backward: x > 0 ? g : g * slope
+    "elu_kink": "negative",  # aten elu_backward: x <= 0 ? g * α e^x : g (selu: λ times both)
+    "softplus_threshold": 20.0,  # F.softplus's default: (βx) > 20 ? x : log1p(e^{βx}) / β
     "init": "torch",  # nn.Linear: U(±1/√fan_in) for weight and bias; nn.BatchNorm1d: γ = 1, β = 0
 }
 
-# Looked up at call time, so a test can swap one in to inject a fault.
-ACTIVATIONS: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {
-    "identity": lambda z, slope: z,
-    "sigmoid": lambda z, slope: torch.sigmoid(z),
-    "tanh": lambda z, slope: torch.tanh(z),
-    "relu": lambda z, slope: F.relu(z),
-    "leaky_relu": lambda z, slope: F.leaky_relu(z, negative_slope=slope),
+# Looked up at call time, so a test can swap one in to inject a fault. Each reads the spec's fields.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor, MLPSpec], torch.Tensor]] = {
+    "identity": lambda z, spec: z,
+    "sigmoid": lambda z, spec: torch.sigmoid(z),
+    "tanh": lambda z, spec: torch.tanh(z),
+    "relu": lambda z, spec: F.relu(z),
+    "leaky_relu": lambda z, spec: F.leaky_relu(z, negative_slope=spec.slope),
+    "gelu": lambda z, spec: nn.GELU()(z),
+    "gelu_tanh": lambda z, spec: F.gelu(z, approximate="tanh"),
+    "elu": lambda z, spec: F.elu(z, alpha=spec.elu_alpha),
+    "selu": lambda z, spec: F.selu(z),
+    "silu": lambda z, spec: F.silu(z),
+    "softplus": lambda z, spec: F.softplus(z, beta=spec.softplus_beta, threshold=spec.softplus_threshold),
 }
 
 
@@ -68,7 +79,7 @@ class TorchMLP(nn.Module):
                 self.taps.append(Z)
             if l < len(self.norms):
                 Z = self.norms[l](Z)
-            X = ACTIVATIONS[self.activations[l]](Z, self.spec.slope)
+            X = ACTIVATIONS[self.activations[l]](Z, self.spec)
         return X
 
 
@@ -81,9 +92,13 @@ def loss_of(spec: MLPSpec, Y: torch.Tensor, targets: torch.Tensor) -> torch.Tens
 def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
     """The spec's conventions are torch's; batchnorm=False (the "mlp" component) refuses
     batch-norm specs, whose running statistics only "mlp_bn" carries."""
-    uses_leaky = "leaky_relu" in (spec.hidden_activation, spec.output_activation)
-    if uses_leaky and spec.leaky_kink != "slope":
+    used = {spec.hidden_activation, spec.output_activation}
+    if "leaky_relu" in used and spec.leaky_kink != "slope":
         raise ValueError(f"leaky_kink: torch implements 'slope', received {spec.leaky_kink!r}")
+    if used & {"elu", "selu"} and spec.elu_kink != "negative":
+        raise ValueError(f"elu_kink: torch implements 'negative', received {spec.elu_kink!r}")
+    if "softplus" in used and spec.softplus_threshold is None:
+        raise ValueError("softplus_threshold: F.softplus always has one (20 by default), received None")
     if spec.batchnorm and not batchnorm:
         raise ValueError("batchnorm: the 'mlp' component runs specs without batch norm,"
                          " received batchnorm=True (use the 'mlp_bn' component)")

@@ -31,6 +31,9 @@ from refimpl.train import mlp_objective, rnn_objective
 
 RATIOS = (0.3, 0.6, 1.5)  # threshold / first gradient's norm: clips always, mostly, rarely
 NONLINEAR = ("tanh", "sigmoid", "relu", "leaky_relu")  # batch-norm MLPs' activations (free_plans)
+# the activations whose conventions TrajectorySpec carries (leaky_kink): refimpl.smooth's (elu_kink,
+# softplus's threshold) are held to each framework by the components "mlp_<activation>"
+CONVENTIONAL = ("identity", *NONLINEAR)
 
 
 class Plan(NamedTuple):
@@ -120,7 +123,7 @@ def free_plans(draw: st.DrawFn) -> Plan:
             N = draw(st.integers(4, 8))
             specs = mlp_specs(max_depth=3, widths=(2, 3, 5, 8), activations=NONLINEAR)
         else:
-            specs = mlp_specs(max_depth=3, widths=(1, 2, 3, 5, 8))
+            specs = mlp_specs(max_depth=3, widths=(1, 2, 3, 5, 8), activations=CONVENTIONAL)
         network: mlp.MLPSpec | rnn.RNNSpec = replace(draw(specs), batchnorm=batchnorm)
         T = 1
     else:

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from conformance.frameworks.jax import Jax, enable_float64
+from refimpl.smooth import NAMES as ACTIVATIONS  # each has a component "mlp_<name>", the MLP's adapter
 
 BACKEND = "jax"
 if "keras" not in sys.modules:
@@ -55,10 +56,12 @@ class Keras(Jax):
     def adapters(self) -> Mapping[str, str]:
         return {
             "mlp": "conformance_keras.mlp",
+            **{f"mlp_{a}": "conformance_keras.mlp" for a in ACTIVATIONS},
             "mlp_bn": "conformance_keras.mlp_bn",
             "clip": "conformance_keras.clip",
             "rnn": "conformance_keras.rnn",
             "rnn_truncated": "conformance_keras.rnn",
+            "rnn_varlen": "conformance_keras.rnn_varlen",
         }
 
     def known_issues(self) -> tuple[Path, ...]:

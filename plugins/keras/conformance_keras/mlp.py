@@ -8,8 +8,10 @@ spec, mode and shape. Every layer and the loss are built with `dtype=spec.dtype`
 
 Layout: `Dense` computes y = x K + b with a kernel K of shape (in, out), so the
 reference's W (out, in) goes in as K = Wᵀ and ∂L/∂W comes back as (∂L/∂K)ᵀ.
-Activations: `Activation("tanh" | "sigmoid" | "relu" | "linear")` and
-`LeakyReLU(negative_slope)`. Losses, both with Keras's default reduction
+Activations: `Activation("tanh" | "sigmoid" | "relu" | "linear" | "gelu" | "selu" | "silu" |
+"softplus")`, `LeakyReLU(negative_slope)`, `ELU(alpha)` and, for "gelu_tanh",
+`Activation(keras.activations.gelu with approximate=True)`: `keras.activations.gelu` defaults
+to the exact form (`keras.ops.gelu` to the approximation). Losses, both with Keras's default reduction
 "sum_over_batch_size": `MeanSquaredError` (the mean over the last axis, then over
 rows: the mean over all elements) and `SparseCategoricalCrossentropy(from_logits=True)`
 (the mean over rows).
@@ -39,6 +41,9 @@ enable_float64()
 CONVENTIONS: dict[str, object] = {
     # keras.layers.LeakyReLU -> keras.ops.leaky_relu -> jax.nn.leaky_relu: where(x >= 0, x, slope x)
     "leaky_kink": "one",
+    "elu_kink": "negative",  # ELU, "selu" -> keras.ops.elu, selu -> jax.nn.elu, selu
+    "softplus_beta": 1.0,  # "softplus" -> keras.ops.softplus -> jax.nn.softplus: logaddexp(x, 0),
+    "softplus_threshold": None,  # no β, no threshold
 }
 
 # Keras variable name -> reference name (with the layer number appended)
@@ -47,9 +52,14 @@ REFERENCE_NAMES = {"kernel": "W", "bias": "b", "gamma": "gamma", "beta": "beta",
 TRANSPOSED = ("W",)  # Dense kernels: K = Wᵀ
 
 
-def activation_layer(name: str, slope: float, dtype: str) -> keras.layers.Layer:
+def activation_layer(name: str, spec: MLPSpec) -> keras.layers.Layer:
+    dtype = spec.dtype
     if name == "leaky_relu":
-        return keras.layers.LeakyReLU(negative_slope=slope, dtype=dtype)
+        return keras.layers.LeakyReLU(negative_slope=spec.slope, dtype=dtype)
+    if name == "elu":
+        return keras.layers.ELU(alpha=spec.elu_alpha, dtype=dtype)
+    if name == "gelu_tanh":
+        return keras.layers.Activation(partial(keras.activations.gelu, approximate=True), dtype=dtype)
     return keras.layers.Activation("linear" if name == "identity" else name, dtype=dtype)
 
 
@@ -77,7 +87,7 @@ class Network:
                 norm.build((None, spec.sizes[l]))
                 self.layers.append((l, norm))
             activation = spec.hidden_activation if l < depth else spec.output_activation
-            self.layers.append((l, activation_layer(activation, spec.slope, dtype)))
+            self.layers.append((l, activation_layer(activation, spec)))
         self.loss = loss_object(spec.loss, dtype)
 
     @staticmethod
@@ -151,9 +161,14 @@ def check_spec(spec: MLPSpec, *, batchnorm: bool) -> None:
         expected = "with" if batchnorm else "without"
         raise ValueError(f"batchnorm: this adapter runs specs {expected} batch norm,"
                          f" received batchnorm={spec.batchnorm}")
-    uses_leaky = "leaky_relu" in (spec.hidden_activation, spec.output_activation)
-    if uses_leaky and spec.leaky_kink != CONVENTIONS["leaky_kink"]:
+    used = {spec.hidden_activation, spec.output_activation}
+    if "leaky_relu" in used and spec.leaky_kink != CONVENTIONS["leaky_kink"]:
         raise ValueError(f"leaky_kink: keras implements 'one', received {spec.leaky_kink!r}")
+    if used & {"elu", "selu"} and spec.elu_kink != CONVENTIONS["elu_kink"]:
+        raise ValueError(f"elu_kink: keras implements 'negative', received {spec.elu_kink!r}")
+    if "softplus" in used and (spec.softplus_beta, spec.softplus_threshold) != (1.0, None):
+        raise ValueError("softplus_beta, softplus_threshold: keras's softplus implements (1.0, None),"
+                         f" received {(spec.softplus_beta, spec.softplus_threshold)}")
 
 
 def prepare(case: Case) -> tuple[MLPSpec, dict[str, Any], dict[str, Any], jax.Array, dict[str, Any],
