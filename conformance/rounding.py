@@ -67,8 +67,13 @@ def _dev(x: Uncertain, ndim: int) -> np.ndarray:
 
 
 def rms(x: Uncertain) -> np.ndarray:
-    """The root mean square of the deviations over the samples, v's shape."""
-    return np.sqrt(np.mean(x.d * x.d, axis=0))
+    """The root mean square of the deviations over the samples, v's shape. Scaled by the
+    largest deviation first: squared, a float64 deviation below 1e-154 (a gradient that
+    vanished to 1e-148 through 64 tanh steps) underflows to zero."""
+    largest = np.max(np.abs(x.d), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scaled = np.where(largest > 0, x.d / np.where(largest > 0, largest, 1.0), 0.0)
+    return largest * np.sqrt(np.mean(scaled * scaled, axis=0))
 
 
 class Arithmetic:
@@ -187,8 +192,17 @@ class Arithmetic:
         return self._out(v, d, size, n)
 
     def norm2(self, a: Uncertain, axis: Axis = None) -> Uncertain:
-        """‖a‖₂ = √(Σ a²) over `axis`."""
-        return self.sqrt(self.sum(self.mul(a, a), axis=axis))
+        """‖a‖₂ = √(Σ a²) over `axis`, n terms each.
+
+        A square below the smallest normal number underflows (or is flushed to zero) in an
+        implementation that sums squares, and not in one that scales first (torch's
+        vector_norm of 9.1e-164 is 9.1e-164, NumPy's norm 0): the two differ by up to
+        √(n tiny), which the first-order propagation through √ cannot see where Σ a² is
+        itself that small. Every sample deviates by that much more, with a random sign:
+        √tiny is 1.1e-19 in float32 and 1.5e-154 in float64."""
+        root = self.sqrt(self.sum(self.mul(a, a), axis=axis))
+        n = a.v.size / max(root.v.size, 1)
+        return Uncertain(root.v, root.d + np.sqrt(n * self.tiny) * self._signs(root.v.shape))
 
     def transpose(self, a: Uncertain) -> Uncertain:
         """The transpose of a matrix (a vector or a scalar unchanged)."""
