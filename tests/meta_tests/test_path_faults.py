@@ -137,7 +137,29 @@ def test_a_wrong_foreach_norm_fails_path_agreement(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(torch, "_foreach_norm", lambda *a, **k: [n * (1 + OFF) for n in real(*a, **k)])
     with pytest.raises(ConformanceFailure, match=r"path-agreement, component clip, framework torch") as info:
         test_clip.test_path_agreement(framework="torch", dtype="float64", conformance_run=RUN)
+    test_clip.test_concatenated(framework="torch", dtype="float64", conformance_run=RUN)
     assert info.match(r"path (loop|foreach) vs the default: output (norm|clipped/)")
+
+
+def test_a_norm_wrong_past_2200_elements_fails_clip_concatenated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tensor of the case is right (the widest, 33 x 65, has 2145 entries), the norm of
+    their concatenation (2291) is not: only the one long call sees it."""
+    def wrong(norm: Callable[..., Any]) -> Callable[..., Any]:
+        def patched(t: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(t, list | tuple):
+                return [n * (1 + OFF) if x.numel() > 2200 else n
+                        for x, n in zip(t, norm(t, *args, **kwargs), strict=True)]
+            n = norm(t, *args, **kwargs)
+            return n * (1 + OFF) if t.numel() > 2200 else n
+
+        return patched
+
+    monkeypatch.setattr(torch, "_foreach_norm", wrong(torch._foreach_norm))
+    monkeypatch.setattr(torch.linalg, "vector_norm", wrong(torch.linalg.vector_norm))
+    test_clip.test_size_agreement(framework="torch", dtype="float64", conformance_run=RUN)
+    with pytest.raises(ConformanceFailure, match=r"clip-concatenated, component clip, fr") as info:
+        test_clip.test_concatenated(framework="torch", dtype="float64", conformance_run=RUN)
+    assert "the concatenation vs the tensors: output " in str(info.value)
 
 
 def test_the_real_frameworks_pass_the_same_tests() -> None:
@@ -148,3 +170,4 @@ def test_the_real_frameworks_pass_the_same_tests() -> None:
     test_mlp.test_path_agreement(framework="jax", dtype="float64", conformance_run=RUN)
     test_mlp_bn.test_path_agreement(framework="torch", dtype="float64", conformance_run=RUN)
     test_clip.test_path_agreement(framework="torch", dtype="float64", conformance_run=RUN)
+    test_clip.test_concatenated(framework="torch", dtype="float64", conformance_run=RUN)
