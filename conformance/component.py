@@ -16,6 +16,7 @@ strategy that draws its cases; the record's checks become its tests, one report 
 from __future__ import annotations
 
 import builtins
+import unittest
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
     from conformance.compare import Context
 
 
-class NotApplicable(Exception):
-    """The property does not apply to this case, framework or dtype (reported as a skip)."""
+class NotApplicable(unittest.SkipTest):
+    """The property does not apply to this case, framework or dtype (reported as a skip). A
+    unittest.SkipTest, which hypothesis lets through at once: a case that does not apply is
+    not shrunk like a failure (a hundred draws for nothing)."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ LAYERS = (
      "conformance.backend", "conformance.files", "conformance.rounding"),
     ("conformance.component", "conformance.compare", "conformance.bounds"),
     ("conformance.properties", "conformance.strategies", "conformance.initialization",
-     "conformance.components.*.reference",
+     "conformance.paths", "conformance.layouts", "conformance.components.*.reference",
      "conformance.components.*.strategies", "conformance.components.*.properties",
      "conformance.components.*.rounding", "conformance.components.*.boundary"),
     ("conformance.components.*",),

@@ -88,7 +88,7 @@ ENTRY = ('id = "torch-forward-demo"\nkind = "bug"\nproperty = "forward-agreement
     ("[[issue]]\n" + ENTRY.replace(">=1.0", ">=1.0,<<2"), "[[issue]] 1 (torch-forward-demo) versions:"
                                                           " expected a PEP 440 range"),
     ("[[issue]]\n" + ENTRY.replace('"forward-agreement"', '"forward-agreemnt"'),
-     "[[issue]] (torch-forward-demo) property: expected one of ['batch-decomposition',"),
+     "[[issue]] (torch-forward-demo) property: expected one of ['batch-blocks', 'batch-decomposition',"),
 ])
 def test_a_bad_known_issues_file_is_one_line_naming_it(tmp_path: Path, content: str | None,
                                                        said: str) -> None:

@@ -1,6 +1,7 @@
 """torch as a framework plugin: its adapters are the components' torch_adapter modules,
 which use torch's own public layers (`nn.Linear`, `nn.BatchNorm1d`, `nn.RNN`,
-`F.leaky_relu`, `clip_grad_norm_`, ...). torch is imported only when asked for.
+`F.leaky_relu`, `clip_grad_norm_`, ...), each call with one intra-op thread. torch is
+imported only when asked for.
 
 torch 2.13 registers the decompositions `torch.func.jvp` uses through `torch.jit.script`,
 which warns that it is deprecated, once for each of 18 functions, the first time forward
@@ -43,7 +44,11 @@ class Torch(Framework):
 
     @contextlib.contextmanager
     def activate(self, device: str) -> Iterator[None]:
-        with warnings.catch_warnings():
+        """Every adapter call with one intra-op thread (torch_paths.one_thread: on the suite's
+        2 cores, waking a second thread costs more than the products of its cases)."""
+        from conformance.frameworks.torch_paths import one_thread
+
+        with warnings.catch_warnings(), one_thread():
             warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
             yield
 

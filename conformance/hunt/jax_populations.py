@@ -82,12 +82,13 @@ def _mlp_jit(spec: Any, train: bool, params: Any, state: Any, X: Any, targets: A
 
             def f(p: Any, x: Any) -> Any:
                 variables = mlp_bn.to_variables(spec, p, x.shape[0])
-                return mlp_bn._outputs(spec, train, False, t, stats, variables, x)  # two-pass variance
+                mode = (spec, train, False, "contiguous", False)  # two-pass variance, flax's BatchNorm
+                return mlp_bn._outputs(mode, t, stats, variables, x)
 
             Y, loss, g, gl, new_stats = _pull(f, p, x, u=u, has_aux=True)
         else:
             Y, loss, g, gl, new_stats = _pull(
-                lambda p, x: mlp._outputs(spec, t, mlp.to_variables(spec, p), x), p, x, u=u
+                lambda p, x: mlp._outputs(spec, "contiguous", t, mlp.to_variables(spec, p), x), p, x, u=u
             )
         results = {
             "forward": {"Y": Y, "loss": loss},
@@ -124,7 +125,8 @@ def _rnn_variables(p: Any, T: int, N: int) -> dict[str, Any]:
 def _rnn_jit(spec: Any, params: Any, X: Any, h0: Any, targets: Any, dY: Any, k: Any) -> Any:
     def member(p: Any, x: Any, h: Any, t: Any, u: Any) -> Any:
         def f(p: Any, x: Any, h: Any) -> Any:
-            return rnn._outputs(spec, t, k, _rnn_variables(p, x.shape[0], x.shape[1]), x, h)
+            variables = _rnn_variables(p, x.shape[0], x.shape[1])
+            return rnn._outputs(spec, "contiguous", t, k, variables, x, h)
 
         Y, loss, g, gl, _ = _pull(f, p, x, h, u=u)
         return {

@@ -183,14 +183,39 @@ def _rnn_bucket(component: str) -> Callable[[np.random.Generator], Bucket]:
     return make
 
 
+# Sizes across vector widths (conformance.layouts.VECTOR_WIDTHS): widths and batches one
+# off a register's multiple, so a kernel's vectorized body and its scalar tail both run, and
+# a single example. Up to 65 wide: the reference's block-diagonal call holds 256 units, so
+# 127 to 129 (a member to a block) is left to the property lane's size-agreement.
+# fmt: off
+WIDE_BUCKETS: dict[str, tuple[Bucket, ...]] = {
+    "mlp": (
+        Bucket("mlp", MLPSpec((9, 65, 17), "tanh", "identity", "mse"), (("N", 33),)),
+        Bucket("mlp", MLPSpec((17, 33, 63, 3), "relu", "identity", "cross_entropy"), (("N", 1),)),
+        Bucket("mlp", MLPSpec((63, 7, 1), "sigmoid", "sigmoid", "mse"), (("N", 65),)),
+        Bucket("mlp", MLPSpec((15, 31, 8), "leaky_relu", "identity", "cross_entropy"), (("N", 9),)),
+    ),
+    "mlp_bn": (
+        Bucket("mlp_bn", MLPSpec((17, 33, 3), "tanh", "identity", "mse", batchnorm=True), (("N", 9),)),
+        Bucket("mlp_bn", MLPSpec((7, 65, 15, 2), "tanh", "identity", "cross_entropy", batchnorm=True),
+               (("N", 17),)),
+    ),
+    "rnn": (
+        Bucket("rnn", RNNSpec(33, 17, 9, "tanh", "every", "cross_entropy"), (("T", 3), ("N", 1))),
+        Bucket("rnn", RNNSpec(7, 65, 3, "relu", "last", "mse"), (("T", 9), ("N", 17))),
+    ),
+}
+# fmt: on
+
+
 class MLPDrawer:
     """The MLP with and without batch norm (strategies.mlp_case, strategies.bn_case) and with
     each smooth activation (activations.strategies.activation_case)."""
 
     components = ("mlp", "mlp_bn", *(component_name(a) for a in SMOOTH))
     _buckets: ClassVar[dict[str, tuple[Bucket, ...]]] = {
-        "mlp": _grid(np.random.default_rng(16), 48, _mlp_bucket),
-        "mlp_bn": _grid(np.random.default_rng(17), 16, _bn_bucket),
+        "mlp": _grid(np.random.default_rng(16), 48, _mlp_bucket) + WIDE_BUCKETS["mlp"],
+        "mlp_bn": _grid(np.random.default_rng(17), 16, _bn_bucket) + WIDE_BUCKETS["mlp_bn"],
         **{component_name(a): _grid(np.random.default_rng([20, i]), 8, _activation_bucket(a))
            for i, a in enumerate(SMOOTH)},
     }
@@ -217,7 +242,7 @@ class RNNDrawer:
 
     components = ("rnn", "rnn_truncated")
     _buckets: ClassVar[dict[str, tuple[Bucket, ...]]] = {
-        "rnn": _grid(np.random.default_rng(18), 16, _rnn_bucket("rnn")),
+        "rnn": _grid(np.random.default_rng(18), 16, _rnn_bucket("rnn")) + WIDE_BUCKETS["rnn"],
         "rnn_truncated": _grid(np.random.default_rng(19), 8, _rnn_bucket("rnn_truncated")),
     }
 

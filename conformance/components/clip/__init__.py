@@ -5,7 +5,10 @@ Reference refimpl.clip; torch through `clip_grad_norm_` (both `foreach` paths) a
 `clip_grad_value_` on real `.grad` tensors (torch_adapter.py), optax through
 `clip_by_global_norm` and `clip` (jax_adapter.py). Nothing is differentiated: a case's
 inputs are the gradient tensors, its outputs the clipped tensors, the norm, an error
-flag and witnesses of isolation (reference.py).
+flag and witnesses of isolation (reference.py). Sizes, layouts and paths
+(conformance.layouts, conformance.paths): tensors across vector widths, .grad strided or
+transposed, `foreach` against the loop (path against path), JAX op by op, and one call
+on the tensors' concatenation against the call on the tensors.
 """
 
 from __future__ import annotations
@@ -22,9 +25,13 @@ from conformance.components.clip.strategies import (
     clip_case,
     clip_cases,
     nonfinite_cases,
+    path_cases,
     threshold_cases,
+    wide_cases,
     zero_cases,
 )
+from conformance.layouts import LAYOUT_INVARIANCE, SIZE_AGREEMENT
+from conformance.paths import PATH_AGREEMENT
 
 
 def golden_case(seed: int) -> Case:
@@ -44,6 +51,11 @@ CLIP = Component(
         Check(cp.CLIP_ZERO_MAX_NORM, zero_cases, "zero_max_norm"),
         Check(cp.CLIP_NONFINITE, nonfinite_cases, "nonfinite"),
         Check(cp.CLIP_ISOLATION, clip_cases, "isolation"),
+        # sizes, layouts and paths (conformance.layouts, conformance.paths)
+        Check(SIZE_AGREEMENT, wide_cases, "size_agreement"),
+        Check(LAYOUT_INVARIANCE, wide_cases, "layout_invariance"),
+        Check(PATH_AGREEMENT, path_cases, "path_agreement"),
+        Check(cp.CLIP_CONCATENATED, partial(path_cases, wide=True), "concatenated"),
     ),
     adapters={"torch": "conformance.components.clip.torch_adapter",
               "jax": "conformance.components.clip.jax_adapter"},

@@ -10,6 +10,7 @@ it from user code, so float32 updates stay float32.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -21,6 +22,8 @@ from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.clip.reference import ClipCaseSpec
 from conformance.frameworks.jax import enable_float64
+from conformance.frameworks.jax_paths import layout_of, on_path, stored, unstored
+from conformance.frameworks.jax_paths import paths as paths
 
 enable_float64()  # float64 cases need jax_enable_x64; float32 ones stay float32 (explicit dtypes)
 
@@ -33,14 +36,21 @@ CONVENTIONS: dict[str, object] = {
 TRANSFORMS: dict[str, Any] = {"global_norm": optax.clip_by_global_norm, "value": optax.clip}
 
 
-@jax.jit
-def _clip(updates: Any, params: Any, threshold: Any) -> Any:
-    """Both transformations in one compiled function: XLA's compile time, not the run, dominates."""
+@partial(jax.jit, static_argnums=0)
+def _clip(layout: str, updates: Any, params: Any, threshold: Any) -> Any:
+    """Both transformations in one compiled function: XLA's compile time, not the run, dominates.
+    The updates come stored in `layout` (conformance.frameworks.jax_paths)."""
+    updates = {k: unstored(v, layout) for k, v in updates.items()}
     clipped = {}
     for kind, transform in TRANSFORMS.items():
         tx = transform(threshold)
         clipped[kind], _ = tx.update(updates, tx.init(params), params)
     return clipped, optax.tree.norm(updates)
+
+
+def layouts(case: Case, device: Any = None) -> tuple[str, ...]:
+    """The updates stored contiguous, strided or transposed, taken out inside the program."""
+    return ("contiguous", "strided", "transposed")
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
@@ -50,10 +60,13 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
             "convention: optax implements convention 'optax', norm_type 2.0 and no error mode,"
             f" received {spec.convention!r}, {spec.norm_type}, {spec.error_if_nonfinite}"
         )
+    layout = layout_of(case)
     updates = {k: jnp.asarray(v) for k, v in cast_floats(case.inputs, spec.dtype).items()}
     params = {k: jnp.asarray(v) for k, v in cast_floats(case.params, spec.dtype).items()}
     threshold = spec.max_norm if spec.kind == "global_norm" else spec.clip_value
-    both, norm = _clip(updates, params, threshold)
+    with on_path(case):
+        both, norm = _clip(layout, {k: stored(np.asarray(v), layout) for k, v in updates.items()},
+                           params, threshold)
     outputs = {f"clipped/{k}": np.asarray(v, np.float64) for k, v in both[spec.kind].items()}
     if spec.kind == "global_norm":
         outputs["norm"] = np.asarray(norm, np.float64)

@@ -12,6 +12,9 @@ M is max_norm (v the clip value), n = ‖g‖ the pre-clip norm, c the coefficie
                        entries 0 and infinite ones NaN (tensorflow: all NaN), error_if_nonfinite
                        -> an error
   clip-isolation       parameters, autograd's saved activations and the unclipped copy unchanged
+  clip-concatenated    one call on the tensors' concatenation (one long tensor) against the call on
+                       the tensors: the same norm, and split back, the same clipped tensors, within
+                       the rounding of the norm's other summation order (conformance.paths)
 Non-finite values are compared through `split_special` (finite part and a code per entry,
 the codes exactly), so that a NaN in one entry leaves the others their own bounds.
 """
@@ -29,6 +32,7 @@ from conformance.case import Arrays, Case
 from conformance.compare import Context, assert_agree, assert_identity, exact
 from conformance.component import Property
 from conformance.components.clip.reference import WITNESSES, ClipCaseSpec, primary
+from conformance.paths import agree_with_twin
 from conformance.tolerances import EPS, IDENTITY_RTOL
 
 SPECIAL = {"finite": 0.0, "nan": 1.0, "+inf": 2.0, "-inf": 3.0}
@@ -204,6 +208,23 @@ def clip_isolation(ctx: Context, backend: Backend) -> None:
 
 # ---------------------------------------------------------------- the properties, by id
 
+def clip_concatenated(ctx: Context, backend: Backend) -> None:
+    case = ctx.case
+    shapes = {k: v.shape for k, v in case.inputs.items()}
+
+    def joined(arrays: Arrays) -> Arrays:
+        return {"all": np.concatenate([a.reshape(-1) for a in arrays.values()])}
+
+    long = replace(case, inputs=joined(case.inputs), params=joined(case.params))
+    whole = backend.run(long).outputs
+    pieces = np.split(whole["clipped/all"], np.cumsum([math.prod(s) for s in shapes.values()])[:-1])
+    split = {f"clipped/{k}": piece.reshape(shapes[k]) for k, piece in zip(shapes, pieces, strict=True)}
+    split.update({k: v for k, v in whole.items() if k in ("norm", "nonfinite_error")})
+    _, bound = reference_and_bound(ctx.component, case)
+    agree_with_twin(ctx, split, primary(backend.run(case).outputs), primary(bound.outputs),
+                    kind="forward", label="the concatenation vs the tensors: output ")
+
+
 CLIP_AGREEMENT = Property("clip-agreement", clip_agreement, frameworks_only=True)
 CLIP_NORM_BOUND = Property("clip-norm-bound", clip_norm_bound)
 CLIP_DIRECTION = Property("clip-direction", clip_direction)
@@ -213,3 +234,4 @@ CLIP_THRESHOLD = Property("clip-threshold", clip_threshold)
 CLIP_ZERO_MAX_NORM = Property("clip-zero-max-norm", clip_zero_max_norm)
 CLIP_NONFINITE = Property("clip-nonfinite", clip_nonfinite)
 CLIP_ISOLATION = Property("clip-isolation", clip_isolation)
+CLIP_CONCATENATED = Property("clip-concatenated", clip_concatenated)

@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 
 from conformance.case import Case
 from conformance.components.clip.reference import ClipCaseSpec
+from conformance.layouts import VECTOR_WIDTHS
+from conformance.paths import path_choices, with_meta
 from conformance.profiles import Profile
 from conformance.strategies import catalog_or, seeds
 
@@ -36,6 +38,11 @@ CLIP_LAYOUTS: tuple[Layout, ...] = (
     (("w", (7,)),),
     (("scale", ()), ("kernel", (3, 2, 2))),
 )
+# ci, sizes across vector widths (conformance.layouts): norms and products over tensors whose
+# kernels run a vectorized body and a tail (129 entries, 33 x 65, 17); contiguous or transposed
+WIDE_LAYOUTS: tuple[Layout, ...] = ((("w", (129,)), ("W", (33, 65)), ("b", (17,))),)
+MEMORY_LAYOUTS = ("contiguous", "strided", "transposed")
+CI_MEMORY_LAYOUTS = ("contiguous", "transposed")
 RATIOS = (0.1, 0.5, 0.9, 1.1, 3.0)
 KINDS = ("global_norm", "value")
 
@@ -49,6 +56,13 @@ def free_layouts(draw: st.DrawFn) -> Layout:
 
 def layouts(profile: Profile) -> st.SearchStrategy[Layout]:
     return catalog_or(profile, CLIP_LAYOUTS, free_layouts())
+
+
+@st.composite
+def wide_layouts(draw: st.DrawFn) -> Layout:
+    """1 to 3 tensors of 1 or 2 dimensions, each dimension from VECTOR_WIDTHS."""
+    shape = st.lists(st.sampled_from(VECTOR_WIDTHS), min_size=1, max_size=2).map(tuple)
+    return tuple((f"g{k}", draw(shape)) for k in range(draw(st.integers(1, 3))))
 
 
 # (kind, norm_type, foreach): torch's four global-norm paths and its two clip_grad_value_ paths.
@@ -112,6 +126,34 @@ def clip_case(spec: ClipCaseSpec, layout: Layout, seed: int, *, ratio: float | N
 def clip_cases(draw: st.DrawFn, profile: Profile, *, regime: str = "random",
                kinds: tuple[str, ...] = KINDS) -> Case:
     return clip_case(draw(clip_specs(kinds=kinds)), draw(layouts(profile)), draw(seeds()), regime=regime)
+
+
+@st.composite
+def wide_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """Tensors across vector widths (ci: WIDE_LAYOUTS), the .grad in a memory layout (meta
+    "layout"; "layouts" the ones to compare: ci CI_MEMORY_LAYOUTS)."""
+    memory = CI_MEMORY_LAYOUTS if profile.bounded_shapes else MEMORY_LAYOUTS
+    case = clip_case(draw(clip_specs()), draw(catalog_or(profile, WIDE_LAYOUTS, wide_layouts())),
+                     draw(wide_seeds(profile)))
+    return with_meta(case, layout=draw(st.sampled_from(memory)), layouts=memory)
+
+
+def wide_seeds(profile: Profile) -> st.SearchStrategy[int]:
+    """ci: seed 0, so the threshold takes one value per variant (a framework that fixes the
+    threshold when it builds its optimizer compiles a step for each: 1 to 3 s of CPU per
+    example at these sizes)."""
+    return catalog_or(profile, (0,), seeds())
+
+
+@st.composite
+def path_cases(draw: st.DrawFn, profile: Profile, *, wide: bool = False) -> Case:
+    """A clipping case and the paths it may run on (meta "paths"). ci: one vector (JAX op by op
+    compiles every primitive per shape: 1.7 s of CPU a dtype per tensor set); wide: the tensors
+    of wide_cases (clip-concatenated: the one long tensor is a program of its own for JAX)."""
+    ci = WIDE_LAYOUTS if wide else CLIP_LAYOUTS[1:2]
+    shapes = catalog_or(profile, ci, wide_layouts() if wide else free_layouts())
+    case = clip_case(draw(clip_specs()), draw(shapes), draw(wide_seeds(profile) if wide else seeds()))
+    return with_meta(case, paths=path_choices(profile))
 
 
 def exact_norm_grads(layout: Layout, rng: np.random.Generator) -> dict[str, np.ndarray]:

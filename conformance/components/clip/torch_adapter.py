@@ -15,6 +15,7 @@ and _foreach_mul_; False: a loop of vector_norm and mul_).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from torch import nn
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.clip.reference import ClipCaseSpec, error_outcome
+from conformance.frameworks.torch_paths import laid_out, path_of
 
 CONVENTIONS: dict[str, object] = {
     "convention": "torch",  # coef = clamp(M / (n + eps), max=1), always multiplied in
@@ -46,10 +48,24 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy().astype(np.float64)
 
 
+def paths(case: Case, device: torch.device) -> tuple[str, ...]:
+    """The other of torch's two code paths: "loop" (foreach=False) for a foreach case, and
+    "foreach" for a loop case (conformance.paths)."""
+    return ("loop",) if case.spec.foreach else ("foreach",)
+
+
+def layouts(case: Case, device: torch.device) -> tuple[str, ...]:
+    """Every .grad replaced by its values as a strided view or transposed before clipping."""
+    return ("contiguous", "strided", "transposed")
+
+
 def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     spec: ClipCaseSpec = case.spec
     if spec.convention != "torch":
         raise ValueError(f"convention: torch implements 'torch', received {spec.convention!r}")
+    path = path_of(case, ("foreach", "loop"))
+    if path is not None:
+        spec = replace(spec, foreach=path == "foreach")
     params = cast_floats(case.params, spec.dtype)
     grads = cast_floats(case.inputs, spec.dtype)
     own = {k: nn.Parameter(torch.from_numpy(params[k]).to(device)) for k in grads}
@@ -57,6 +73,9 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     objective = sum((own[k] * activations[k]).sum() for k in grads)
     assert isinstance(objective, torch.Tensor)
     objective.backward()
+    layout = case.meta.get("layout", "contiguous")
+    for p in own.values():
+        p.grad = laid_out(p.grad, layout)  # type: ignore[arg-type]
     saved = {k: p.grad.clone() for k, p in own.items() if p.grad is not None}
     try:
         norm = CLIP_FUNCTIONS[spec.kind](list(own.values()), spec)

@@ -28,6 +28,8 @@ import optax
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.frameworks.jax import enable_float64
+from conformance.frameworks.jax_paths import from_stored, layout_of, on_path, stored, unstored
+from conformance.frameworks.jax_paths import paths as paths
 from refimpl.mlp import MLPSpec
 
 enable_float64()  # float64 cases need jax_enable_x64; float32 ones stay float32 (explicit dtypes)
@@ -60,6 +62,32 @@ def normalized_layers(spec: MLPSpec) -> range:
     return range(1, len(spec.sizes) - 1) if spec.batchnorm else range(0)
 
 
+class Standardized(nn.Module):
+    """jax.nn.standardize, JAX's functional normalization, between the scale and bias a flax
+    BatchNorm holds (the path "functional" of "mlp_bn"): in training over the batch's
+    statistics (algorithm "fast", E[z²] - E[z]², or "stable", as use_fast_variance), in eval
+    over the running ones; it keeps no running statistics of its own."""
+
+    epsilon: float
+    fast: bool
+    train: bool
+    dtype: Any
+
+    @nn.compact
+    def __call__(self, Z: jax.Array) -> jax.Array:
+        shape = (Z.shape[-1],)
+        scale = self.param("scale", nn.initializers.ones, shape, self.dtype)
+        bias = self.param("bias", nn.initializers.zeros, shape, self.dtype)
+        if self.train:
+            algorithm = "fast" if self.fast else "stable"
+            xhat = jax.nn.standardize(Z, axis=0, epsilon=self.epsilon, algorithm=algorithm)
+        else:
+            mean = self.variable("batch_stats", "mean", jnp.zeros, shape, self.dtype).value
+            var = self.variable("batch_stats", "var", jnp.ones, shape, self.dtype).value
+            xhat = jax.nn.standardize(Z, axis=0, mean=mean, variance=var, epsilon=self.epsilon)
+        return xhat * scale + bias
+
+
 class FlaxMLP(nn.Module):
     """A Dense per width after the first in spec.sizes, the hidden activation after each but
     the last, the output activation after the last; with spec.batchnorm a BatchNorm after every
@@ -68,6 +96,7 @@ class FlaxMLP(nn.Module):
     spec: MLPSpec
     train: bool = True  # batch norm: batch statistics (True) or the running ones
     fast_variance: bool = True  # BatchNorm's use_fast_variance (flax's default: True)
+    functional: bool = False  # jax.nn.standardize in place of each BatchNorm (Standardized)
 
     @nn.compact
     def __call__(self, X: jax.Array) -> jax.Array:
@@ -78,7 +107,10 @@ class FlaxMLP(nn.Module):
                          name=f"Dense_{l}")(X)
             if self.spec.batchnorm:  # ∂L/∂Zˡ is the gradient of this zero perturbation
                 Z = self.perturb(f"Z{l}", Z)
-            if l in normalized:
+            if l in normalized and self.functional:
+                Z = Standardized(self.spec.bn_eps, self.fast_variance, self.train, dtype,
+                                 name=f"BatchNorm_{l}")(Z)
+            elif l in normalized:
                 Z = nn.BatchNorm(use_running_average=not self.train, momentum=self.spec.bn_momentum,
                                  epsilon=self.spec.bn_eps, use_fast_variance=self.fast_variance,
                                  dtype=dtype, param_dtype=dtype, name=f"BatchNorm_{l}")(Z)
@@ -129,53 +161,89 @@ def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
     return grads
 
 
-def _outputs(spec: MLPSpec, targets: jax.Array, variables: Any, X: jax.Array) -> Any:
-    Y = FlaxMLP(spec).apply(variables, X)
+def _outputs(spec: MLPSpec, layout: str, targets: jax.Array, variables: Any, X: jax.Array) -> Any:
+    """(Y, loss) from X stored in `layout` (conformance.frameworks.jax_paths)."""
+    Y = FlaxMLP(spec).apply(variables, unstored(X, layout))
     return Y, loss_of(spec, Y, targets)
 
 
-@partial(jax.jit, static_argnums=0)
-def _vjp(spec: MLPSpec, variables: Any, X: Any, targets: Any, cot_Y: Any, cot_loss: Any) -> Any:
-    (Y, loss), pullback = jax.vjp(partial(_outputs, spec, targets), variables, X)
+@partial(jax.jit, static_argnums=(0, 1))
+def _vjp(spec: MLPSpec, layout: str, variables: Any, X: Any, targets: Any, cot_Y: Any,
+         cot_loss: Any) -> Any:
+    (Y, loss), pullback = jax.vjp(partial(_outputs, spec, layout, targets), variables, X)
     d_variables, dX = pullback((cot_Y, cot_loss))
     return Y, loss, d_variables, dX
 
 
-@partial(jax.jit, static_argnums=0)
-def _jvp(spec: MLPSpec, variables: Any, X: Any, targets: Any, t_vars: Any, t_X: Any) -> Any:
-    _, tangents_out = jax.jvp(partial(_outputs, spec, targets), (variables, X), (t_vars, t_X))
+@partial(jax.jit, static_argnums=(0, 1))
+def _jvp(spec: MLPSpec, layout: str, variables: Any, X: Any, targets: Any, t_vars: Any,
+         t_X: Any) -> Any:
+    _, tangents_out = jax.jvp(partial(_outputs, spec, layout, targets), (variables, X), (t_vars, t_X))
     return tangents_out
 
 
-def _prepare(case: Case) -> tuple[MLPSpec, Any, jax.Array, jax.Array]:
+def layouts(case: Case, device: Any = None) -> tuple[str, ...]:
+    """X stored contiguous, strided or transposed, taken out inside the program."""
+    return ("contiguous", "strided", "transposed")
+
+
+def _prepare(case: Case) -> tuple[MLPSpec, str, Any, np.ndarray, jax.Array]:
+    """spec, layout, variables, X as stored for the layout, targets."""
     spec: MLPSpec = case.spec
     check_conventions(spec)
     params = cast_floats(case.params, spec.dtype)
     inputs = cast_floats(case.inputs, spec.dtype)
-    return spec, to_variables(spec, params), jnp.asarray(inputs["X"]), jnp.asarray(inputs["targets"])
+    layout = layout_of(case)
+    return (spec, layout, to_variables(spec, params), stored(inputs["X"], layout),
+            jnp.asarray(inputs["targets"]))
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
-    spec, variables, X, targets = _prepare(case)
+    spec, layout, variables, X, targets = _prepare(case)
     cot = cast_floats(cotangents or {}, spec.dtype)
-    dtype = jnp.dtype(spec.dtype)
-    cot_Y = jnp.asarray(cot["Y"]) if "Y" in cot else jnp.zeros((X.shape[0], spec.sizes[-1]), dtype)
-    cot_loss = jnp.asarray(cot.get("loss", np.zeros((), spec.dtype)), dtype=dtype)
-    Y, loss, d_variables, dX = _vjp(spec, variables, X, targets, cot_Y, cot_loss)
+    N = case.inputs["X"].shape[0]
+    cot_Y = cot["Y"] if "Y" in cot else np.zeros((N, spec.sizes[-1]), spec.dtype)
+    cot_loss = np.asarray(cot.get("loss", 0.0), dtype=spec.dtype)
+    with on_path(case):
+        Y, loss, d_variables, dX = _vjp(spec, layout, variables, X, targets, cot_Y, cot_loss)
     outputs = {"Y": np.asarray(Y, np.float64), "loss": np.asarray(loss, np.float64)}
     if not cotangents:
         return Outcome(outputs, {}, {})
     grads = from_variables(spec, d_variables)
-    grads["X"] = np.asarray(dX, np.float64)
+    grads["X"] = from_stored(np.asarray(dX, np.float64), layout)
     return Outcome(outputs, grads, {})
 
 
 def jvp(case: Case, tangents: Arrays, device: Any = None) -> Arrays:
-    spec, variables, X, targets = _prepare(case)
+    spec, layout, variables, X, targets = _prepare(case)
     t = cast_floats(tangents, spec.dtype)
     t_vars = to_variables(spec, t)
-    dY, dloss = _jvp(spec, variables, X, targets, t_vars, jnp.asarray(t["X"]))
+    with on_path(case):
+        dY, dloss = _jvp(spec, layout, variables, X, targets, t_vars, stored(t["X"], layout))
     return {"Y": np.asarray(dY, np.float64), "loss": np.asarray(dloss, np.float64)}
+
+
+@partial(jax.jit, static_argnums=0)
+def _per_example(spec: MLPSpec, variables: Any, X: Any, targets: Any) -> Any:
+    def loss_of_row(v: Any, x: jax.Array, t: jax.Array) -> jax.Array:
+        return loss_of(spec, FlaxMLP(spec).apply(v, x[None]), t[None])
+
+    return jax.vmap(jax.grad(loss_of_row, argnums=(0, 1)), in_axes=(None, 0, 0))(variables, X, targets)
+
+
+def per_example_grads(case: Case, device: Any = None) -> Arrays:
+    """∂L_n/∂θ and ∂L_n/∂x_n of every row's own loss L_n, by jax.vmap(jax.grad) over the rows:
+    {name: (N, *shape)}, kernels transposed to W, "X" as (N, 1, D) (per-example-gradients)."""
+    spec, _, variables, _, targets = _prepare(case)
+    X = cast_floats(case.inputs, spec.dtype)["X"]
+    d_variables, dX = _per_example(spec, variables, X, targets)
+    grads = {}
+    for l in range(1, len(spec.sizes)):
+        layer = d_variables["params"][f"Dense_{l}"]
+        grads[f"W{l}"] = np.swapaxes(np.asarray(layer["kernel"], np.float64), 1, 2)
+        grads[f"b{l}"] = np.asarray(layer["bias"], np.float64)
+    grads["X"] = np.asarray(dX, np.float64).reshape(X.shape[0], 1, -1)
+    return grads
 
 
 # default_init's programs run once per network: compiled at XLA's backend optimization level 0,

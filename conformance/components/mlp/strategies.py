@@ -18,6 +18,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from conformance.case import Arrays, Case
+from conformance.layouts import VECTOR_WIDTHS
+from conformance.paths import path_choices, with_meta
 from conformance.profiles import Profile
 from conformance.strategies import catalog_or, seeds, uniform_fan_in
 from refimpl.activations import ACTIVATIONS, ELU_KINKS, LEAKY_KINKS
@@ -36,6 +38,13 @@ MLP_CATALOG = (
 )
 CI_BATCHES = (1, 6)
 INIT_SPECS = MLP_CATALOG[:1]  # ci, init-distribution: fan-in differs from fan-out in both layers
+# ci, sizes across vector widths (conformance.layouts): every product and sum of this network has
+# a vectorized body and a tail (129 = 128 + 1 inputs, 65 units, 9 classes, 33 rows), in each layout
+WIDE_CATALOG = (MLPSpec((129, 65, 9), "tanh", "identity", "cross_entropy"),)
+WIDE_CI_BATCH = 33
+LAYOUTS = ("contiguous", "strided", "transposed")
+PATH_SPECS = MLP_CATALOG[:1]  # ci, paths: JAX's op-by-op path compiles every primitive per shape
+COMPILE_SPECS = MLP_CATALOG[:3]  # dev, torch.compile: a graph per spec and batch, ~5 s each
 
 
 def mlp_specs(
@@ -123,6 +132,32 @@ def mlp_cases(draw: st.DrawFn, profile: Profile, *, kinks: bool = False) -> Case
     else:
         spec = draw(catalog_or(profile, MLP_CATALOG, mlp_specs()))
     return mlp_case(spec, draw(batch_sizes(profile)), draw(seeds()), kinks=kinks)
+
+
+@st.composite
+def wide_cases(draw: st.DrawFn, profile: Profile, *, blocks: bool = False) -> Case:
+    """Widths and a batch from VECTOR_WIDTHS (ci: WIDE_CATALOG, WIDE_CI_BATCH rows), in a layout
+    drawn from LAYOUTS (meta "layout"). blocks (batch-blocks): 2 rows or more, and under ci the
+    contiguous layout only (each block is a program of its own for JAX to compile)."""
+    spec = draw(catalog_or(profile, WIDE_CATALOG, mlp_specs(max_depth=3, widths=VECTOR_WIDTHS)))
+    rows = tuple(n for n in VECTOR_WIDTHS if n >= (2 if blocks else 1))
+    batch = draw(catalog_or(profile, (WIDE_CI_BATCH,), st.sampled_from(rows)))
+    layout = draw(catalog_or(profile, LAYOUTS[:1] if blocks else LAYOUTS, st.sampled_from(LAYOUTS)))
+    return with_meta(mlp_case(spec, batch, draw(seeds())), layout=layout)
+
+
+@st.composite
+def path_cases(draw: st.DrawFn, profile: Profile, *, compiled: bool = False) -> Case:
+    """A case and the paths it may run on (meta "paths", conformance.paths.path_choices).
+    ci: PATH_SPECS; compiled, dev: COMPILE_SPECS with batches of 1 and 6 (each a graph to
+    compile); otherwise any spec, widths from VECTOR_WIDTHS too."""
+    free = mlp_specs(widths=(1, 2, 3, 5, *VECTOR_WIDTHS))
+    if compiled and profile.name == "dev":
+        spec, batch = draw(st.sampled_from(COMPILE_SPECS)), draw(st.sampled_from(CI_BATCHES))
+    else:
+        spec = draw(catalog_or(profile, PATH_SPECS, free))
+        batch = draw(catalog_or(profile, CI_BATCHES[1:], st.sampled_from(VECTOR_WIDTHS)))
+    return with_meta(mlp_case(spec, batch, draw(seeds())), paths=path_choices(profile))
 
 
 @st.composite

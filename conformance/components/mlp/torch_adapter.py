@@ -22,6 +22,7 @@ from torch import nn
 
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
+from conformance.frameworks.torch_paths import compiled, laid_out, path_of, run_compiled
 from conformance.initialization import stacked
 from refimpl.mlp import MLPSpec
 
@@ -82,6 +83,46 @@ class TorchMLP(nn.Module):
             X = ACTIVATIONS[self.activations[l]](Z, self.spec)
         return X
 
+    def functional(self, X: torch.Tensor) -> torch.Tensor:
+        """forward through torch.nn.functional on the same parameters: F.linear for nn.Linear,
+        F.batch_norm on the same buffers for nn.BatchNorm1d (its momentum, ε and mode)."""
+        self.taps = []
+        for l, layer in enumerate(self.layers):
+            Z = F.linear(X, layer.weight, layer.bias)
+            if self.spec.batchnorm:
+                self.taps.append(Z)
+            if l < len(self.norms):
+                norm = self.norms[l]
+                Z = F.batch_norm(Z, norm.running_mean, norm.running_var, norm.weight, norm.bias,
+                                 training=self.training, momentum=self.spec.bn_momentum,
+                                 eps=self.spec.bn_eps)
+            X = ACTIVATIONS[self.activations[l]](Z, self.spec.slope)
+        return X
+
+
+# the paths of case.meta["path"] beside the default, nn.Module's forward (conformance.paths)
+PATHS = ("functional", "compiled")
+
+
+def paths(case: Case, device: torch.device) -> tuple[str, ...]:
+    return PATHS
+
+
+def layouts(case: Case, device: torch.device) -> tuple[str, ...]:
+    """X handed over contiguous, as a strided view or transposed (conformance.layouts)."""
+    return ("contiguous", "strided", "transposed")
+
+
+def network(case: Case, device: torch.device) -> tuple[TorchMLP, Callable[[torch.Tensor], torch.Tensor]]:
+    """The module for case.spec and how case.meta["path"] calls it: its forward, its
+    functional twin, or torch.compile of it (one module per spec and device, reused)."""
+    path = path_of(case, PATHS)
+    if path == "compiled":
+        model, fast = compiled((case.spec, str(device)), lambda: TorchMLP(case.spec, device))
+        return model, lambda X: run_compiled(fast, X)
+    model = TorchMLP(case.spec, device)
+    return model, (model.functional if path == "functional" else model)
+
 
 def loss_of(spec: MLPSpec, Y: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     if spec.loss == "mse":
@@ -118,19 +159,28 @@ def param_names(spec: MLPSpec) -> dict[str, str]:
     return names
 
 
-def _tensors(case: Case, device: torch.device) -> tuple[TorchMLP, torch.Tensor, torch.Tensor]:
-    spec: MLPSpec = case.spec
-    check_conventions(spec)
-    model = TorchMLP(spec, device)
-    params = cast_floats(case.params, spec.dtype)
+def load(model: TorchMLP, case: Case) -> None:
+    """The case's parameters into the model's own, in case.spec.dtype."""
     own = dict(model.named_parameters())
+    params = cast_floats(case.params, case.spec.dtype)
     with torch.no_grad():
-        for ref_name, torch_name in param_names(spec).items():
+        for ref_name, torch_name in param_names(case.spec).items():
             own[torch_name].copy_(torch.from_numpy(params[ref_name]))
-    inputs = cast_floats(case.inputs, spec.dtype)
-    X = torch.from_numpy(inputs["X"]).to(device).requires_grad_(True)
-    targets = torch.from_numpy(inputs["targets"]).to(device)
-    return model, X, targets
+
+
+def inputs_of(case: Case, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """X, in case.meta["layout"] and requiring its gradient, and the targets."""
+    inputs = cast_floats(case.inputs, case.spec.dtype)
+    X = torch.from_numpy(inputs["X"]).to(device)
+    X = laid_out(X, case.meta.get("layout", "contiguous")).requires_grad_(True)
+    return X, torch.from_numpy(inputs["targets"]).to(device)
+
+
+def _tensors(case: Case, device: torch.device) -> tuple[TorchMLP, torch.Tensor, torch.Tensor]:
+    check_conventions(case.spec)
+    model = TorchMLP(case.spec, device)
+    load(model, case)
+    return (model, *inputs_of(case, device))
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
@@ -146,8 +196,11 @@ def objective(Y: torch.Tensor, loss: torch.Tensor, cotangents: Arrays) -> torch.
 
 
 def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
-    model, X, targets = _tensors(case, device)
-    Y = model(X)
+    check_conventions(case.spec)
+    model, forward = network(case, device)
+    load(model, case)
+    X, targets = inputs_of(case, device)
+    Y = forward(X)
     loss = loss_of(case.spec, Y, targets)
     outputs = {"Y": _numpy(Y), "loss": _numpy(loss)}
     if not cotangents:
@@ -178,6 +231,25 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
 
     _, (dY, dloss) = torch.func.jvp(outputs, primals, directions)
     return {"Y": _numpy(dY), "loss": _numpy(dloss)}
+
+
+def per_example_grads(case: Case, device: torch.device) -> Arrays:
+    """∂L_n/∂θ and ∂L_n/∂x_n of every row's own loss L_n, by torch.func.vmap(grad) over the rows:
+    {name: (N, *shape)}, "X" as (N, 1, D) (conformance.paths, per-example-gradients)."""
+    model, X, targets = _tensors(case, device)
+    names = param_names(case.spec)
+    own = dict(model.named_parameters())
+    params = {names[k]: own[names[k]].detach() for k in names}
+
+    def loss_of_row(weights: dict[str, torch.Tensor], x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        Y = torch.func.functional_call(model, weights, (x.unsqueeze(0),))
+        return loss_of(case.spec, Y, t.unsqueeze(0))
+
+    d_params, dX = torch.func.vmap(torch.func.grad(loss_of_row, argnums=(0, 1)),
+                                   in_dims=(None, 0, 0))(params, X.detach(), targets)
+    grads = {k: _numpy(d_params[names[k]]) for k in names}
+    grads["X"] = _numpy(dX).reshape(X.shape[0], 1, -1)
+    return grads
 
 
 def constructed(build: Callable[[], nn.Module], names: dict[str, str], case: Case,

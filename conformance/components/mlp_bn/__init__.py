@@ -7,7 +7,9 @@ direction, the running-variance estimator, ε, a training batch of one); torch t
 state; gradients every parameter, "X", and δˡ = ∂L/∂Zˡ as "Z1", ... (the input
 gradient of each normalization, which the invariants of properties.py are about).
 Training mode unless a check says eval; no batch decomposition (batch statistics
-couple the rows).
+couple the rows), hence no per-example gradients nor row blocks either. Sizes, layouts and
+paths (conformance.layouts, conformance.paths): batch statistics over batches that cross
+vector widths, `F.batch_norm` against `nn.BatchNorm1d`, JAX op by op, torch.compile.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ from conformance.components.mlp_bn.strategies import (
     bn_case,
     bn_cases,
     init_cases,
+    path_cases,
+    wide_cases,
 )
 from conformance.initialization import init_distribution
+from conformance.layouts import LAYOUT_INVARIANCE, SIZE_AGREEMENT
+from conformance.paths import COMPILED_AGREEMENT, PATH_AGREEMENT
 from refimpl.mlp import MLPSpec
 
 
@@ -67,6 +73,11 @@ MLP_BN = Component(
         Check(bp.BN_ILL_CONDITIONED_TWO_PASS, ill_conditioned, "ill_conditioned_two_pass"),
         # initialization: W as the MLP's, γ = 1 and β = 0 in both frameworks
         Check(init_distribution(mlp_init), init_cases, "init_distribution"),
+        # sizes, layouts and paths (conformance.layouts, conformance.paths)
+        Check(SIZE_AGREEMENT, wide_cases, "size_agreement"),
+        Check(LAYOUT_INVARIANCE, wide_cases, "layout_invariance"),
+        Check(PATH_AGREEMENT, path_cases, "path_agreement"),
+        Check(COMPILED_AGREEMENT, partial(path_cases, compiled=True), "compiled_agreement"),
     ),
     adapters={"torch": "conformance.components.mlp_bn.torch_adapter",
               "jax": "conformance.components.mlp_bn.jax_adapter"},

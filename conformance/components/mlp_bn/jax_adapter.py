@@ -22,7 +22,7 @@ difference (known_issues.toml: flax-batchnorm-fast-variance).
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import fields, replace
 from functools import partial
 from typing import Any
 
@@ -35,6 +35,7 @@ from conformance.backend import Outcome, cast_floats, require_conventions
 from conformance.case import Arrays, Case
 from conformance.components.mlp import jax_adapter as mlp
 from conformance.frameworks.jax import enable_float64
+from conformance.frameworks.jax_paths import from_stored, layout_of, on_path, stored, unstored
 from refimpl.mlp import MLPSpec
 
 enable_float64()  # float64 cases need jax_enable_x64; float32 ones stay float32 (explicit dtypes)
@@ -118,67 +119,86 @@ def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
     return grads
 
 
-def _outputs(spec: MLPSpec, train: bool, fast: bool, targets: Any, stats: Any,
-             variables: Any, X: Any) -> Any:
-    """((Y, loss), new batch_stats)."""
-    model = mlp.FlaxMLP(spec, train, fast)
+# the static part: spec, train, fast variance, layout, jax.nn.standardize for BatchNorm
+Mode = tuple[MLPSpec, bool, bool, str, bool]
+
+
+def paths(case: Case, device: Any = None) -> tuple[str, ...]:
+    """"eager" (op by op) and "functional": jax.nn.standardize between BatchNorm's scale and
+    bias (mlp.Standardized), which returns no running statistics in training."""
+    return ("eager", "functional")
+
+
+def _outputs(mode: Mode, targets: Any, stats: Any, variables: Any, X: Any) -> Any:
+    """((Y, loss), new batch_stats), from X stored in the mode's layout (jax_paths)."""
+    spec, train, fast, layout, functional = mode
+    model = mlp.FlaxMLP(spec, train, fast, functional)
     full = {**variables, "batch_stats": stats}
     if train:
-        Y, updates = model.apply(full, X, mutable=["batch_stats"])
+        Y, updates = model.apply(full, unstored(X, layout), mutable=["batch_stats"])
         stats = updates["batch_stats"]
     else:
-        Y = model.apply(full, X)
+        Y = model.apply(full, unstored(X, layout))
     return (Y, mlp.loss_of(spec, Y, targets)), stats
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _vjp(spec: MLPSpec, train: bool, fast: bool, variables: Any, stats: Any, X: Any, targets: Any,
-         cot_Y: Any, cot_loss: Any) -> Any:
+@partial(jax.jit, static_argnums=0)
+def _vjp(mode: Mode, variables: Any, stats: Any, X: Any, targets: Any, cot_Y: Any,
+         cot_loss: Any) -> Any:
     (Y, loss), pullback, new_stats = jax.vjp(
-        partial(_outputs, spec, train, fast, targets, stats), variables, X, has_aux=True)
+        partial(_outputs, mode, targets, stats), variables, X, has_aux=True)
     d_variables, dX = pullback((cot_Y, cot_loss))
     return Y, loss, new_stats, d_variables, dX
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2))
-def _jvp(spec: MLPSpec, train: bool, fast: bool, variables: Any, stats: Any, X: Any, targets: Any,
-         t_vars: Any, t_X: Any) -> Any:
-    _, tangents_out, _ = jax.jvp(partial(_outputs, spec, train, fast, targets, stats),
+@partial(jax.jit, static_argnums=0)
+def _jvp(mode: Mode, variables: Any, stats: Any, X: Any, targets: Any, t_vars: Any, t_X: Any) -> Any:
+    _, tangents_out, _ = jax.jvp(partial(_outputs, mode, targets, stats),
                                  (variables, X), (t_vars, t_X), has_aux=True)
     return tangents_out
 
 
-def _prepare(case: Case) -> tuple[MLPSpec, Any, Any, jax.Array, jax.Array]:
+layouts = mlp.layouts
+
+
+def _prepare(case: Case) -> tuple[Mode, Any, Any, np.ndarray, jax.Array]:
+    """The static mode, variables, batch_stats, X stored in the case's layout, targets."""
     spec: MLPSpec = case.spec
     check_conventions(spec)
     params = cast_floats(case.params, spec.dtype)
     inputs = cast_floats(case.inputs, spec.dtype)
     stats = to_batch_stats(spec, cast_floats(case.state, spec.dtype))
-    X = jnp.asarray(inputs["X"])
-    return spec, to_variables(spec, params, X.shape[0]), stats, X, jnp.asarray(inputs["targets"])
+    path = case.meta.get("path")
+    if path not in (None, *paths(case)):
+        raise ValueError(f"meta['path']: expected one of {list(paths(case))} or none, received {path!r}")
+    mode = (spec, case.train, fast_variance(case), layout_of(case), path == "functional")
+    N = inputs["X"].shape[0]
+    return (mode, to_variables(spec, params, N), stats, stored(inputs["X"], mode[3]),
+            jnp.asarray(inputs["targets"]))
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
-    spec, variables, stats, X, targets = _prepare(case)
+    mode, variables, stats, X, targets = _prepare(case)
+    spec = mode[0]
     cot = cast_floats(cotangents or {}, spec.dtype)
-    dtype = jnp.dtype(spec.dtype)
-    cot_Y = jnp.asarray(cot["Y"]) if "Y" in cot else jnp.zeros((X.shape[0], spec.sizes[-1]), dtype)
-    cot_loss = jnp.asarray(cot.get("loss", np.zeros((), spec.dtype)), dtype=dtype)
-    Y, loss, new_stats, d_variables, dX = _vjp(spec, case.train, fast_variance(case), variables,
-                                               stats, X, targets, cot_Y, cot_loss)
+    N = case.inputs["X"].shape[0]
+    cot_Y = cot["Y"] if "Y" in cot else np.zeros((N, spec.sizes[-1]), spec.dtype)
+    cot_loss = np.asarray(cot.get("loss", 0.0), dtype=spec.dtype)
+    with on_path(replace(case, meta={**case.meta, "path": None}) if mode[4] else case):
+        Y, loss, new_stats, d_variables, dX = _vjp(mode, variables, stats, X, targets, cot_Y, cot_loss)
     outputs = {"Y": np.asarray(Y, np.float64), "loss": np.asarray(loss, np.float64)}
-    state = from_batch_stats(spec, new_stats)
+    state = {} if mode[4] and case.train else from_batch_stats(spec, new_stats)
     if not cotangents:
         return Outcome(outputs, {}, state)
     grads = from_variables(spec, d_variables)
-    grads["X"] = np.asarray(dX, np.float64)
+    grads["X"] = from_stored(np.asarray(dX, np.float64), mode[3])
     return Outcome(outputs, grads, state)
 
 
 def jvp(case: Case, tangents: Arrays, device: Any = None) -> Arrays:
-    spec, variables, stats, X, targets = _prepare(case)
-    t = cast_floats(tangents, spec.dtype)
-    t_vars = to_variables(spec, t, X.shape[0])
-    dY, dloss = _jvp(spec, case.train, fast_variance(case), variables, stats, X, targets, t_vars,
-                     jnp.asarray(t["X"]))
+    mode, variables, stats, X, targets = _prepare(case)
+    t = cast_floats(tangents, mode[0].dtype)
+    t_vars = to_variables(mode[0], t, case.inputs["X"].shape[0])
+    with on_path(replace(case, meta={**case.meta, "path": None}) if mode[4] else case):
+        dY, dloss = _jvp(mode, variables, stats, X, targets, t_vars, stored(t["X"], mode[3]))
     return {"Y": np.asarray(dY, np.float64), "loss": np.asarray(dloss, np.float64)}

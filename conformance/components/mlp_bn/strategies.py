@@ -27,6 +27,8 @@ from hypothesis import strategies as st
 
 from conformance.case import Case
 from conformance.components.mlp.strategies import mlp_params
+from conformance.layouts import VECTOR_WIDTHS
+from conformance.paths import path_choices, with_meta
 from conformance.profiles import Profile
 from conformance.strategies import seeds
 from refimpl.activations import ACTIVATIONS, LEAKY_KINKS
@@ -47,6 +49,15 @@ GOLDEN = ((BN_CATALOG[0], True), (BN_CATALOG[2], False), (BN_CATALOG[1], True)) 
 CI_SEEDS = (0, 1, 2, 3)  # ci: a failing known issue shrinks over these, not over 2³² seeds
 CI_BATCH = 6
 ILL_MEAN = 1.0e4  # the ill-conditioned cases' feature mean at the first batch norm
+# ci, sizes across vector widths (conformance.layouts): batch statistics over 129 rows (a body of
+# 128 and a tail) of 65 features, from 33 inputs; X contiguous or transposed (two programs a dtype)
+WIDE_BN = MLPSpec((33, 65, 9), "tanh", "identity", "mse", batchnorm=True)
+WIDE_BN_BATCH = 129
+LAYOUTS = ("contiguous", "strided", "transposed")
+CI_LAYOUTS = ("contiguous", "transposed")
+# ci, paths: the functional forms (F.batch_norm, jax.nn.standardize); JAX op by op compiles every
+# primitive per shape (2 s of CPU a dtype), in dev, thorough and hunt
+CI_PATHS = ("functional",)
 
 
 def bn_case(spec: MLPSpec, batch: int, seed: int, *, train: bool,
@@ -134,6 +145,43 @@ def bn_cases(draw: st.DrawFn, profile: Profile, *, train: bool = True, ci: tuple
     ci_seeds = ill_conditioned and profile.bounded_shapes
     seed = draw(st.sampled_from(CI_SEEDS) if ci_seeds else seeds())
     return bn_case(spec, batch, seed, train=train, ill_conditioned=ill_conditioned)
+
+
+@st.composite
+def wide_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """One batch norm with widths and a batch from VECTOR_WIDTHS (at least 2 inputs, 3 features
+    and 3 rows, as bn_specs says why), in a layout (meta "layout"; "layouts" the ones to compare).
+    ci: WIDE_BN with WIDE_BN_BATCH rows, CI_LAYOUTS."""
+    layouts = CI_LAYOUTS if profile.bounded_shapes else LAYOUTS
+    if profile.bounded_shapes:
+        spec, batch = WIDE_BN, WIDE_BN_BATCH
+    else:
+        wide = [n for n in VECTOR_WIDTHS if n >= 3]
+        spec = draw(st.builds(
+            MLPSpec, sizes=st.tuples(st.sampled_from(wide[:-3]), st.sampled_from(wide),
+                                     st.sampled_from(VECTOR_WIDTHS)),
+            hidden_activation=st.sampled_from(ACTIVATIONS), output_activation=st.sampled_from(ACTIVATIONS),
+            loss=st.sampled_from(LOSSES), batchnorm=st.just(True)))
+        batch = draw(st.sampled_from(wide))
+    train = True if profile.bounded_shapes else draw(st.booleans())
+    case = bn_case(spec, batch, draw(seeds()), train=train)
+    return with_meta(case, layout=draw(st.sampled_from(layouts)), layouts=layouts)
+
+
+@st.composite
+def path_cases(draw: st.DrawFn, profile: Profile, *, compiled: bool = False) -> Case:
+    """A case and the paths it may run on (meta "paths"). ci: FIRST in training mode, CI_PATHS
+    (compiled: that case, which compiled-agreement skips); dev, compiled: TRAIN_SPECS in either
+    mode (a graph each); otherwise bn_cases' draws in either mode."""
+    paths = path_choices(profile, CI_PATHS)
+    if profile.bounded_shapes:
+        return with_meta(bn_case(FIRST[0], CI_BATCH, draw(seeds()), train=True), paths=paths)
+    train = draw(st.booleans())
+    if compiled and profile.name == "dev":
+        case = bn_case(draw(st.sampled_from(TRAIN_SPECS)), CI_BATCH, draw(seeds()), train=train)
+    else:
+        case = draw(bn_cases(profile, train=train))
+    return with_meta(case, paths=paths)
 
 
 @st.composite

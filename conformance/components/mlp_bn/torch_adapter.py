@@ -11,14 +11,15 @@ ValueError ("Expected more than 1 value per channel when training").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
 
 import torch
 
 from conformance.backend import Outcome, cast_floats, require_conventions
 from conformance.case import Arrays, Case
 from conformance.components.mlp import torch_adapter as mlp
+from conformance.frameworks.torch_paths import one_thread
 from refimpl.mlp import MLPSpec
 
 # nn.BatchNorm1d (torch/nn/modules/batchnorm.py, _BatchNorm and F.batch_norm):
@@ -35,20 +36,9 @@ CONVENTIONS: dict[str, object] = {
 _FIXED = ("bn_momentum_convention", "bn_running_var", "bn_single_example")
 
 
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """torch's intra-op threads for the duration: nn.BatchNorm1d's CPU kernel hands even a
-    6 x 6 batch to them, and waking them costs far more than the arithmetic (0.2 ms a call
-    against 0.04 ms with one thread on 2 cores, 10 ms and more when the cores are busy)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 default_init = mlp.default_init  # TorchMLP builds the batch norms too
+paths = mlp.paths  # "functional": F.linear and F.batch_norm; "compiled": torch.compile
+layouts = mlp.layouts
 
 
 def check_conventions(spec: MLPSpec) -> None:
@@ -56,23 +46,20 @@ def check_conventions(spec: MLPSpec) -> None:
     require_conventions("torch", spec, CONVENTIONS, _FIXED)
 
 
-def _model(case: Case, device: torch.device) -> tuple[mlp.TorchMLP, torch.Tensor, torch.Tensor]:
+def _model(case: Case, device: torch.device) -> tuple[mlp.TorchMLP, Any, torch.Tensor, torch.Tensor]:
+    """The model with the case's parameters and running statistics in its mode, how
+    case.meta["path"] calls it (mlp.network), X in case.meta["layout"] and the targets."""
     spec: MLPSpec = case.spec
     check_conventions(spec)
-    model = mlp.TorchMLP(spec, device)
-    params = cast_floats(case.params, spec.dtype)
+    model, forward = mlp.network(case, device)
+    mlp.load(model, case)
     state = cast_floats(case.state, spec.dtype)
-    own = dict(model.named_parameters())
     with torch.no_grad():
-        for ref_name, torch_name in mlp.param_names(spec).items():
-            own[torch_name].copy_(torch.from_numpy(params[ref_name]))
         for l, norm in enumerate(model.norms, start=1):  # norms[l - 1] follows layer l
             norm.running_mean.copy_(torch.from_numpy(state[f"running_mean{l}"]))
             norm.running_var.copy_(torch.from_numpy(state[f"running_var{l}"]))
     model.train(case.train)
-    inputs = cast_floats(case.inputs, spec.dtype)
-    X = torch.from_numpy(inputs["X"]).to(device).requires_grad_(True)
-    return model, X, torch.from_numpy(inputs["targets"]).to(device)
+    return (model, forward, *mlp.inputs_of(case, device))
 
 
 def _state(model: mlp.TorchMLP) -> Arrays:
@@ -89,8 +76,8 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
 
 
 def _run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
-    model, X, targets = _model(case, device)
-    Y = model(X)
+    model, forward, X, targets = _model(case, device)
+    Y = forward(X)
     loss = mlp.loss_of(case.spec, Y, targets)
     outputs = {"Y": mlp._numpy(Y), "loss": mlp._numpy(loss)}
     state = _state(model)
@@ -113,7 +100,8 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
 
 
 def _jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
-    model, X, targets = _model(case, device)
+    default_path = replace(case, meta={k: v for k, v in case.meta.items() if k != "path"})
+    model, _, X, targets = _model(default_path, device)  # a module of its own: it is changed below
     if case.train:
         torch.func.replace_all_batch_norm_modules_(model)
     names = mlp.param_names(case.spec)

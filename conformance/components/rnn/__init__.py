@@ -8,7 +8,11 @@ per framework serves both, following spec.truncation. Inputs "X" (T, N, D) and "
 (N, H); outputs "Y" and "loss". The BPTT invariants (properties.py) run inside each
 framework: k >= T is full BPTT, k = 1 is T one-step problems, T = 1 is a dense layer,
 the two biases act as one, and the per-step gradient profile matches the reference;
-each framework's default initialization is held to the reference's scheme for it.
+each framework's default initialization is held to the reference's scheme for it. Sizes,
+layouts and paths (conformance.layouts, conformance.paths): widths and batches across vector
+widths, X strided, transposed or batch-major to `nn.RNN(batch_first=True)` and flax's
+`nn.RNN(time_major=True)`, `nn.RNNCell` stepped through time, JAX op by op, per-example
+gradients by vmap, a batch of sequences by blocks.
 """
 
 from __future__ import annotations
@@ -26,11 +30,15 @@ from conformance.components.rnn.strategies import (
     RNN_CATALOG,
     TRUNCATED_CATALOG,
     init_cases,
+    path_cases,
     rnn_case,
     rnn_cases,
     truncated_cases,
+    wide_cases,
 )
 from conformance.initialization import init_distribution
+from conformance.layouts import LAYOUT_INVARIANCE, SIZE_AGREEMENT
+from conformance.paths import PATH_AGREEMENT, Batching, batch_blocks, per_example_gradients
 from refimpl.rnn import RNNSpec
 
 ADAPTERS = {"torch": "conformance.components.rnn.torch_adapter",
@@ -47,6 +55,15 @@ def golden_truncated_case(seed: int) -> Case:
     return rnn_case(TRUNCATED_CATALOG[seed % len(TRUNCATED_CATALOG)], seed, component="rnn_truncated")
 
 
+def batch_axes(case: Case) -> dict[str, int]:
+    """The batch: axis 1 of X (T, N, D), 0 of h0 (N, H), and of Y, the targets and the
+    cotangents, (N, C) with readout "last" or (T, N, C) with "every" (conformance.paths)."""
+    rows = 0 if case.spec.readout == "last" else 1
+    return {"X": 1, "h0": 0, "Y": rows, "targets": rows, "dY": rows, "dY2": rows}
+
+
+SEQUENCES = Batching(batch_axes)
+
 RNN = Component(
     "rnn", RNNSpec, ("X", "h0"), ("Y", "loss"), rnn_reference, golden_case,
     checks=(
@@ -60,6 +77,12 @@ RNN = Component(
         Check(rp.ONE_STEP_DENSE, partial(rnn_cases, steps="one"), "one_step_dense"),
         Check(rp.HIDDEN_GRADIENT_PROFILE, rnn_cases, "hidden_gradient_profile"),
         Check(init_distribution(rnn_init), init_cases, "init_distribution"),
+        # sizes, layouts and paths (conformance.layouts, conformance.paths)
+        Check(SIZE_AGREEMENT, wide_cases, "size_agreement"),
+        Check(LAYOUT_INVARIANCE, wide_cases, "layout_invariance"),
+        Check(PATH_AGREEMENT, path_cases, "path_agreement"),
+        Check(per_example_gradients(SEQUENCES), path_cases, "per_example_gradients"),
+        Check(batch_blocks(SEQUENCES), partial(path_cases, blocks=True), "batch_blocks"),
     ),
     adapters=ADAPTERS,
     rounding=rnn_rounding,

@@ -39,6 +39,8 @@ from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.mlp import jax_adapter as jax_mlp
 from conformance.frameworks.jax import enable_float64
+from conformance.frameworks.jax_paths import from_stored, layout_of, on_path, stored, unstored
+from conformance.frameworks.jax_paths import paths as paths
 from refimpl.rnn import RNNSpec
 
 enable_float64()  # float64 cases need jax_enable_x64; float32 ones stay float32 (explicit dtypes)
@@ -91,11 +93,23 @@ class WindowedCell(nn.RNNCellBase):
         return 1
 
 
-def modules(spec: RNNSpec) -> tuple[nn.RNN, nn.Dense]:
+def modules(spec: RNNSpec, time_major: bool = False) -> tuple[nn.RNN, nn.Dense]:
+    """nn.RNN over the windowed cell (batch-major unless time_major) and the readout Dense."""
     dtype = jnp.dtype(spec.dtype)
     cell = WindowedCell(spec.hidden_size, ACTIVATIONS[spec.nonlinearity], dtype, dtype)
-    rnn = nn.RNN(cell, variable_axes={"perturbations": 0})  # one perturbation per step
+    rnn = nn.RNN(cell, time_major=time_major, variable_axes={"perturbations": 0})  # one per step
     return rnn, nn.Dense(spec.output_size, dtype=dtype, param_dtype=dtype)
+
+
+def layouts(case: Case, device: Any = None) -> tuple[str, ...]:
+    """X and h0 stored contiguous, strided or transposed (taken out inside the program), or X
+    handed time-major to nn.RNN(time_major=True) ("reordered")."""
+    return ("contiguous", "strided", "transposed", "reordered")
+
+
+def _layout(case: Case) -> str:
+    layout = str(case.meta.get("layout", "contiguous"))
+    return layout if layout == "reordered" else layout_of(case)
 
 
 def to_variables(params: Arrays, T: int, N: int) -> dict[str, Any]:
@@ -137,26 +151,27 @@ def loss_of(spec: RNNSpec, Y: jax.Array, targets: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(rows, targets.reshape(-1)).mean()
 
 
-def _outputs(spec: RNNSpec, targets: jax.Array, k: jax.Array, variables: Any, X: jax.Array,
-             h0: jax.Array) -> Any:
-    """(Y, loss) from time-major X (T, N, D), through flax's batch-major layout."""
-    rnn, dense = modules(spec)
+def _outputs(spec: RNNSpec, layout: str, targets: jax.Array, k: jax.Array, variables: Any,
+             X: jax.Array, h0: jax.Array) -> Any:
+    """(Y, loss) from time-major X (T, N, D) stored in `layout`: through flax's batch-major
+    layout, or handed as it is to nn.RNN(time_major=True) ("reordered")."""
+    time_major = layout == "reordered"
+    if not time_major:
+        X, h0 = unstored(X, layout), unstored(h0, layout)
+    rnn, dense = modules(spec, time_major)
     carry = (initial_carry(h0), jnp.zeros((), jnp.int32), k)
-    H_bm: Any = rnn.apply(variables["rnn"], X.swapaxes(0, 1), initial_carry=carry)  # (N, T, H)
-    if spec.readout == "last":
-        Y: Any = dense.apply(variables["readout"], H_bm[:, -1])  # (N, C)
-    else:
-        Y = dense.apply(variables["readout"], H_bm)
-        Y = Y.swapaxes(0, 1)  # (T, N, C)
-    return Y, loss_of(spec, Y, targets)
+    H: Any = rnn.apply(variables["rnn"], X if time_major else X.swapaxes(0, 1), initial_carry=carry)
+    H = H if time_major else H.swapaxes(0, 1)  # (T, N, H)
+    Y: Any = dense.apply(variables["readout"], H[-1] if spec.readout == "last" else H)
+    return Y, loss_of(spec, Y, targets)  # Y (N, C) or (T, N, C)
 
 
-@partial(jax.jit, static_argnums=0)
-def _evaluate(spec: RNNSpec, variables: Any, X: Any, h0: Any, targets: Any, k: Any, cot: Any,
-              tangents: Any) -> Any:
+@partial(jax.jit, static_argnums=(0, 1))
+def _evaluate(spec: RNNSpec, layout: str, variables: Any, X: Any, h0: Any, targets: Any, k: Any,
+              cot: Any, tangents: Any) -> Any:
     """Outputs, the VJP of the cotangents (cot_Y, cot_loss) and the JVP of the tangents.
     `spec` carries no window (the static part); the window k is an argument."""
-    f = partial(_outputs, spec, targets, k)
+    f = partial(_outputs, spec, layout, targets, k)
     (Y, loss), pullback = jax.vjp(f, variables, X, h0)
     _, tangents_out = jax.jvp(f, (variables, X, h0), tangents)
     return Y, loss, pullback(cot), tangents_out
@@ -177,11 +192,21 @@ def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None,
     d = cast_floats(tangents, spec.dtype) if tangents is not None else {
         name: np.zeros_like(v) for name, v in {**params, **x}.items()
     }
-    t = (to_variables(d, T, N), d["X"], d["h0"])
+    layout = _layout(case)
+    on_disk = (lambda a: a) if layout == "reordered" else partial(stored, layout=layout)
+    t = (to_variables(d, T, N), on_disk(d["X"]), on_disk(d["h0"]))
     steps = np.int32(window(spec, T) if k is None else k)
     static = replace(spec, truncation=None)  # one program for every window
     variables = to_variables(params, T, N)
-    return _evaluate(static, variables, x["X"], x["h0"], x["targets"], steps, (cot_Y, cot_loss), t)
+    with on_path(case):
+        return _evaluate(static, layout, variables, on_disk(x["X"]), on_disk(x["h0"]), x["targets"],
+                         steps, (cot_Y, cot_loss), t)
+
+
+def _from_stored(case: Case, d: Any) -> np.ndarray:
+    layout = _layout(case)
+    d = np.asarray(d, np.float64)
+    return d if layout == "reordered" else from_stored(d, layout)
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
@@ -190,8 +215,7 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     if not cotangents:
         return Outcome(outputs, {}, {})
     grads = from_variables(d_variables)
-    grads["X"] = np.asarray(dX, np.float64)
-    grads["h0"] = np.asarray(dh0, np.float64)
+    grads["X"], grads["h0"] = _from_stored(case, dX), _from_stored(case, dh0)
     return Outcome(outputs, grads, {})
 
 
@@ -206,6 +230,43 @@ def hidden_grad_norms(case: Case, device: Any = None) -> np.ndarray:
     _, _, (d_variables, _, _), _ = _call(case, {"loss": np.ones(())}, None, k=T)
     dH = np.asarray(d_variables["rnn"]["perturbations"]["cell"]["h"], np.float64)  # (T, N, H)
     return np.linalg.norm(dH.reshape(T, -1), axis=1)
+
+
+@partial(jax.jit, static_argnums=0)
+def _per_example(spec: RNNSpec, variables: Any, X: Any, h0: Any, targets: Any, k: Any) -> Any:
+    row_axis = 0 if spec.readout == "last" else 1  # of Y and the targets
+
+    def loss_of_row(v: Any, x: jax.Array, h: jax.Array, t: jax.Array) -> jax.Array:
+        _, loss = _outputs(spec, "contiguous", jnp.expand_dims(t, row_axis), k, v, x[:, None],
+                           h[None])
+        return loss
+
+    grad = jax.grad(loss_of_row, argnums=(0, 1, 2))
+    return jax.vmap(grad, in_axes=(None, 1, 0, row_axis))(variables, X, h0, targets)
+
+
+def per_example_grads(case: Case, device: Any = None) -> Arrays:
+    """∂L_n/∂θ, ∂L_n/∂x_n and ∂L_n/∂h0_n of every sequence's own loss L_n, by jax.vmap(jax.grad)
+    over the batch: {name: (N, *shape)}, "X" as (N, T, 1, D), "h0" as (N, 1, H)."""
+    spec: RNNSpec = case.spec
+    params = cast_floats(case.params, spec.dtype)
+    x = cast_floats(case.inputs, spec.dtype)
+    T, N = x["X"].shape[:2]
+    steps = np.int32(window(spec, T))
+    d_variables, dX, dh0 = _per_example(replace(spec, truncation=None), to_variables(params, T, 1),
+                                        x["X"], x["h0"], x["targets"], steps)
+    simple = d_variables["rnn"]["params"]["cell"]["simple"]
+    readout = d_variables["readout"]["params"]
+
+    def W(kernel: Any) -> np.ndarray:
+        return np.swapaxes(np.asarray(kernel, np.float64), 1, 2)
+
+    b = np.asarray(simple["i"]["bias"], np.float64)
+    return {"W_ih": W(simple["i"]["kernel"]), "W_hh": W(simple["h"]["kernel"]), "b_ih": b,
+            "b_hh": b.copy(), "W_out": W(readout["kernel"]),
+            "b_out": np.asarray(readout["bias"], np.float64),
+            "X": np.asarray(dX, np.float64).reshape(N, T, 1, -1),
+            "h0": np.asarray(dh0, np.float64).reshape(N, 1, -1)}
 
 
 @cache

@@ -21,6 +21,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from conformance.case import Arrays, Case
+from conformance.layouts import VECTOR_WIDTHS
+from conformance.paths import path_choices, with_meta
 from conformance.profiles import Profile
 from conformance.strategies import catalog_or, seeds, uniform_fan_in
 from refimpl.losses import LOSSES
@@ -47,7 +49,16 @@ TRUNCATED_CATALOG = (
     Shape(replace(RNN_CATALOG[0].spec, truncation=6), T=64, N=2),  # 10 chunks of 6, one of 4
     Shape(replace(RNN_CATALOG[1].spec, truncation=4), T=6, N=3),  # readout "last": chunks 4, 2
 )
+# ci, sizes across vector widths (conformance.layouts): 33 inputs, 65 units, 9 classes, 17 sequences,
+# X contiguous: each layout is a JAX program of its own (1.7 s of CPU a dtype), so the layouts
+# (layout-invariance) run in dev, thorough and hunt
+WIDE_RNN = Shape(RNNSpec(33, 65, 9, "tanh", "every", "cross_entropy"), T=3, N=17)
 # fmt: on
+LAYOUTS = ("contiguous", "strided", "transposed", "reordered")
+CI_LAYOUTS = ("contiguous",)
+# ci, paths: torch's nn.RNNCell; JAX op by op (4.5 s of CPU a dtype for the RNN), vmap and row
+# blocks (a program each, about a second) in dev, thorough and hunt
+CI_PATHS = ("cell",)
 
 
 def rnn_params(spec: RNNSpec, rng: np.random.Generator) -> Arrays:
@@ -136,6 +147,32 @@ def truncated_cases(draw: st.DrawFn, profile: Profile, *, window: str = "any", s
         catalog = tuple(s for s in catalog if s.T >= 64)
     shape = draw(catalog_or(profile, catalog, free_shapes(truncated=True, window=window)))
     return rnn_case(shape, draw(seeds()), component="rnn_truncated")
+
+
+@st.composite
+def wide_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """Widths and a batch from VECTOR_WIDTHS, 1 to 4 steps, in a layout (meta "layout";
+    "layouts" the ones to compare). ci: WIDE_RNN, CI_LAYOUTS."""
+    layouts = CI_LAYOUTS if profile.bounded_shapes else LAYOUTS
+    if profile.bounded_shapes:
+        shape = WIDE_RNN
+    else:
+        width = st.sampled_from(VECTOR_WIDTHS)
+        spec = RNNSpec(draw(width), draw(width), draw(st.sampled_from(VECTOR_WIDTHS[1:])),
+                       draw(st.sampled_from(NONLINEARITIES)), draw(st.sampled_from(READOUTS)),
+                       draw(st.sampled_from(LOSSES)))
+        shape = Shape(spec, draw(st.integers(1, 4)), draw(width))
+    case = rnn_case(shape, draw(seeds()))
+    return with_meta(case, layout=draw(st.sampled_from(layouts)), layouts=layouts)
+
+
+@st.composite
+def path_cases(draw: st.DrawFn, profile: Profile, *, blocks: bool = False) -> Case:
+    """A full-BPTT case and the paths it may run on (meta "paths": CI_PATHS under ci). ci: the
+    catalog's T = 6 entry; blocks: at least 2 sequences."""
+    free = free_shapes().filter(lambda s: s.N >= 2) if blocks else free_shapes()
+    case = rnn_case(draw(catalog_or(profile, RNN_CATALOG[1:2], free)), draw(seeds()))
+    return with_meta(case, paths=path_choices(profile, CI_PATHS))
 
 
 @st.composite

@@ -3,7 +3,8 @@
 Each layer runs through `Layer.stateless_call(trainable, non_trainable, x)`, Keras's
 documented way to use its layers as pure functions on the JAX backend, and JAX
 differentiates the whole (`jax.vjp`, `jax.jvp`) under `jax.jit`, compiled once per
-spec, mode and shape. Every layer and the loss are built with `dtype=spec.dtype`
+spec, mode and shape; the path "eager" (conformance.paths) runs the same under
+`jax.disable_jit()`, op by op. Every layer and the loss are built with `dtype=spec.dtype`
 (Keras's default policy would compute in float32).
 
 Layout: `Dense` computes y = x K + b with a kernel K of shape (in, out), so the
@@ -33,6 +34,8 @@ import numpy as np
 
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
+from conformance.frameworks.jax_paths import on_path
+from conformance.frameworks.jax_paths import paths as paths
 from conformance_keras import enable_float64
 from refimpl.mlp import MLPSpec
 
@@ -190,8 +193,9 @@ def run_network(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Outco
     Y_shape = (X.shape[0], spec.sizes[-1])
     cot_Y = jnp.asarray(cot["Y"]) if "Y" in cot else jnp.zeros(Y_shape, spec.dtype)
     cot_loss = jnp.asarray(cot.get("loss", np.zeros((), spec.dtype)), dtype=spec.dtype)
-    Y, loss, new_state, (d_params, dX, d_taps) = _vjp(spec, case.train, params, state, X, taps, targets,
-                                                      cot_Y, cot_loss)
+    with on_path(case):  # meta "path" "eager": the layers op by op (conformance.paths)
+        Y, loss, new_state, (d_params, dX, d_taps) = _vjp(spec, case.train, params, state, X, taps,
+                                                          targets, cot_Y, cot_loss)
     outputs = {"Y": np.asarray(Y, np.float64), "loss": np.asarray(loss, np.float64)}
     new = {k: np.asarray(v, np.float64) for k, v in new_state.items()}
     if not cotangents:

@@ -17,6 +17,7 @@ from typing import Any
 
 from conformance.backend import Outcome, require_conventions
 from conformance.case import Arrays, Case
+from conformance.frameworks.jax_paths import paths as paths
 from conformance_keras import mlp
 
 CONVENTIONS: dict[str, object] = {

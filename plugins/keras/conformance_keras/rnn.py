@@ -30,6 +30,8 @@ import numpy as np
 
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
+from conformance.frameworks.jax_paths import on_path
+from conformance.frameworks.jax_paths import paths as paths
 from conformance_keras import enable_float64
 from conformance_keras.mlp import loss_object
 from refimpl.rnn import RNNSpec
@@ -120,7 +122,8 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     Y_shape = case.inputs["dY"].shape
     cot_Y = jnp.asarray(cot["Y"]) if "Y" in cot else jnp.zeros(Y_shape, spec.dtype)
     cot_loss = jnp.asarray(cot.get("loss", np.zeros((), spec.dtype)), dtype=spec.dtype)
-    Y, loss, (d_params, dX, dh0) = _vjp(spec, params, t["X"], t["h0"], t["targets"], cot_Y, cot_loss)
+    with on_path(case):  # meta "path" "eager": the layers op by op (conformance.paths)
+        Y, loss, (d_params, dX, dh0) = _vjp(spec, params, t["X"], t["h0"], t["targets"], cot_Y, cot_loss)
     outputs = {"Y": np.asarray(Y, np.float64), "loss": np.asarray(loss, np.float64)}
     if not cotangents:
         return Outcome(outputs, {}, {})
