@@ -171,10 +171,13 @@ def batch_decomposition(ctx: Context, backend: Backend) -> None:
 
 # ---------------------------------------------------------------- the properties, by id
 
-FORWARD_AGREEMENT = Property("forward-agreement", forward_agreement, frameworks_only=True)
-GRADIENT_AGREEMENT = Property("gradient-agreement", gradient_agreement, frameworks_only=True)
-LOSS_GRADIENT_AGREEMENT = Property("loss-gradient-agreement", loss_gradient_agreement, frameworks_only=True)
-KINK_CONVENTION = Property("kink-convention", kink_convention, frameworks_only=True)
+FORWARD_AGREEMENT = Property("forward-agreement", forward_agreement, frameworks_only=True,
+                             low_precision=True)
+GRADIENT_AGREEMENT = Property("gradient-agreement", gradient_agreement, frameworks_only=True,
+                              low_precision=True)
+LOSS_GRADIENT_AGREEMENT = Property("loss-gradient-agreement", loss_gradient_agreement, frameworks_only=True,
+                                   low_precision=True)
+KINK_CONVENTION = Property("kink-convention", kink_convention, frameworks_only=True, low_precision=True)
 FINITE_DIFFERENCES = Property("finite-differences", finite_differences, float64_only=True)
 REVERSE_VS_FORWARD = Property("reverse-vs-forward", reverse_vs_forward, frameworks_only=True)
 UPSTREAM_LINEARITY = Property("upstream-linearity", upstream_linearity)

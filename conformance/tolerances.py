@@ -41,8 +41,8 @@ estimate rather than a bound.
 
 The table's rows are dtypes (PRECISIONS): a dtype is its unit roundoff, its smallest
 normal number, its identity tolerance and the wider dtype its failures are rerun in;
-adding one (float16, bfloat16 through ml_dtypes) is a row here and nothing else in the
-bound.
+float16 and bfloat16 (through ml_dtypes, conformance.dtypes) are two such rows; their
+inputs are rounded to the dtype before the reference sees them (the rows' comment).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from conformance.dtypes import numpy_dtype
+
 
 @dataclass(frozen=True)
 class Precision:
@@ -60,13 +62,14 @@ class Precision:
     name: str
     unit_roundoff: float  # u = 2^-p: a rounded operation errs by at most u |result|
     smallest_normal: float  # below it a result may be flushed to zero
-    identity_rtol: float  # scalar identities inside one framework, relative to the terms' size
+    identity_rtol: float | None  # scalar identities inside one framework, relative to the terms'
+    # size; None: no identity is checked in this dtype (Property.low_precision)
     wider: str | None  # the dtype a failure is rerun in to arbitrate it (conformance.runner)
     reason: str
 
     @property
     def numpy_dtype(self) -> np.dtype:
-        return np.dtype(self.name)
+        return numpy_dtype(self.name)  # bfloat16 through ml_dtypes
 
     @property
     def eps(self) -> float:
@@ -81,6 +84,22 @@ PRECISIONS: dict[str, Precision] = {
         " terms in two orders, n ε Σ|terms| (Higham §3.1), below 2e-4 for the suite's sizes."),
     "float64": Precision("float64", 2.0**-53, float(np.finfo(np.float64).tiny), 1e-11, None,
         "u = 1.1e-16; the floor 2.2e-308 never matters. Identities as float32, 1e-11."),
+    # The low-precision rows: the same bound, with the dtype's u and smallest normal. Their inputs
+    # are the masters rounded once to the dtype before the reference sees them
+    # (conformance.dtypes.rounded_case), so the reference computes in float64 on exactly the
+    # numbers the framework holds and [1] is the computation's rounding alone: the input's own
+    # rounding (u relative, more than many of the computation's steps) would otherwise enter
+    # [1] times λ. A framework computing inside in float32 (torch's and XLA's CPU kernels
+    # accumulate half-precision sums and evaluate tanh, exp in float32) rounds less than the
+    # model allows; the property is on the result the user gets, in the dtype.
+    "float16": Precision("float16", 2.0**-11, float(np.finfo(np.float16).tiny), None, "float32",
+        "u = 4.9e-4; the smallest normal 6.1e-5 is the floor (subnormals are 6e-8 apart: any result"
+        " below it is within the floor). No identity is checked: n ε Σ|terms| is about Σ|terms| at"
+        " the suite's sizes. Failures are rerun in float32 to tell rounding from a wrong result."),
+    "bfloat16": Precision("bfloat16", 2.0**-8, float(np.finfo(np.float32).tiny), None, "float32",
+        "u = 3.9e-3 (8 significand bits), float32's exponent range: the smallest normal 1.2e-38 is"
+        " the floor, overflow at 3.4e38. No identity is checked (as float16). Failures are rerun in"
+        " float32."),
 }
 # fmt: on
 
@@ -122,6 +141,16 @@ SAMPLED_ULPS = 64.0
 # leaves room for curvature while a wrong formula is off by O(1).
 FINITE_DIFFERENCE_RTOL = 1e-6
 FINITE_DIFFERENCE_STEP = 1e-6
+
+# The range-end cases (components/clip/range_ends.py, components/mlp_bn/range_ends.py): fixed
+# inputs of 2 to 24 entries whose squares leave the dtype's range while the answer does not. The
+# answer is the float64 reference on the numbers the dtype holds, rounded to the dtype; a correct
+# implementation (scaling before squaring, or squaring in a wider type) is within a few roundings
+# of it per entry: a norm of two entries is 4 operations, a clipped entry 3 more, x̂ = (x - μ)/σ
+# 5 more after the moments. RANGE_ENDS_ULPS = 8 ulps (16 u) of each expected entry, or of the
+# tensor's largest for batch norm (its centred values cancel), cover that 4 times over; the
+# failures they exist for are off by 100% (inf, 0, NaN).
+RANGE_ENDS_ULPS = 8.0
 
 EPS = {name: p.eps for name, p in PRECISIONS.items()}
 IDENTITY_RTOL = {name: p.identity_rtol for name, p in PRECISIONS.items()}

@@ -16,6 +16,12 @@ from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.clip import properties as cp
 from conformance.components.clip.boundary import BOUNDARY
+from conformance.components.clip.range_ends import (
+    CLIP_RANGE_OVERFLOW,
+    CLIP_RANGE_UNDERFLOW,
+    overflow_cases,
+    underflow_cases,
+)
 from conformance.components.clip.reference import GOLDEN_LAYOUTS, ClipCaseSpec, clip_reference
 from conformance.components.clip.rounding import clip_rounding
 from conformance.components.clip.strategies import (
@@ -44,6 +50,8 @@ CLIP = Component(
         Check(cp.CLIP_ZERO_MAX_NORM, zero_cases, "zero_max_norm"),
         Check(cp.CLIP_NONFINITE, nonfinite_cases, "nonfinite"),
         Check(cp.CLIP_ISOLATION, clip_cases, "isolation"),
+        Check(CLIP_RANGE_OVERFLOW, overflow_cases, "range_ends_overflow"),
+        Check(CLIP_RANGE_UNDERFLOW, underflow_cases, "range_ends_underflow"),
     ),
     adapters={"torch": "conformance.components.clip.torch_adapter",
               "jax": "conformance.components.clip.jax_adapter"},

@@ -24,6 +24,7 @@ from torch import nn
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.clip.reference import ClipCaseSpec, error_outcome
+from conformance.frameworks.torch import from_numpy, to_numpy
 
 CONVENTIONS: dict[str, object] = {
     "convention": "torch",  # coef = clamp(M / (n + eps), max=1), always multiplied in
@@ -43,7 +44,7 @@ CLIP_FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float64)
+    return to_numpy(t)
 
 
 def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
@@ -52,8 +53,8 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
         raise ValueError(f"convention: torch implements 'torch', received {spec.convention!r}")
     params = cast_floats(case.params, spec.dtype)
     grads = cast_floats(case.inputs, spec.dtype)
-    own = {k: nn.Parameter(torch.from_numpy(params[k]).to(device)) for k in grads}
-    activations = {k: torch.from_numpy(grads[k]).to(device) for k in grads}
+    own = {k: nn.Parameter(from_numpy(params[k]).to(device)) for k in grads}
+    activations = {k: from_numpy(grads[k]).to(device) for k in grads}
     objective = sum((own[k] * activations[k]).sum() for k in grads)
     assert isinstance(objective, torch.Tensor)
     objective.backward()

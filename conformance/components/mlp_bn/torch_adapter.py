@@ -19,6 +19,7 @@ import torch
 from conformance.backend import Outcome, cast_floats, require_conventions
 from conformance.case import Arrays, Case
 from conformance.components.mlp import torch_adapter as mlp
+from conformance.frameworks.torch import from_numpy
 from refimpl.mlp import MLPSpec
 
 # nn.BatchNorm1d (torch/nn/modules/batchnorm.py, _BatchNorm and F.batch_norm):
@@ -65,14 +66,14 @@ def _model(case: Case, device: torch.device) -> tuple[mlp.TorchMLP, torch.Tensor
     own = dict(model.named_parameters())
     with torch.no_grad():
         for ref_name, torch_name in mlp.param_names(spec).items():
-            own[torch_name].copy_(torch.from_numpy(params[ref_name]))
+            own[torch_name].copy_(from_numpy(params[ref_name]))
         for l, norm in enumerate(model.norms, start=1):  # norms[l - 1] follows layer l
-            norm.running_mean.copy_(torch.from_numpy(state[f"running_mean{l}"]))
-            norm.running_var.copy_(torch.from_numpy(state[f"running_var{l}"]))
+            norm.running_mean.copy_(from_numpy(state[f"running_mean{l}"]))
+            norm.running_var.copy_(from_numpy(state[f"running_var{l}"]))
     model.train(case.train)
     inputs = cast_floats(case.inputs, spec.dtype)
-    X = torch.from_numpy(inputs["X"]).to(device).requires_grad_(True)
-    return model, X, torch.from_numpy(inputs["targets"]).to(device)
+    X = from_numpy(inputs["X"]).to(device).requires_grad_(True)
+    return model, X, from_numpy(inputs["targets"]).to(device)
 
 
 def _state(model: mlp.TorchMLP) -> Arrays:
@@ -120,7 +121,7 @@ def _jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
     own = dict(model.named_parameters())
     primals = tuple(own[names[k]].detach() for k in names) + (X.detach(),)
     t = cast_floats(tangents, case.spec.dtype)
-    directions = tuple(torch.from_numpy(t[k]).to(device) for k in [*names, "X"])
+    directions = tuple(from_numpy(t[k]).to(device) for k in [*names, "X"])
 
     def outputs(*values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = {names[k]: v for k, v in zip(names, values[:-1], strict=True)}

@@ -22,6 +22,7 @@ from torch import nn
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.mlp import torch_adapter as torch_mlp
+from conformance.frameworks.torch import from_numpy
 from refimpl.rnn import RNNSpec
 
 CONVENTIONS: dict[str, object] = {  # nn.RNN has the reference's two biases and layout
@@ -88,9 +89,9 @@ def _prepare(case: Case, device: torch.device) -> tuple[TorchRNN, dict[str, torc
     own = dict(model.named_parameters())
     with torch.no_grad():
         for ref_name, torch_name in PARAM_NAMES.items():
-            own[torch_name].copy_(torch.from_numpy(params[ref_name]))
+            own[torch_name].copy_(from_numpy(params[ref_name]))
     inputs = cast_floats(case.inputs, spec.dtype)
-    tensors = {k: torch.from_numpy(inputs[k]).to(device) for k in ("X", "h0", "targets")}
+    tensors = {k: from_numpy(inputs[k]).to(device) for k in ("X", "h0", "targets")}
     return model, tensors
 
 
@@ -120,7 +121,7 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
     own = dict(model.named_parameters())
     primals = tuple(own[PARAM_NAMES[k]].detach() for k in PARAM_NAMES) + (t["X"], t["h0"])
     d = cast_floats(tangents, case.spec.dtype)
-    directions = tuple(torch.from_numpy(d[k]).to(device) for k in keys)
+    directions = tuple(from_numpy(d[k]).to(device) for k in keys)
 
     def outputs(*values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = {PARAM_NAMES[k]: v for k, v in zip(PARAM_NAMES, values[:-2], strict=True)}
