@@ -263,8 +263,8 @@ class Arithmetic:
         return self._elementary("sigmoid", x, value, change, np.maximum(value, 1 - value))
 
     def exp(self, x: Uncertain) -> Uncertain:
-        e = np.exp(x.v)
-        return self._elementary("exp", x, e, lambda d: e * np.expm1(d))
+        e = np.exp(x.v)  # where it underflowed to 0, e expm1(d) would be 0 · inf for a large d
+        return self._elementary("exp", x, e, lambda d: np.where(e == 0, np.exp(x.v + d), e * np.expm1(d)))
 
     def log(self, x: Uncertain) -> Uncertain:
         return self._elementary("log", x, np.log(x.v), lambda d: np.log1p(d / x.v))

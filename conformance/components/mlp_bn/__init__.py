@@ -20,7 +20,12 @@ from conformance.component import Check, Component
 from conformance.components.mlp.reference import mlp_init
 from conformance.components.mlp_bn import properties as bp
 from conformance.components.mlp_bn.boundary import BOUNDARY
-from conformance.components.mlp_bn.range_ends import BN_RANGE_ENDS, BN_RANGE_ENDS_TINY, spread_cases, tiny_cases
+from conformance.components.mlp_bn.range_ends import (
+    BN_RANGE_ENDS,
+    BN_RANGE_ENDS_TINY,
+    spread_cases,
+    tiny_cases,
+)
 from conformance.components.mlp_bn.reference import mlp_bn_reference
 from conformance.components.mlp_bn.rounding import mlp_bn_rounding
 from conformance.components.mlp_bn.strategies import (
