@@ -83,6 +83,7 @@ class Arithmetic:
         precision = PRECISIONS[dtype]
         self.dtype = precision.numpy_dtype
         self.u = precision.unit_roundoff
+        self.elementary_ulps = precision.elementary_ulps  # None: ELEMENTARY_ULPS per function
         self.tiny = precision.smallest_normal
         self.samples = samples
         self.rng = np.random.default_rng(seed)
@@ -245,7 +246,8 @@ class Arithmetic:
         """f(x): the exact change f(x + d) - f(x) (none where d = 0), and c_f ulps (2 u each)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             d = np.where(x.d == 0, 0.0, change(x.d))
-        return self._out(value, d, np.abs(value) if size is None else size, (2 * ELEMENTARY_ULPS[name]) ** 2)
+        ulps = self.elementary_ulps or ELEMENTARY_ULPS[name]
+        return self._out(value, d, np.abs(value) if size is None else size, (2 * ulps) ** 2)
 
     def tanh(self, x: Uncertain) -> Uncertain:
         t = np.tanh(x.v)
@@ -267,7 +269,11 @@ class Arithmetic:
         return self._elementary("exp", x, e, lambda d: np.where(e == 0, np.exp(x.v + d), e * np.expm1(d)))
 
     def log(self, x: Uncertain) -> Uncertain:
-        return self._elementary("log", x, np.log(x.v), lambda d: np.log1p(d / x.v))
+        # a deviation that takes a sample to or below 0 (a low-precision sum of exponentials
+        # losing its one term of 1) is counted as a sample at the dtype's smallest normal
+        return self._elementary("log", x, np.log(x.v),
+                                lambda d: np.where(x.v + d > 0, np.log1p(np.maximum(d / x.v, -1.0)),
+                                                   np.log(self.tiny) - np.log(x.v)))
 
     def sqrt(self, x: Uncertain) -> Uncertain:
         r = np.sqrt(x.v)
