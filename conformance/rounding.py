@@ -12,7 +12,8 @@ in the standard model (Higham, Accuracy and Stability of Numerical Algorithms, �
     Σ_i^n t_i, A B            √n u Σ |t_i|,  √n u |A| |B|   n - 1 roundings of partial sums
                                                             of size <= Σ |t_i|, any order
     f(x)                      c_f ulps of |f(x)|           a library's elementary function
-    below the smallest normal that number                   flush to zero (JAX on CPU)
+    below the smallest normal that number                   flush to zero (JAX on CPU), or half
+                                                            the subnormals' spacing (float16)
     a float64 master          its actual rounding to the dtype (every implementation
                               starts from the same one)
 
@@ -85,6 +86,8 @@ class Arithmetic:
         self.u = precision.unit_roundoff
         self.elementary_ulps = precision.elementary_ulps  # None: ELEMENTARY_ULPS per function
         self.tiny = precision.smallest_normal
+        self.flushes = precision.flushes  # subnormal results may be flushed to 0
+        self.subnormal = precision.subnormal_error  # a result below tiny: flushed, or rounded
         self.samples = samples
         self.rng = np.random.default_rng(seed)
 
@@ -101,12 +104,13 @@ class Arithmetic:
 
     def rounded(self, x: np.ndarray | float) -> Uncertain:
         """A float64 master rounded to the dtype: its actual rounding error, the same for
-        every implementation, and up to the smallest normal where it is subnormal."""
+        every implementation, and up to the smallest normal where it is subnormal and the
+        dtype's subnormals may be flushed."""
         v = np.asarray(x, np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
             cast = np.asarray(v.astype(self.dtype), np.float64) - v
         cast = np.where(np.isfinite(cast), cast, 0.0)
-        flushed = self.tiny * ((np.abs(v) < self.tiny) & (v != 0))
+        flushed = self.tiny * ((np.abs(v) < self.tiny) & (v != 0) & self.flushes)
         return Uncertain(v, cast + self._signs(v.shape) * flushed)
 
     def constant(self, c: float, roundings: int = 1) -> Uncertain:
@@ -120,9 +124,9 @@ class Arithmetic:
 
     def _local(self, size: np.ndarray, n: float = 1.0) -> np.ndarray:
         """n independent roundings of results of magnitude <= size, random signs:
-        √n (u size + the smallest normal where anything nonzero may be flushed)."""
+        √n (u size + the subnormal error where anything nonzero may be flushed or is subnormal)."""
         size = np.asarray(size, np.float64)
-        return np.sqrt(n) * (self.u * size + self.tiny * (size > 0)) * self._signs(size.shape)
+        return np.sqrt(n) * (self.u * size + self.subnormal * (size > 0)) * self._signs(size.shape)
 
     def _out(self, v: np.ndarray, d: np.ndarray, size: np.ndarray, n: float = 1.0) -> Uncertain:
         return Uncertain(v, d + self._local(size, n))

@@ -35,6 +35,7 @@ from conformance.components.mlp_bn.strategies import (
     GOLDEN,
     bn_case,
     bn_cases,
+    extreme_cases,
     init_cases,
 )
 from conformance.initialization import init_distribution
@@ -71,6 +72,7 @@ MLP_BN = Component(
         Check(bp.BN_BATCH_OF_ONE, partial(bn_cases, ci=FIRST, batch=1), "batch_of_one"),
         Check(bp.BN_ILL_CONDITIONED, ill_conditioned, "ill_conditioned"),
         Check(bp.BN_ILL_CONDITIONED_TWO_PASS, ill_conditioned, "ill_conditioned_two_pass"),
+        Check(p.EXTREME_AGREEMENT, extreme_cases, "extreme"),
         Check(BN_RANGE_ENDS, spread_cases, "range_ends"),
         Check(BN_RANGE_ENDS_TINY, tiny_cases, "range_ends_tiny"),
         # initialization: W as the MLP's, γ = 1 and β = 0 in both frameworks
