@@ -114,7 +114,8 @@ PRECISIONS: dict[str, Precision] = {
     "bfloat16": Precision("bfloat16", 2.0**-8, float(np.finfo(np.float32).tiny), None, "float32",
         "u = 3.9e-3 (8 significand bits), float32's exponent range: the smallest normal 1.2e-38 is"
         " the floor (XLA flushes bfloat16 subnormals as float32's; torch keeps them), overflow at"
-        " 3.4e38. No identity is checked (as float16). Failures are rerun in float32. Elementary functions: LOW_PRECISION_ULPS.", LOW_PRECISION_ULPS),
+        " 3.4e38. No identity is checked (as float16). Failures are rerun in float32. Elementary"
+        " functions: LOW_PRECISION_ULPS.", LOW_PRECISION_ULPS),
 }
 # fmt: on
 
