@@ -237,6 +237,13 @@ class Arithmetic:
         sample_limit = limit.v + _dev(limit, exact.ndim)
         return Uncertain(exact, np.clip(x.v + _dev(x, exact.ndim), -sample_limit, sample_limit) - exact)
 
+    def within(self, x: Uncertain, low: float = -np.inf, high: float = np.inf) -> Uncertain:
+        """x with every sample held in [low, high], where every implementation's value lies
+        (rounding is monotone: x - max x stays <= 0 however it rounds). Where deviations are as
+        large as the values (low precision, logit gaps of 1e6) the random-sign model would
+        otherwise take a sample across, and exp or log of it out of range."""
+        return Uncertain(x.v, np.clip(x.v + x.d, low, high) - x.v)
+
     def max(self, a: Uncertain, axis: int, keepdims: bool = False) -> Uncertain:
         """max over an axis, exact: each sample's maximum of its own values."""
         v = np.max(a.v, axis=axis, keepdims=keepdims)
