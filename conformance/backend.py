@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from conformance.case import Arrays, Case
+from conformance.dtypes import numpy_dtype
 
 
 class Outcome(NamedTuple):
@@ -86,4 +87,5 @@ def as_float64(arrays: Mapping[str, object]) -> Arrays:
 
 def cast_floats(arrays: Arrays, dtype: str) -> Arrays:
     """Floating arrays cast to dtype; integer arrays (labels) unchanged."""
-    return {k: (v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
+    cast = numpy_dtype(dtype)  # bfloat16 through ml_dtypes
+    return {k: (v.astype(cast) if v.dtype.kind == "f" else v) for k, v in arrays.items()}

@@ -159,7 +159,8 @@ def parser() -> Parser:
         names = ",".join(frameworks.names())
         q.add_argument("--frameworks", metavar="LIST",
                        help=f"comma list of {names}, each one required (default: every one installed)")
-        q.add_argument("--dtypes", metavar="LIST", help="comma list of float32,float64 (default: both)")
+        q.add_argument("--dtypes", metavar="LIST",
+                       help="comma list of float32,float64,float16,bfloat16 (default: all four)")
         q.add_argument("--device", choices=DEVICES, help="cpu (default) or cuda, required")
         q.add_argument("--allow-missing", action="store_true",
                        help="a framework or device asked for but missing: skipped rows, not an error")
@@ -175,7 +176,7 @@ def parser() -> Parser:
     replay = sub.add_parser("replay", help="rerun one stored reproducer")
     replay.add_argument("file")
     replay.add_argument("--framework", help=f"one of {', '.join(frameworks.names())} (default: the file's)")
-    replay.add_argument("--dtype", choices=("float32", "float64"))
+    replay.add_argument("--dtype", choices=("float32", "float64", "float16", "bfloat16"))
     replay.add_argument("--device", choices=DEVICES)
     hunt = sub.add_parser("hunt", help="search for disagreements until a budget is spent (conformance.hunt)")
     from conformance.hunt.command import add_options

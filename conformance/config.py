@@ -15,10 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.dtypes import DTYPES
 from conformance.profiles import PROFILES, Profile
 from conformance.record import Record
 
-DTYPES = ("float32", "float64")
 DEFAULT_REPRODUCER_DIR = Path(".conformance/reproducers")
 
 

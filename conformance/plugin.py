@@ -2,7 +2,7 @@
 
 Options (all prefixed, so they meet no other plugin's):
   --conformance-frameworks LIST   numpy,torch,jax or a plugin's; each one named is required
-  --conformance-dtypes LIST       float32,float64
+  --conformance-dtypes LIST       float32,float64,float16,bfloat16
   --conformance-device DEVICE     cpu (default) or cuda: required
   --conformance-allow-missing     a framework or device asked for but missing: skipped rows
   --conformance-profile NAME      hypothesis profile: ci, dev, thorough, hunt (profiles.py)
@@ -49,7 +49,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="comma list of frameworks to test, each one required: numpy,torch,jax or a"
                          " plugin's (default: every one installed; one missing is skipped)")
     group.addoption("--conformance-dtypes", metavar="LIST",
-                    help="comma list of float32,float64 (default: both)")
+                    help="comma list of float32,float64,float16,bfloat16 (default: all four)")
     group.addoption("--conformance-device", metavar="DEVICE",
                     help="cpu (default) or cuda; a framework without it stops the run with an error")
     group.addoption("--conformance-allow-missing", action="store_true", default=False,

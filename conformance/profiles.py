@@ -10,7 +10,12 @@
 Shrinking a failure is bounded per failing test (`shrink_seconds`, `shrink_steps`):
 hypothesis stops at whichever comes first and reports the smallest failing case found
 so far (its own limits, 300 s and 500 steps, once made one thorough test take 20
-minutes, most of it shrinking). The failing example prints as the case's one-line
+minutes, most of it shrinking).
+
+A test runs its profile for its dtype (`for_dtype`): strategies read `dtype` to draw
+magnitudes across that dtype's range (tiny, subnormal, near overflow), and the float16 and
+bfloat16 rows of a bounded profile draw `low_precision_examples` cases (each dtype is a new
+XLA compilation of every shape it meets). The failing example prints as the case's one-line
 description (Case.__repr__: spec, shapes, seed); the arrays are in its reproducer.
 """
 
@@ -18,10 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import HealthCheck, Phase, reporting, settings
 from hypothesis.internal.conjecture import engine
+
+from conformance.dtypes import LOW_PRECISION
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,15 @@ class Profile:
     shrink: bool = True  # off: a failure is reported as first found (meta-tests, quick triage)
     shrink_seconds: float = 60.0  # per failing test: shrinking stops after this long ...
     shrink_steps: int = 100  # ... or after this many successful shrinks
+    dtype: str = "float64"  # the dtype of the test drawing: extreme values are drawn from its range
+    low_precision_examples: int | None = None  # float16, bfloat16 rows: at most this many examples
+
+    def for_dtype(self, dtype: str) -> Profile:
+        """This profile for a test in `dtype`: its range for the strategies, its examples."""
+        examples = self.max_examples
+        if dtype in LOW_PRECISION and self.low_precision_examples is not None:
+            examples = min(examples, self.low_precision_examples)
+        return replace(self, dtype=dtype, max_examples=examples)
 
     def hypothesis_settings(self) -> settings:
         """The hypothesis settings of a test run under this profile."""
@@ -73,7 +89,7 @@ class Profile:
 _SUPPRESSED = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
 
 PROFILES = {
-    "ci": Profile("ci", 12, True, True, shrink_seconds=30.0, shrink_steps=50),
+    "ci": Profile("ci", 12, True, True, shrink_seconds=30.0, shrink_steps=50, low_precision_examples=4),
     "dev": Profile("dev", 60, False, False, shrink_seconds=60.0, shrink_steps=100),
     "thorough": Profile("thorough", 1000, False, False, shrink_seconds=120.0, shrink_steps=200),
     "hunt": Profile("hunt", 200, False, False, shrink_seconds=60.0, shrink_steps=100),

@@ -15,6 +15,7 @@ Ids (stable: reports, known issues and reproducers refer to them):
   upstream-linearity       grads(a u + b w) = a grads(u) + b grads(w)
   batch-decomposition      mean-loss gradient = mean of per-example gradients
   kink-convention          gradients with pre-activations exactly 0, under the framework's convention
+  extreme-agreement        outputs and gradients vs the reference on extreme values of the dtype
 """
 
 from __future__ import annotations
@@ -91,6 +92,14 @@ def loss_gradient_agreement(ctx: Context, backend: Backend) -> None:
 
 def kink_convention(ctx: Context, backend: Backend) -> None:
     gradient_agreement(ctx, backend)
+
+
+def extreme_agreement(ctx: Context, backend: Backend) -> None:
+    """Outputs, the random-upstream and the loss gradients on a case of extreme values
+    (conformance.strategies: logits of 1e4 and beyond, saturated units, tiny inputs)."""
+    forward_agreement(ctx, backend)
+    gradient_agreement(ctx, backend)
+    loss_gradient_agreement(ctx, backend)
 
 
 def finite_differences(ctx: Context, backend: Backend) -> None:
@@ -171,10 +180,14 @@ def batch_decomposition(ctx: Context, backend: Backend) -> None:
 
 # ---------------------------------------------------------------- the properties, by id
 
-FORWARD_AGREEMENT = Property("forward-agreement", forward_agreement, frameworks_only=True)
-GRADIENT_AGREEMENT = Property("gradient-agreement", gradient_agreement, frameworks_only=True)
-LOSS_GRADIENT_AGREEMENT = Property("loss-gradient-agreement", loss_gradient_agreement, frameworks_only=True)
-KINK_CONVENTION = Property("kink-convention", kink_convention, frameworks_only=True)
+FORWARD_AGREEMENT = Property("forward-agreement", forward_agreement, frameworks_only=True,
+                             low_precision=True)
+GRADIENT_AGREEMENT = Property("gradient-agreement", gradient_agreement, frameworks_only=True,
+                              low_precision=True)
+LOSS_GRADIENT_AGREEMENT = Property("loss-gradient-agreement", loss_gradient_agreement, frameworks_only=True,
+                                   low_precision=True)
+KINK_CONVENTION = Property("kink-convention", kink_convention, frameworks_only=True, low_precision=True)
+EXTREME_AGREEMENT = Property("extreme-agreement", extreme_agreement, frameworks_only=True, low_precision=True)
 FINITE_DIFFERENCES = Property("finite-differences", finite_differences, float64_only=True)
 REVERSE_VS_FORWARD = Property("reverse-vs-forward", reverse_vs_forward, frameworks_only=True)
 UPSTREAM_LINEARITY = Property("upstream-linearity", upstream_linearity)

@@ -12,7 +12,8 @@ in the standard model (Higham, Accuracy and Stability of Numerical Algorithms, �
     Σ_i^n t_i, A B            √n u Σ |t_i|,  √n u |A| |B|   n - 1 roundings of partial sums
                                                             of size <= Σ |t_i|, any order
     f(x)                      c_f ulps of |f(x)|           a library's elementary function
-    below the smallest normal that number                   flush to zero (JAX on CPU)
+    below the smallest normal that number                   flush to zero (JAX on CPU), or half
+                                                            the subnormals' spacing (float16)
     a float64 master          its actual rounding to the dtype (every implementation
                               starts from the same one)
 
@@ -83,7 +84,10 @@ class Arithmetic:
         precision = PRECISIONS[dtype]
         self.dtype = precision.numpy_dtype
         self.u = precision.unit_roundoff
+        self.elementary_ulps = precision.elementary_ulps  # None: ELEMENTARY_ULPS per function
         self.tiny = precision.smallest_normal
+        self.flushes = precision.flushes  # subnormal results may be flushed to 0
+        self.subnormal = precision.subnormal_error  # a result below tiny: flushed, or rounded
         self.samples = samples
         self.rng = np.random.default_rng(seed)
 
@@ -100,12 +104,13 @@ class Arithmetic:
 
     def rounded(self, x: np.ndarray | float) -> Uncertain:
         """A float64 master rounded to the dtype: its actual rounding error, the same for
-        every implementation, and up to the smallest normal where it is subnormal."""
+        every implementation, and up to the smallest normal where it is subnormal and the
+        dtype's subnormals may be flushed."""
         v = np.asarray(x, np.float64)
         with np.errstate(over="ignore", invalid="ignore"):
             cast = np.asarray(v.astype(self.dtype), np.float64) - v
         cast = np.where(np.isfinite(cast), cast, 0.0)
-        flushed = self.tiny * ((np.abs(v) < self.tiny) & (v != 0))
+        flushed = self.tiny * ((np.abs(v) < self.tiny) & (v != 0) & self.flushes)
         return Uncertain(v, cast + self._signs(v.shape) * flushed)
 
     def constant(self, c: float, roundings: int = 1) -> Uncertain:
@@ -119,9 +124,9 @@ class Arithmetic:
 
     def _local(self, size: np.ndarray, n: float = 1.0) -> np.ndarray:
         """n independent roundings of results of magnitude <= size, random signs:
-        √n (u size + the smallest normal where anything nonzero may be flushed)."""
+        √n (u size + the subnormal error where anything nonzero may be flushed or is subnormal)."""
         size = np.asarray(size, np.float64)
-        return np.sqrt(n) * (self.u * size + self.tiny * (size > 0)) * self._signs(size.shape)
+        return np.sqrt(n) * (self.u * size + self.subnormal * (size > 0)) * self._signs(size.shape)
 
     def _out(self, v: np.ndarray, d: np.ndarray, size: np.ndarray, n: float = 1.0) -> Uncertain:
         return Uncertain(v, d + self._local(size, n))
@@ -232,6 +237,13 @@ class Arithmetic:
         sample_limit = limit.v + _dev(limit, exact.ndim)
         return Uncertain(exact, np.clip(x.v + _dev(x, exact.ndim), -sample_limit, sample_limit) - exact)
 
+    def within(self, x: Uncertain, low: float = -np.inf, high: float = np.inf) -> Uncertain:
+        """x with every sample held in [low, high], where every implementation's value lies
+        (rounding is monotone: x - max x stays <= 0 however it rounds). Where deviations are as
+        large as the values (low precision, logit gaps of 1e6) the random-sign model would
+        otherwise take a sample across, and exp or log of it out of range."""
+        return Uncertain(x.v, np.clip(x.v + x.d, low, high) - x.v)
+
     def max(self, a: Uncertain, axis: int, keepdims: bool = False) -> Uncertain:
         """max over an axis, exact: each sample's maximum of its own values."""
         v = np.max(a.v, axis=axis, keepdims=keepdims)
@@ -245,7 +257,8 @@ class Arithmetic:
         """f(x): the exact change f(x + d) - f(x) (none where d = 0), and c_f ulps (2 u each)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             d = np.where(x.d == 0, 0.0, change(x.d))
-        return self._out(value, d, np.abs(value) if size is None else size, (2 * ELEMENTARY_ULPS[name]) ** 2)
+        ulps = self.elementary_ulps or ELEMENTARY_ULPS[name]
+        return self._out(value, d, np.abs(value) if size is None else size, (2 * ulps) ** 2)
 
     def tanh(self, x: Uncertain) -> Uncertain:
         t = np.tanh(x.v)
@@ -263,11 +276,15 @@ class Arithmetic:
         return self._elementary("sigmoid", x, value, change, np.maximum(value, 1 - value))
 
     def exp(self, x: Uncertain) -> Uncertain:
-        e = np.exp(x.v)
-        return self._elementary("exp", x, e, lambda d: e * np.expm1(d))
+        e = np.exp(x.v)  # where it underflowed to 0, e expm1(d) would be 0 · inf for a large d
+        return self._elementary("exp", x, e, lambda d: np.where(e == 0, np.exp(x.v + d), e * np.expm1(d)))
 
     def log(self, x: Uncertain) -> Uncertain:
-        return self._elementary("log", x, np.log(x.v), lambda d: np.log1p(d / x.v))
+        # a deviation that takes a sample to or below 0 (a low-precision sum of exponentials
+        # losing its one term of 1) is counted as a sample at the dtype's smallest normal
+        return self._elementary("log", x, np.log(x.v),
+                                lambda d: np.where(x.v + d > 0, np.log1p(np.maximum(d / x.v, -1.0)),
+                                                   np.log(self.tiny) - np.log(x.v)))
 
     def sqrt(self, x: Uncertain) -> Uncertain:
         r = np.sqrt(x.v)

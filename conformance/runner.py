@@ -28,6 +28,7 @@ from conformance.case import Case
 from conformance.compare import ConformanceFailure, Context, failure_message, keep_case
 from conformance.component import NotApplicable, Property
 from conformance.config import Run, RunConfig
+from conformance.dtypes import rounded_case
 from conformance.record import Record
 from conformance.tolerances import PRECISIONS, ROUNDING_LIMIT
 
@@ -45,7 +46,7 @@ def run_property(prop: Property, case: Case, framework: str, dtype: str, run: Ru
     if reason:
         raise NotApplicable(reason)
     backend = frameworks.backend(framework, run.config.device)
-    case = under_conventions(case, backend).with_dtype(dtype)
+    case = rounded_case(under_conventions(case, backend).with_dtype(dtype))  # low precision: rounded once
     ctx = Context(prop.id, registry.component(case.component), framework, backend.version(), dtype,
                   run.config.device, case, run.record,
                   run.config.reproducer_path(case.component, prop.id, framework, dtype))

@@ -120,7 +120,7 @@ class Session:
         except ValueError:
             return fws, dtypes
         fws = [f for f in fws if not (prop.frameworks_only and f == frameworks.REFERENCE.name)]
-        return fws, [d for d in dtypes if not (prop.float64_only and d != "float64")]
+        return fws, [d for d in dtypes if not any(prop.not_applicable(f, d) for f in fws)]
 
     def close(self, item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None],
               rec: record.Record) -> dict[str, Any]:

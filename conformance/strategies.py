@@ -19,6 +19,7 @@ from typing import TypeVar
 import numpy as np
 from hypothesis import strategies as st
 
+from conformance.dtypes import finfo
 from conformance.profiles import Profile
 
 T = TypeVar("T")
@@ -39,3 +40,39 @@ def uniform_fan_in(rng: np.random.Generator, shape: tuple[int, ...], fan_in: int
     nn.RNN (every tensor, fan_in = the hidden size) defaults."""
     bound = 1.0 / np.sqrt(fan_in)
     return rng.uniform(-bound, bound, size=shape)
+
+
+# ---------------------------------------------------------------- extreme values
+#
+# A regime scales some of a case's arrays by a factor taken from the dtype's range, so that a
+# float16 run meets its own extremes and a float64 run its own (conformance.profiles: the
+# profile carries the test's dtype). Every answer stays representable in the dtype: the
+# outputs, the loss and every gradient (a float16 loss of 1e6 would be an overflow of the
+# math, not of an implementation).
+#
+#   logits     the readout's weights and bias times s: cross-entropy logits of about s
+#              (1e4 and beyond; float16: 3e3, its loss and logit gaps stay below 65504), where
+#              a softmax without the max shift overflows
+#   saturated  the first layer's weights times 100: tanh and sigmoid pre-activations of
+#              about ±100, outputs exactly ±1, 0 or 1 and derivatives 0 (or subnormal)
+#   tiny       the inputs times 8 × the dtype's smallest normal number: products and
+#              gradients near and below it (subnormal, or flushed to zero by XLA on CPU)
+EXTREME_REGIMES = ("logits", "saturated", "tiny")
+LOGIT_SCALES = {"float16": (3e3,), "bfloat16": (1e4, 1e6), "float32": (1e4, 1e6), "float64": (1e4, 1e8)}
+
+
+def extreme_scale(regime: str, dtype: str, pick: int = 0) -> float:
+    """The factor of `regime` in `dtype` (the pick-th of its choices, cyclically)."""
+    if regime == "logits":
+        choices = LOGIT_SCALES[dtype]
+        return choices[pick % len(choices)]
+    if regime == "saturated":
+        return 100.0
+    if regime == "tiny":
+        return 8.0 * float(finfo(dtype).tiny)
+    raise ValueError(f"regime: expected one of {list(EXTREME_REGIMES)}, received {regime!r}")
+
+
+def scaled(arrays: dict[str, np.ndarray], names: tuple[str, ...], factor: float) -> dict[str, np.ndarray]:
+    """The arrays with those named multiplied by `factor` (the rest unchanged)."""
+    return {k: (v * factor if k in names else v) for k, v in arrays.items()}

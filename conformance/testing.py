@@ -43,6 +43,7 @@ def check_test(component: Component, check: Check) -> ConformanceTest:
         if reason:
             pytest.skip(reason)
 
+        run = replace(run, config=replace(run.config, profile=run.config.profile.for_dtype(dtype)))
         if run.record is not None and run.record.known_issue:  # expected to fail: shrinking it would
             run = replace(run, config=replace(run.config, profile=replace(run.config.profile, shrink=False)))
         # only spend time (hypothesis derives the ci examples from the source below: keep it as is)

@@ -41,8 +41,8 @@ estimate rather than a bound.
 
 The table's rows are dtypes (PRECISIONS): a dtype is its unit roundoff, its smallest
 normal number, its identity tolerance and the wider dtype its failures are rerun in;
-adding one (float16, bfloat16 through ml_dtypes) is a row here and nothing else in the
-bound.
+float16 and bfloat16 (through ml_dtypes, conformance.dtypes) are two such rows; their
+inputs are rounded to the dtype before the reference sees them (the rows' comment).
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from conformance.dtypes import numpy_dtype
+
 
 @dataclass(frozen=True)
 class Precision:
@@ -60,19 +62,34 @@ class Precision:
     name: str
     unit_roundoff: float  # u = 2^-p: a rounded operation errs by at most u |result|
     smallest_normal: float  # below it a result may be flushed to zero
-    identity_rtol: float  # scalar identities inside one framework, relative to the terms' size
+    identity_rtol: float | None  # scalar identities inside one framework, relative to the terms'
+    # size; None: no identity is checked in this dtype (Property.low_precision)
     wider: str | None  # the dtype a failure is rerun in to arbitrate it (conformance.runner)
     reason: str
+    elementary_ulps: float | None = None  # every elementary function's c_f; None: ELEMENTARY_ULPS
+    flushes: bool = True  # a framework may flush subnormal results to 0 (XLA on CPU does in float32)
+
+    @property
+    def subnormal_error(self) -> float:
+        """How far a result below the smallest normal may be off: the smallest normal itself
+        where it may be flushed to 0, else half the spacing of the subnormals (u · tiny)."""
+        return self.smallest_normal if self.flushes else self.unit_roundoff * self.smallest_normal
 
     @property
     def numpy_dtype(self) -> np.dtype:
-        return np.dtype(self.name)
+        return numpy_dtype(self.name)  # bfloat16 through ml_dtypes
 
     @property
     def eps(self) -> float:
         """Machine epsilon 2u: the distance from 1 to the next number."""
         return 2 * self.unit_roundoff
 
+
+# c_f of every elementary function in float16 and bfloat16: torch and XLA on CPU evaluate them
+# in float32 and round once. Largest error measured over 200,000 arguments each (torch 2.13 and
+# jax 0.10.2 CPU), in ulps (2u) of the result: tanh, exp, log 0.50 in both, sigmoid 0.50 (torch)
+# and 1.08 (XLA's, through tanh); twice the largest, as ELEMENTARY_ULPS.
+LOW_PRECISION_ULPS = 2.0
 
 # fmt: off
 PRECISIONS: dict[str, Precision] = {
@@ -81,6 +98,24 @@ PRECISIONS: dict[str, Precision] = {
         " terms in two orders, n ε Σ|terms| (Higham §3.1), below 2e-4 for the suite's sizes."),
     "float64": Precision("float64", 2.0**-53, float(np.finfo(np.float64).tiny), 1e-11, None,
         "u = 1.1e-16; the floor 2.2e-308 never matters. Identities as float32, 1e-11."),
+    # The low-precision rows: the same bound, with the dtype's u and smallest normal. Their inputs
+    # are the masters rounded once to the dtype before the reference sees them
+    # (conformance.dtypes.rounded_case), so the reference computes in float64 on exactly the
+    # numbers the framework holds and [1] is the computation's rounding alone: the input's own
+    # rounding (u relative, more than many of the computation's steps) would otherwise enter
+    # [1] times λ. A framework computing inside in float32 (torch's and XLA's CPU kernels
+    # accumulate half-precision sums and evaluate tanh, exp in float32) rounds less than the
+    # model allows; the property is on the result the user gets, in the dtype.
+    "float16": Precision("float16", 2.0**-11, float(np.finfo(np.float16).tiny), None, "float32",
+        "u = 4.9e-4, smallest normal 6.1e-5. No identity is checked: n ε Σ|terms| is about Σ|terms| at"
+        " the suite's sizes. Failures are rerun in float32 to tell rounding from a wrong result."
+        " Elementary functions: LOW_PRECISION_ULPS. Subnormals are kept (torch, XLA; measured), so"
+        " the floor is u · tiny, 3e-8.", LOW_PRECISION_ULPS, flushes=False),
+    "bfloat16": Precision("bfloat16", 2.0**-8, float(np.finfo(np.float32).tiny), None, "float32",
+        "u = 3.9e-3 (8 significand bits), float32's exponent range: the smallest normal 1.2e-38 is"
+        " the floor (XLA flushes bfloat16 subnormals as float32's; torch keeps them), overflow at"
+        " 3.4e38. No identity is checked (as float16). Failures are rerun in float32. Elementary"
+        " functions: LOW_PRECISION_ULPS.", LOW_PRECISION_ULPS),
 }
 # fmt: on
 
@@ -123,6 +158,16 @@ SAMPLED_ULPS = 64.0
 FINITE_DIFFERENCE_RTOL = 1e-6
 FINITE_DIFFERENCE_STEP = 1e-6
 
+# The range-end cases (components/clip/range_ends.py, components/mlp_bn/range_ends.py): fixed
+# inputs of 2 to 24 entries whose squares leave the dtype's range while the answer does not. The
+# answer is the float64 reference on the numbers the dtype holds, rounded to the dtype; a correct
+# implementation (scaling before squaring, or squaring in a wider type) is within a few roundings
+# of it per entry: a norm of two entries is 4 operations, a clipped entry 3 more, x̂ = (x - μ)/σ
+# 5 more after the moments. RANGE_ENDS_ULPS = 8 ulps (16 u) of each expected entry, or of the
+# tensor's largest for batch norm (its centred values cancel), cover that 4 times over; the
+# failures they exist for are off by 100% (inf, 0, NaN).
+RANGE_ENDS_ULPS = 8.0
+
 EPS = {name: p.eps for name, p in PRECISIONS.items()}
 IDENTITY_RTOL = {name: p.identity_rtol for name, p in PRECISIONS.items()}
 
@@ -162,7 +207,7 @@ def allowed_error(dtype: str, bound: np.ndarray) -> Allowed:
     row = precision(dtype)
     rounding = np.asarray(bound, np.float64)
     reference = rounding * (PRECISIONS["float64"].unit_roundoff / row.unit_roundoff)
-    return Allowed(rounding, reference, FLOOR * row.smallest_normal)
+    return Allowed(rounding, reference, FLOOR * row.subnormal_error)
 
 
 def sampled_bound(dtype: str, reference64: np.ndarray, runs32: list[np.ndarray]) -> np.ndarray:

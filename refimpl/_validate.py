@@ -17,7 +17,10 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import NDArray
 
-FLOAT_DTYPES = ("float32", "float64")
+FLOAT_DTYPES = ("float32", "float64")  # what the reference computes in
+# What a spec may name as the dtype of the run it describes: the reference computes in float32
+# or float64; a framework's run may be in float16 or bfloat16 too, held to the float64 reference.
+SPEC_DTYPES = (*FLOAT_DTYPES, "float16", "bfloat16")
 _DTYPES = {name: np.dtype(name) for name in FLOAT_DTYPES}
 _FLOAT_TYPES = tuple(_DTYPES.values())
 

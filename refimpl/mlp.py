@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 from refimpl import activations, init, losses
 from refimpl import batchnorm as bn
 from refimpl._validate import (
-    FLOAT_DTYPES,
+    SPEC_DTYPES,
     describe,
     json_fields,
     raise_if_overflowed,
@@ -65,7 +65,7 @@ class MLPSpec:
     elu_kink: str = activations.DEFAULTS.elu_kink  # elu'(0), selu'(0): "negative" (α, λα) or "positive"
     softplus_beta: float = activations.DEFAULTS.beta  # softplus(βx)/β
     softplus_threshold: float | None = activations.DEFAULTS.threshold  # 20 (torch) or None (jax)
-    dtype: str = "float64"  # "float32" or "float64", for parameters and batches alike
+    dtype: str = "float64"  # the computation's: "float32" or "float64" (a framework run: SPEC_DTYPES)
     # Batch norm after every hidden linear layer (refimpl.mlp_bn); the other bn_ fields are its
     # conventions (refimpl.batchnorm.BatchNormConvention; defaults: torch's, flax's in the comments).
     batchnorm: bool = False
@@ -95,7 +95,7 @@ class MLPSpec:
         for name, default in SMOOTH_DEFAULTS.items():
             if name not in used:
                 object.__setattr__(self, name, default)
-        require_choice("dtype", self.dtype, FLOAT_DTYPES)
+        require_choice("dtype", self.dtype, SPEC_DTYPES)
         if not isinstance(self.batchnorm, bool):
             raise TypeError(f"batchnorm: expected a bool, received {describe(self.batchnorm)}")
         require_real("bn_momentum", self.bn_momentum, minimum=0.0, maximum=1.0)

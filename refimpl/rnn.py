@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from refimpl import activations, init, losses
 from refimpl._validate import (
-    FLOAT_DTYPES,
+    SPEC_DTYPES,
     describe,
     json_fields,
     raise_if_overflowed,
@@ -70,7 +70,7 @@ class RNNSpec:
     nonlinearity: str = "tanh"  # f: "tanh" (torch's default) or "relu"
     readout: str = "last"  # "last": Y = readout(h_T), (N, C); "every": Y_t for every t, (T, N, C)
     loss: str = "mse"  # "mse" (mean over all elements) or "cross_entropy" (mean over rows)
-    dtype: str = "float64"  # "float32" or "float64", for parameters and batches alike
+    dtype: str = "float64"  # the computation's: "float32" or "float64" (a framework run: SPEC_DTYPES)
     truncation: int | None = None  # BPTT window k (refimpl.bptt); None is full BPTT
 
     def __post_init__(self) -> None:
@@ -79,7 +79,7 @@ class RNNSpec:
         require_choice("nonlinearity", self.nonlinearity, NONLINEARITIES)
         require_choice("readout", self.readout, READOUTS)
         require_choice("loss", self.loss, losses.LOSSES)
-        require_choice("dtype", self.dtype, FLOAT_DTYPES)
+        require_choice("dtype", self.dtype, SPEC_DTYPES)
         if self.truncation is not None:
             require_int("truncation", self.truncation)
 

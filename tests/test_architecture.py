@@ -20,12 +20,13 @@ PACKAGES = ("conformance", "refimpl")
 # docs/ARCHITECTURE.md, "The layers": a module may import its own layer and the ones below.
 LAYERS = (
     ("conformance.case", "conformance.record", "conformance.profiles", "conformance.tolerances",
-     "conformance.backend", "conformance.files", "conformance.rounding"),
+     "conformance.backend", "conformance.files", "conformance.rounding", "conformance.dtypes"),
     ("conformance.component", "conformance.compare", "conformance.bounds"),
     ("conformance.properties", "conformance.strategies", "conformance.initialization",
      "conformance.paths", "conformance.layouts", "conformance.components.*.reference",
      "conformance.components.*.strategies", "conformance.components.*.properties",
-     "conformance.components.*.rounding", "conformance.components.*.boundary"),
+     "conformance.components.*.rounding", "conformance.components.*.boundary",
+     "conformance.components.*.range_ends"),
     ("conformance.components.*",),
     ("conformance.registry", "conformance.framework", "conformance.golden",
      "conformance.golden.storage", "conformance.golden.property"),

@@ -45,7 +45,7 @@ def ledger(out: Path) -> list[dict]:
 @pytest.mark.parametrize(
     "options",
     [["--minutes", "0"], ["--minutes", "-1"], ["--cases", "0"], ["--cases", "-5"], ["--workers", "-1"],
-     ["--dtypes", "float16"], ["--frameworks", "tensorflow"], ["--components", "lstm"]],
+     ["--dtypes", "float8"], ["--frameworks", "tensorflow"], ["--components", "lstm"]],
 )
 def test_a_budget_of_nothing_is_a_usage_error(
     options: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]

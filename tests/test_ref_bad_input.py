@@ -156,7 +156,7 @@ CASES = [
     pytest.param(spec_with(leaky_kink="half"), ValueError, "leaky_kink", id="unknown-kink"),
     pytest.param(lambda: activation_forward("leaky_relu", T, leaky_kink=1), ValueError,
                  "leaky_kink", id="kink-not-a-string"),
-    pytest.param(spec_with(dtype="float16"), ValueError, "dtype", id="dtype-float16"),
+    pytest.param(spec_with(dtype="float8"), ValueError, "dtype", id="dtype-float8"),
     pytest.param(spec_with(hidden_activation="elu", elu_kink="half"), ValueError, "elu_kink",
                  id="unknown-elu-kink"),
     pytest.param(spec_with(elu_alpha=-1.0), ValueError, "elu_alpha", id="negative-elu-alpha"),

@@ -54,3 +54,19 @@ class Torch(Framework):
 
 
 FRAMEWORK = Torch()
+
+
+def from_numpy(array: Any) -> Any:
+    """torch.from_numpy, and a bfloat16 array (ml_dtypes, which torch cannot read) by its bits."""
+    import torch
+
+    if array.dtype.name == "bfloat16":
+        return torch.from_numpy(array.view("int16")).view(torch.bfloat16)
+    return torch.from_numpy(array)
+
+
+def to_numpy(tensor: Any) -> Any:
+    """A tensor as a float64 NumPy array (exact from every floating dtype, bfloat16 included)."""
+    import torch
+
+    return tensor.detach().cpu().to(torch.float64).numpy()

@@ -11,11 +11,12 @@ and a seed. It gives
 * `shrink(case)`: smaller cases for minimization (`conformance.hunt.minimize`).
 
 Widening the search is data here: a new bucket (a layout, a size) joins its drawer's
-tuple; a new value regime (extreme magnitudes, near-kink inputs, ...) joins `REGIMES`,
-a function from a case to a case; a new dtype needs only to be one the suite accepts
-(`--dtypes`). A new component joins the fast lane with a drawer in `DRAWERS` and a
-population runner per framework (`conformance.hunt.torch_populations`, `jax_populations`);
-without them it is still hunted, case by case, in the property lane.
+tuple; a new value regime (extreme magnitudes, near-kink inputs, ...) joins `REGIMES`, a
+function from a case to a case (rounds take the regimes in turn); a new dtype needs only to
+be one the suite accepts (`--dtypes`: float16 and bfloat16 included). A new component joins
+the fast lane with a drawer in `DRAWERS` and a population runner per framework
+(`conformance.hunt.torch_populations`, `jax_populations`); without them it is still hunted,
+case by case, in the property lane.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from conformance.components.mlp.strategies import mlp_case
 from conformance.components.mlp_bn.strategies import bn_case
 from conformance.components.rnn.strategies import Shape, rnn_case
 from conformance.hunt.shrink import shrink_mlp, shrink_rnn
+from conformance.strategies import LOGIT_SCALES, extreme_scale, scaled
 from refimpl.mlp import MLPSpec
 from refimpl.rnn import RNNSpec
 from refimpl.smooth import NAMES as SMOOTH
@@ -85,8 +87,38 @@ class Population:
 
 # A value regime maps a freshly drawn case to the case the hunt runs. "standard" keeps the
 # strategies' values; add entries (extreme magnitudes, inputs near a kink, ...) to widen it.
+# One population runs in every dtype of its task, so a regime's factors are those every dtype
+# holds (conformance.strategies' extreme values, at float16's scale): cross-entropy logits of
+# 3e3, tanh and sigmoid units saturated by first-layer weights times 100; a case the regime
+# does not fit (an mse loss, a relu layer) is left as drawn. The property lane draws each
+# dtype's own extremes (extreme-agreement).
 Regime = Callable[[Case], Case]
-REGIMES: dict[str, Regime] = {"standard": lambda case: case}
+
+
+def _readout(case: Case) -> tuple[str, str]:
+    if case.component.startswith("rnn"):
+        return "W_out", "b_out"
+    depth = len(case.spec.sizes) - 1
+    return f"W{depth}", f"b{depth}"
+
+
+def _logits(case: Case) -> Case:
+    if case.spec.loss != "cross_entropy":
+        return case
+    return replace(case, params=scaled(case.params, _readout(case), LOGIT_SCALES["float16"][0]))
+
+
+def _saturated(case: Case) -> Case:
+    if case.component.startswith("rnn"):
+        first, names = case.spec.nonlinearity, ("W_ih",)
+    else:  # after batch norm the first layer's scale cancels
+        first, names = case.spec.activation(1), () if case.spec.batchnorm else ("W1",)
+    if first not in ("tanh", "sigmoid"):
+        return case
+    return replace(case, params=scaled(case.params, names, extreme_scale("saturated", "float16")))
+
+
+REGIMES: dict[str, Regime] = {"standard": lambda case: case, "logits": _logits, "saturated": _saturated}
 
 
 class Drawer(Protocol):

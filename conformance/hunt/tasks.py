@@ -25,7 +25,7 @@ from conformance.components.activations.strategies import component_name
 from conformance.hunt import confirm
 from conformance.hunt.findings import Finding
 from conformance.hunt.minimize import describe_shape, minimize
-from conformance.hunt.populations import SMOOTH, Population, drawer_of
+from conformance.hunt.populations import REGIMES, SMOOTH, Population, drawer_of
 from conformance.hunt.reference import Results, run_population
 from conformance.hunt.screen import Expected, screen
 from conformance.profiles import PROFILES
@@ -90,7 +90,8 @@ def population_of(task: Task, round_: int) -> Population:
     assert drawer is not None
     rng = np.random.default_rng([task.seed, round_])
     seeds = [int(s) for s in rng.integers(0, 2**32 - 1, task.size)]
-    return drawer.population(drawer.buckets(task.component)[task.index], seeds)
+    regime = list(REGIMES)[round_ % len(REGIMES)]  # the value regimes in turn, "standard" first
+    return drawer.population(drawer.buckets(task.component)[task.index], seeds, regime)
 
 
 def run_task(task: Task, mark: Mark = lambda **stage: None) -> TaskResult:
@@ -172,7 +173,7 @@ def _property(task: Task, result: TaskResult, mark: Mark) -> None:
         suppress_health_check=list(HealthCheck),
     )
     @seed(task.seed)
-    @given(case=component.checks[task.index].cases(PROFILES["hunt"]))
+    @given(case=component.checks[task.index].cases(PROFILES["hunt"].for_dtype(dtype)))
     def examples(case: Case) -> None:
         if time.time() >= task.deadline:
             return

@@ -22,8 +22,10 @@ import numpy as np
 import torch
 from torch.func import functional_call, vjp, vmap
 
+from conformance.backend import cast_floats
 from conformance.components.mlp import torch_adapter as mlp
 from conformance.components.rnn import torch_adapter as rnn
+from conformance.frameworks.torch import from_numpy, to_numpy
 from conformance.hunt.populations import Population
 from conformance.hunt.reference import Results
 
@@ -36,11 +38,11 @@ def run(population: Population, spec: Any, dtype: str) -> Results:
     runner = _mlp if hasattr(spec, "sizes") else _rnn
     with torch.no_grad():  # vjp inside takes its own graph; nothing else needs one
         results = runner(population, spec, dtype)
-    return {g: {k: v.detach().numpy().astype(np.float64) for k, v in a.items()} for g, a in results.items()}
+    return {g: {k: to_numpy(v) for k, v in a.items()} for g, a in results.items()}
 
 
 def _tensors(arrays: dict[str, np.ndarray], dtype: str) -> dict[str, torch.Tensor]:
-    return {k: torch.from_numpy(v.astype(dtype) if v.dtype.kind == "f" else v) for k, v in arrays.items()}
+    return {k: from_numpy(v) for k, v in cast_floats(arrays, dtype).items()}  # bfloat16 by its bits
 
 
 @cache

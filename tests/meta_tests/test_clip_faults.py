@@ -218,7 +218,7 @@ def test_specs_round_trip_through_json_and_name_bad_fields() -> None:
     for call, field in [
         (lambda: ClipCaseSpec(foreach="yes"), "foreach"),  # type: ignore[arg-type]
         (lambda: ClipCaseSpec(max_norm=-1.0), "max_norm"),
-        (lambda: ClipCaseSpec(dtype="float16"), "dtype"),
+        (lambda: ClipCaseSpec(dtype="float8"), "dtype"),
         (lambda: TrajectorySpec(MLPSpec((2, 2)), lr=0.0), "lr"),
         (lambda: TrajectorySpec(MLPSpec((2, 2)), clip_kind="norm"), "clip_kind"),
         (lambda: TrajectorySpec(MLPSpec((2, 2)), bn_running_var="exact"), "bn_running_var"),

@@ -25,13 +25,14 @@ def rows(path) -> list[tuple]:  # type: ignore[no-untyped-def]
 def test_report_rows_are_the_same_under_xdist(pytester: pytest.Pytester) -> None:
     serial = pytester.path / "serial.json"
     parallel = pytester.path / "parallel.json"
+    # forward-agreement: torch in four dtypes; upstream-linearity: numpy and torch, float32 and float64
     pytester.runpytest_subprocess(*SUITE, *SUBSET, "--conformance-report", str(serial)).assert_outcomes(
-        passed=6
+        passed=8
     )
     result = pytester.runpytest_subprocess(*SUITE, *SUBSET, "-n", "2", "--conformance-report", str(parallel))
-    result.assert_outcomes(passed=6)
+    result.assert_outcomes(passed=8)
     assert rows(serial) == rows(parallel)
-    assert len(rows(serial)) == 6
+    assert len(rows(serial)) == 8
     md = (pytester.path / "serial.md").read_text()
     assert "| mlp | upstream-linearity | ok " in md
 

@@ -19,6 +19,12 @@ from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.clip import properties as cp
 from conformance.components.clip.boundary import BOUNDARY
+from conformance.components.clip.range_ends import (
+    CLIP_RANGE_OVERFLOW,
+    CLIP_RANGE_UNDERFLOW,
+    overflow_cases,
+    underflow_cases,
+)
 from conformance.components.clip.reference import GOLDEN_LAYOUTS, ClipCaseSpec, clip_reference
 from conformance.components.clip.rounding import clip_rounding
 from conformance.components.clip.strategies import (
@@ -56,6 +62,8 @@ CLIP = Component(
         Check(LAYOUT_INVARIANCE, wide_cases, "layout_invariance"),
         Check(PATH_AGREEMENT, path_cases, "path_agreement"),
         Check(cp.CLIP_CONCATENATED, partial(path_cases, wide=True), "concatenated"),
+        Check(CLIP_RANGE_OVERFLOW, overflow_cases, "range_ends_overflow"),
+        Check(CLIP_RANGE_UNDERFLOW, underflow_cases, "range_ends_underflow"),
     ),
     adapters={"torch": "conformance.components.clip.torch_adapter",
               "jax": "conformance.components.clip.jax_adapter"},

@@ -225,7 +225,7 @@ def clip_concatenated(ctx: Context, backend: Backend) -> None:
                     kind="forward", label="the concatenation vs the tensors: output ")
 
 
-CLIP_AGREEMENT = Property("clip-agreement", clip_agreement, frameworks_only=True)
+CLIP_AGREEMENT = Property("clip-agreement", clip_agreement, frameworks_only=True, low_precision=True)
 CLIP_NORM_BOUND = Property("clip-norm-bound", clip_norm_bound)
 CLIP_DIRECTION = Property("clip-direction", clip_direction)
 CLIP_IDENTITY_BELOW = Property("clip-identity-below", clip_identity_below)

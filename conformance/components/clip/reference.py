@@ -26,7 +26,7 @@ import numpy as np
 
 from conformance.backend import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
-from refimpl._validate import FLOAT_DTYPES, describe, require_choice
+from refimpl._validate import SPEC_DTYPES, describe, require_choice
 from refimpl.clip import (
     TORCH_EPS,
     ClipSpec,
@@ -58,7 +58,7 @@ class ClipCaseSpec:
         self.clip_spec()  # validates every clipping field, naming it
         if not isinstance(self.foreach, bool):
             raise TypeError(f"foreach: expected a bool, received {describe(self.foreach)}")
-        require_choice("dtype", self.dtype, FLOAT_DTYPES)
+        require_choice("dtype", self.dtype, SPEC_DTYPES)
 
     def clip_spec(self) -> ClipSpec:
         return ClipSpec(

@@ -25,6 +25,7 @@ from torch import nn
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.clip.reference import ClipCaseSpec, error_outcome
+from conformance.frameworks.torch import from_numpy, to_numpy
 from conformance.frameworks.torch_paths import laid_out, path_of
 
 CONVENTIONS: dict[str, object] = {
@@ -45,7 +46,7 @@ CLIP_FUNCTIONS: dict[str, Callable[..., Any]] = {
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float64)
+    return to_numpy(t)
 
 
 def paths(case: Case, device: torch.device) -> tuple[str, ...]:
@@ -68,8 +69,8 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
         spec = replace(spec, foreach=path == "foreach")
     params = cast_floats(case.params, spec.dtype)
     grads = cast_floats(case.inputs, spec.dtype)
-    own = {k: nn.Parameter(torch.from_numpy(params[k]).to(device)) for k in grads}
-    activations = {k: torch.from_numpy(grads[k]).to(device) for k in grads}
+    own = {k: nn.Parameter(from_numpy(params[k]).to(device)) for k in grads}
+    activations = {k: from_numpy(grads[k]).to(device) for k in grads}
     objective = sum((own[k] * activations[k]).sum() for k in grads)
     assert isinstance(objective, torch.Tensor)
     objective.backward()

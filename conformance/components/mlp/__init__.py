@@ -23,6 +23,7 @@ from conformance.components.mlp.reference import mlp_init, mlp_reference
 from conformance.components.mlp.rounding import mlp_rounding
 from conformance.components.mlp.strategies import (
     MLP_CATALOG,
+    extreme_cases,
     init_cases,
     mlp_case,
     mlp_cases,
@@ -60,6 +61,7 @@ MLP = Component(
         Check(p.UPSTREAM_LINEARITY, mlp_cases, "upstream_linearity"),
         Check(p.BATCH_DECOMPOSITION, mlp_cases, "batch_decomposition"),
         Check(p.KINK_CONVENTION, partial(mlp_cases, kinks=True), "kink_convention"),
+        Check(p.EXTREME_AGREEMENT, extreme_cases, "extreme"),
         Check(init_distribution(mlp_init), init_cases, "init_distribution"),
         # sizes, layouts and paths (conformance.layouts, conformance.paths)
         Check(SIZE_AGREEMENT, wide_cases, "size_agreement"),

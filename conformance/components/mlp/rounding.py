@@ -72,9 +72,11 @@ def loss_forward(ar: Arithmetic, loss: str, Y: Uncertain, targets: np.ndarray) -
         residual = ar.sub(Y, ar.rounded(targets))
         return ar.mean(ar.mul(residual, residual)), residual
     N = Y.v.shape[0]
-    shifted = ar.sub(Y, ar.max(Y, axis=1, keepdims=True))
-    lse = ar.log(ar.sum(ar.exp(shifted), axis=1))
-    logp = ar.sub(shifted, ar.reshape(lse, (N, 1)))
+    # in any implementation x - max x <= 0, Σ exp >= 1/2 (its largest term is exp(0) = 1, the
+    # rest >= 0, each rounding by at most u <= 2^-8) and log p <= 0: ar.within holds the samples there
+    shifted = ar.within(ar.sub(Y, ar.max(Y, axis=1, keepdims=True)), high=0.0)
+    lse = ar.log(ar.within(ar.sum(ar.exp(shifted), axis=1), low=0.5))
+    logp = ar.within(ar.sub(shifted, ar.reshape(lse, (N, 1))), high=0.0)
     picked = ar.take(logp, (np.arange(N), targets))
     return ar.neg(ar.mean(picked)), (logp, targets)
 

@@ -14,6 +14,8 @@ within bounds.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -21,7 +23,7 @@ from conformance.case import Arrays, Case
 from conformance.layouts import VECTOR_WIDTHS
 from conformance.paths import path_choices, with_meta
 from conformance.profiles import Profile
-from conformance.strategies import catalog_or, seeds, uniform_fan_in
+from conformance.strategies import EXTREME_REGIMES, catalog_or, extreme_scale, scaled, seeds, uniform_fan_in
 from refimpl.activations import ACTIVATIONS, ELU_KINKS, LEAKY_KINKS
 from refimpl.losses import LOSSES
 from refimpl.mlp import MLPSpec
@@ -167,3 +169,40 @@ def init_cases(draw: st.DrawFn, profile: Profile) -> Case:
     if profile.bounded_shapes:
         return mlp_case(draw(st.sampled_from(INIT_SPECS)), 1, 0)
     return mlp_case(draw(mlp_specs()), 1, draw(seeds()))
+
+
+# ---------------------------------------------------------------- extreme values
+
+# ci: each regime on a catalog spec it applies to, compiled already by the other properties.
+EXTREME_CATALOG = {"logits": MLP_CATALOG[1], "saturated": MLP_CATALOG[3], "tiny": MLP_CATALOG[0]}
+
+
+def extreme_names(spec: MLPSpec, regime: str) -> tuple[str, ...]:
+    """The arrays a regime scales (conformance.strategies): the readout, the first layer, X."""
+    depth = len(spec.sizes) - 1
+    return {"logits": (f"W{depth}", f"b{depth}"), "saturated": ("W1",), "tiny": ("X",)}[regime]
+
+
+def extreme_spec(spec: MLPSpec, regime: str, squash: str) -> MLPSpec:
+    """A free spec made fit for its regime: cross-entropy on plain logits, or tanh or sigmoid
+    after the saturated first layer."""
+    if regime == "logits":
+        return replace(spec, loss="cross_entropy", output_activation="identity")
+    if regime == "saturated":
+        return replace(spec, hidden_activation=squash, output_activation=squash)
+    return spec
+
+
+@st.composite
+def extreme_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """An MLP case in one regime of conformance.strategies' extreme values, in profile.dtype."""
+    regime = draw(st.sampled_from(EXTREME_REGIMES))
+    if profile.bounded_shapes:
+        spec = EXTREME_CATALOG[regime]
+    else:
+        spec = extreme_spec(draw(mlp_specs()), regime, draw(st.sampled_from(("tanh", "sigmoid"))))
+    case = mlp_case(spec, draw(batch_sizes(profile)), draw(seeds()))
+    factor = extreme_scale(regime, profile.dtype, draw(st.integers(0, 1)))
+    names = extreme_names(spec, regime)
+    return replace(case, params=scaled(case.params, names, factor), inputs=scaled(case.inputs, names, factor),
+                   meta={**case.meta, "regime": regime, "factor": factor})

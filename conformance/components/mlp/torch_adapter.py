@@ -22,6 +22,7 @@ from torch import nn
 
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
+from conformance.frameworks.torch import from_numpy, to_numpy
 from conformance.frameworks.torch_paths import compiled, laid_out, path_of, run_compiled
 from conformance.initialization import stacked
 from refimpl.mlp import MLPSpec
@@ -165,15 +166,15 @@ def load(model: TorchMLP, case: Case) -> None:
     params = cast_floats(case.params, case.spec.dtype)
     with torch.no_grad():
         for ref_name, torch_name in param_names(case.spec).items():
-            own[torch_name].copy_(torch.from_numpy(params[ref_name]))
+            own[torch_name].copy_(from_numpy(params[ref_name]))
 
 
 def inputs_of(case: Case, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """X, in case.meta["layout"] and requiring its gradient, and the targets."""
     inputs = cast_floats(case.inputs, case.spec.dtype)
-    X = torch.from_numpy(inputs["X"]).to(device)
+    X = from_numpy(inputs["X"]).to(device)
     X = laid_out(X, case.meta.get("layout", "contiguous")).requires_grad_(True)
-    return X, torch.from_numpy(inputs["targets"]).to(device)
+    return X, from_numpy(inputs["targets"]).to(device)
 
 
 def _tensors(case: Case, device: torch.device) -> tuple[TorchMLP, torch.Tensor, torch.Tensor]:
@@ -184,14 +185,14 @@ def _tensors(case: Case, device: torch.device) -> tuple[TorchMLP, torch.Tensor, 
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().astype(np.float64)
+    return to_numpy(t)
 
 
 def objective(Y: torch.Tensor, loss: torch.Tensor, cotangents: Arrays) -> torch.Tensor:
     """Σ_k <c_k, output_k> for cotangents on "Y" and "loss": what the gradients are of."""
     total = loss * float(cotangents.get("loss", 0.0))
     if "Y" in cotangents:
-        total = total + (Y * torch.from_numpy(cotangents["Y"]).to(Y)).sum()
+        total = total + (Y * from_numpy(cotangents["Y"]).to(Y)).sum()
     return total
 
 
@@ -222,7 +223,7 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
         X.detach(),
     )
     t = cast_floats(tangents, case.spec.dtype)
-    directions = tuple(torch.from_numpy(t[k]).to(device) for k in keys)
+    directions = tuple(from_numpy(t[k]).to(device) for k in keys)
 
     def outputs(*values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = {names[k]: v for k, v in zip(names, values[:-1], strict=True)}

@@ -22,6 +22,12 @@ from conformance.component import Check, Component
 from conformance.components.mlp.reference import mlp_init
 from conformance.components.mlp_bn import properties as bp
 from conformance.components.mlp_bn.boundary import BOUNDARY
+from conformance.components.mlp_bn.range_ends import (
+    BN_RANGE_ENDS,
+    BN_RANGE_ENDS_TINY,
+    spread_cases,
+    tiny_cases,
+)
 from conformance.components.mlp_bn.reference import mlp_bn_reference
 from conformance.components.mlp_bn.rounding import mlp_bn_rounding
 from conformance.components.mlp_bn.strategies import (
@@ -31,6 +37,7 @@ from conformance.components.mlp_bn.strategies import (
     GOLDEN,
     bn_case,
     bn_cases,
+    extreme_cases,
     init_cases,
     path_cases,
     wide_cases,
@@ -71,6 +78,9 @@ MLP_BN = Component(
         Check(bp.BN_BATCH_OF_ONE, partial(bn_cases, ci=FIRST, batch=1), "batch_of_one"),
         Check(bp.BN_ILL_CONDITIONED, ill_conditioned, "ill_conditioned"),
         Check(bp.BN_ILL_CONDITIONED_TWO_PASS, ill_conditioned, "ill_conditioned_two_pass"),
+        Check(p.EXTREME_AGREEMENT, extreme_cases, "extreme"),
+        Check(BN_RANGE_ENDS, spread_cases, "range_ends"),
+        Check(BN_RANGE_ENDS_TINY, tiny_cases, "range_ends_tiny"),
         # initialization: W as the MLP's, γ = 1 and β = 0 in both frameworks
         Check(init_distribution(mlp_init), init_cases, "init_distribution"),
         # sizes, layouts and paths (conformance.layouts, conformance.paths)

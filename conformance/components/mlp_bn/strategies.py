@@ -30,7 +30,7 @@ from conformance.components.mlp.strategies import mlp_params
 from conformance.layouts import VECTOR_WIDTHS
 from conformance.paths import path_choices, with_meta
 from conformance.profiles import Profile
-from conformance.strategies import seeds
+from conformance.strategies import extreme_scale, seeds
 from refimpl.activations import ACTIVATIONS, LEAKY_KINKS
 from refimpl.losses import LOSSES
 from refimpl.mlp import MLPSpec
@@ -191,3 +191,31 @@ def init_cases(draw: st.DrawFn, profile: Profile) -> Case:
     if profile.bounded_shapes:
         return bn_case(draw(st.sampled_from(FIRST)), CI_BATCH, 0, train=True)
     return bn_case(draw(bn_specs()), CI_BATCH, draw(seeds()), train=True)
+
+
+# ---------------------------------------------------------------- extreme values
+#
+# What batch norm takes out of its input, at the dtype's scale: a huge spread (X times s) and a
+# huge mean (X + m, the first batch norm's features of mean m times Σ W¹), and tiny inputs (X
+# times 8 × the smallest normal, a variance far below ε). s keeps every square of the two-pass
+# variance in range (its overflow is bn-range-ends); m is about 1/(64 u) in the low-precision
+# dtypes, where rounding the inputs is still about 1% of their spread (beyond, x̂ is the inputs'
+# rounding noise normalized, and a first-order rounding bound says nothing).
+BN_EXTREMES = ("spread", "mean", "tiny")
+BN_SPREAD = {"float16": 16.0, "bfloat16": 1e15, "float32": 1e15, "float64": 1e100}
+BN_MEAN = {"float16": 32.0, "bfloat16": 4.0, "float32": 1e4, "float64": 1e8}
+
+
+@st.composite
+def extreme_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """A training-mode "mlp_bn" case with X in one of BN_EXTREMES, in profile.dtype."""
+    regime = draw(st.sampled_from(BN_EXTREMES))
+    case = draw(bn_cases(profile))
+    X = case.inputs["X"]
+    if regime == "spread":
+        X = X * BN_SPREAD[profile.dtype]
+    elif regime == "mean":
+        X = X + BN_MEAN[profile.dtype]
+    else:
+        X = X * extreme_scale("tiny", profile.dtype)
+    return replace(case, inputs={**case.inputs, "X": X}, meta={**case.meta, "regime": regime})

@@ -19,6 +19,7 @@ import torch
 from conformance.backend import Outcome, cast_floats, require_conventions
 from conformance.case import Arrays, Case
 from conformance.components.mlp import torch_adapter as mlp
+from conformance.frameworks.torch import from_numpy
 from conformance.frameworks.torch_paths import one_thread
 from refimpl.mlp import MLPSpec
 
@@ -56,8 +57,8 @@ def _model(case: Case, device: torch.device) -> tuple[mlp.TorchMLP, Any, torch.T
     state = cast_floats(case.state, spec.dtype)
     with torch.no_grad():
         for l, norm in enumerate(model.norms, start=1):  # norms[l - 1] follows layer l
-            norm.running_mean.copy_(torch.from_numpy(state[f"running_mean{l}"]))
-            norm.running_var.copy_(torch.from_numpy(state[f"running_var{l}"]))
+            norm.running_mean.copy_(from_numpy(state[f"running_mean{l}"]))
+            norm.running_var.copy_(from_numpy(state[f"running_var{l}"]))
     model.train(case.train)
     return (model, forward, *mlp.inputs_of(case, device))
 
@@ -108,7 +109,7 @@ def _jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
     own = dict(model.named_parameters())
     primals = tuple(own[names[k]].detach() for k in names) + (X.detach(),)
     t = cast_floats(tangents, case.spec.dtype)
-    directions = tuple(torch.from_numpy(t[k]).to(device) for k in [*names, "X"])
+    directions = tuple(from_numpy(t[k]).to(device) for k in [*names, "X"])
 
     def outputs(*values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = {names[k]: v for k, v in zip(names, values[:-1], strict=True)}

@@ -29,6 +29,7 @@ from conformance.components.rnn.rounding import rnn_rounding
 from conformance.components.rnn.strategies import (
     RNN_CATALOG,
     TRUNCATED_CATALOG,
+    extreme_cases,
     init_cases,
     path_cases,
     rnn_case,
@@ -73,6 +74,7 @@ RNN = Component(
         Check(p.FINITE_DIFFERENCES, rnn_cases, "finite_differences"),
         Check(p.REVERSE_VS_FORWARD, rnn_cases, "reverse_vs_forward"),
         Check(p.UPSTREAM_LINEARITY, rnn_cases, "upstream_linearity"),
+        Check(p.EXTREME_AGREEMENT, extreme_cases, "extreme"),
         Check(rp.TWO_BIAS_MAPPING, rnn_cases, "two_bias_mapping"),
         Check(rp.ONE_STEP_DENSE, partial(rnn_cases, steps="one"), "one_step_dense"),
         Check(rp.HIDDEN_GRADIENT_PROFILE, rnn_cases, "hidden_gradient_profile"),

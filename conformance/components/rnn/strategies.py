@@ -24,7 +24,7 @@ from conformance.case import Arrays, Case
 from conformance.layouts import VECTOR_WIDTHS
 from conformance.paths import path_choices, with_meta
 from conformance.profiles import Profile
-from conformance.strategies import catalog_or, seeds, uniform_fan_in
+from conformance.strategies import EXTREME_REGIMES, catalog_or, extreme_scale, scaled, seeds, uniform_fan_in
 from refimpl.losses import LOSSES
 from refimpl.rnn import NONLINEARITIES, READOUTS, RNNSpec
 
@@ -181,3 +181,28 @@ def init_cases(draw: st.DrawFn, profile: Profile) -> Case:
     if profile.bounded_shapes:
         return rnn_case(draw(st.sampled_from(INIT_SHAPES)), 0)
     return rnn_case(draw(free_shapes()), draw(seeds()))
+
+
+# ---------------------------------------------------------------- extreme values
+
+# ci: each regime (conformance.strategies) on a catalog shape it applies to, compiled already.
+EXTREME_CATALOG = {"logits": RNN_CATALOG[1], "saturated": RNN_CATALOG[0], "tiny": RNN_CATALOG[0]}
+EXTREME_NAMES = {"logits": ("W_out", "b_out"), "saturated": ("W_ih",), "tiny": ("X", "h0")}
+
+
+@st.composite
+def extreme_cases(draw: st.DrawFn, profile: Profile) -> Case:
+    """A full-BPTT case in one regime of extreme values, in profile.dtype: cross-entropy on
+    logits of 1e4 and beyond, a tanh RNN saturated by its input weights, tiny inputs and h0."""
+    regime = draw(st.sampled_from(EXTREME_REGIMES))
+    if profile.bounded_shapes:
+        shape = EXTREME_CATALOG[regime]
+    else:
+        shape = draw(free_shapes())
+        fit = {"logits": {"loss": "cross_entropy"}, "saturated": {"nonlinearity": "tanh"}}.get(regime, {})
+        shape = shape._replace(spec=replace(shape.spec, **fit))
+    case = rnn_case(shape, draw(seeds()))
+    factor = extreme_scale(regime, profile.dtype, draw(st.integers(0, 1)))
+    names = EXTREME_NAMES[regime]
+    return replace(case, params=scaled(case.params, names, factor), inputs=scaled(case.inputs, names, factor),
+                   meta={**case.meta, "regime": regime, "factor": factor})

@@ -22,6 +22,7 @@ from torch import nn
 from conformance.backend import Outcome, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.mlp import torch_adapter as torch_mlp
+from conformance.frameworks.torch import from_numpy
 from conformance.frameworks.torch_paths import laid_out, path_of
 from refimpl.rnn import RNNSpec
 
@@ -129,9 +130,9 @@ def _prepare(case: Case, device: torch.device) -> tuple[TorchRNN, dict[str, torc
     own = dict(model.named_parameters())
     with torch.no_grad():
         for ref_name, torch_name in PARAM_NAMES.items():
-            own[torch_name].copy_(torch.from_numpy(params[ref_name]))
+            own[torch_name].copy_(from_numpy(params[ref_name]))
     inputs = cast_floats(case.inputs, spec.dtype)
-    tensors = {k: torch.from_numpy(inputs[k]).to(device) for k in ("X", "h0", "targets")}
+    tensors = {k: from_numpy(inputs[k]).to(device) for k in ("X", "h0", "targets")}
     if layout == "reordered":  # batch-major storage, (N, T, D)
         tensors["X"] = tensors["X"].transpose(0, 1).contiguous()
     else:
@@ -168,7 +169,7 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
     primals = tuple(own[PARAM_NAMES[k]].detach() for k in PARAM_NAMES) + (t["X"], t["h0"])
     d = cast_floats(tangents, case.spec.dtype)
     d["X"] = np.moveaxis(d["X"], 0, model.time)  # in the order the model takes X
-    directions = tuple(torch.from_numpy(np.ascontiguousarray(d[k])).to(device) for k in keys)
+    directions = tuple(from_numpy(np.ascontiguousarray(d[k])).to(device) for k in keys)
 
     def outputs(*values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = {PARAM_NAMES[k]: v for k, v in zip(PARAM_NAMES, values[:-2], strict=True)}

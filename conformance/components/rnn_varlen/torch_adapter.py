@@ -27,6 +27,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from conformance.backend import Outcome, Unsupported, cast_floats
 from conformance.case import Arrays, Case
 from conformance.components.mlp import torch_adapter as torch_mlp
+from conformance.frameworks.torch import from_numpy
 from refimpl.varlen import VarLenRNNSpec
 
 CONVENTIONS: dict[str, object] = {
@@ -88,10 +89,10 @@ def _prepare(case: Case, device: torch.device) -> tuple[PackedRNN, dict[str, tor
         for p in own.values():
             p.zero_()  # the forward direction of a reversed RNN is not read
         for ref_name, torch_name in param_names(spec).items():
-            own[torch_name].copy_(torch.from_numpy(params[ref_name]))
+            own[torch_name].copy_(from_numpy(params[ref_name]))
     x = cast_floats(case.inputs, spec.dtype)
-    tensors = {k: torch.from_numpy(x[k]).to(device) for k in ("X", "h0", "targets")}
-    tensors["lengths"] = torch.from_numpy(x["lengths"]).to(torch.int64)  # on the CPU, as torch asks
+    tensors = {k: from_numpy(x[k]).to(device) for k in ("X", "h0", "targets")}
+    tensors["lengths"] = from_numpy(x["lengths"]).to(torch.int64)  # on the CPU, as torch asks
     return model, tensors
 
 
@@ -109,7 +110,7 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     if not cotangents:
         return Outcome(result, {}, {})
     cot = cast_floats(cotangents, case.spec.dtype)
-    total = sum((outputs[k] * torch.from_numpy(c).to(device)).sum() for k, c in cot.items())
+    total = sum((outputs[k] * from_numpy(c).to(device)).sum() for k, c in cot.items())
     names = param_names(case.spec)
     own = dict(model.named_parameters())
     wrt = [own[names[k]] for k in names] + [X, h0]
@@ -124,7 +125,7 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
     own = dict(model.named_parameters())
     primals = tuple(own[names[k]].detach() for k in names) + (t["X"], t["h0"])
     d = cast_floats(tangents, case.spec.dtype)
-    directions = tuple(torch.from_numpy(d[k]).to(device) for k in [*names, "X", "h0"])
+    directions = tuple(from_numpy(d[k]).to(device) for k in [*names, "X", "h0"])
 
     def outputs(*values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         weights = {names[k]: v for k, v in zip(names, values[:-2], strict=True)}

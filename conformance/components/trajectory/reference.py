@@ -30,7 +30,7 @@ import numpy as np
 
 from conformance.backend import Outcome, as_float64, cast_floats
 from conformance.case import Arrays, Case
-from refimpl._validate import FLOAT_DTYPES, describe, require_choice
+from refimpl._validate import SPEC_DTYPES, describe, require_choice
 from refimpl.clip import TORCH_EPS, ClipSpec
 from refimpl.mlp import MLPSpec
 from refimpl.rnn import RNNSpec
@@ -72,7 +72,7 @@ class TrajectorySpec:
             raise TypeError(f"network: expected an MLPSpec or RNNSpec, received {describe(self.network)}")
         require_choice("clip_kind", self.clip_kind, CLIP_KINDS)
         require_choice("rnn_biases", self.rnn_biases, RNN_BIASES)
-        require_choice("dtype", self.dtype, FLOAT_DTYPES)
+        require_choice("dtype", self.dtype, SPEC_DTYPES)
         self.sgd()  # validates lr and every clipping field, naming it
         self.network_spec()  # validates the MLP convention overrides (MLPSpec names the field)
 
