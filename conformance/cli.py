@@ -73,7 +73,7 @@ def pytest_args(args: argparse.Namespace, report: str, profile: str) -> list[str
 
 def check_suite_options(args: argparse.Namespace) -> str:
     """What is wrong with the options `run` passes on to pytest, or ''."""
-    from conformance.config import DTYPES
+    from conformance.dtypes import DTYPES
     from conformance.session import comma_list, whole_number
 
     try:

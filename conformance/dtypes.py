@@ -43,7 +43,7 @@ def numpy_dtype(name: str) -> np.dtype:
 def finfo(name: str) -> ml_dtypes.finfo:
     """max, tiny (smallest normal), smallest_subnormal, eps of the dtype (ml_dtypes.finfo
     answers for NumPy's types too)."""
-    return ml_dtypes.finfo(numpy_dtype(name))
+    return ml_dtypes.finfo(numpy_dtype(name))  # type: ignore[no-untyped-call]
 
 
 def round_to(arrays: Arrays, name: str) -> Arrays:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -185,9 +185,9 @@ def batch_blocks(batching: Batching) -> Property:
             parts.append((rows.stop - rows.start, backend.run(part, upstream(part))))
         joined = Outcome(
             {k: (np.concatenate([p.outputs[k] for _, p in parts], axis=axes[k]) if k in axes
-                 else sum(n / N * p.outputs[k] for n, p in parts)) for k in whole.outputs},
+                 else cast(np.ndarray, sum(n / N * p.outputs[k] for n, p in parts))) for k in whole.outputs},
             {k: (np.concatenate([p.grads[k] for _, p in parts], axis=axes[k]) if k in axes
-                 else sum(p.grads[k] for _, p in parts)) for k in whole.grads},
+                 else cast(np.ndarray, sum(p.grads[k] for _, p in parts))) for k in whole.grads},
             {},
         )
         agree_outcomes(ctx, joined, whole, Outcome(bound.outputs, bound.grads, {}),

@@ -24,7 +24,7 @@ controller receives every worker's rows and writes one report, the same rows as 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -198,7 +198,7 @@ class Rows:
         self.written = False
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.rows.extend(value for name, value in report.user_properties if name == ROW)
+        self.rows.extend(cast(dict[str, Any], value) for name, value in report.user_properties if name == ROW)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """The report of a run that ran tests and ended normally (not interrupted, no usage or

@@ -70,7 +70,8 @@ class Profile:
         MAX_SHRINKING_SECONDS and MAX_SHRINKS, module constants it keeps for this purpose),
         and says so in these words instead of its own (which name five minutes)."""
         saved = engine.MAX_SHRINKING_SECONDS, engine.MAX_SHRINKS
-        engine.MAX_SHRINKING_SECONDS, engine.MAX_SHRINKS = self.shrink_seconds, self.shrink_steps
+        engine.MAX_SHRINKING_SECONDS = self.shrink_seconds  # type: ignore[assignment]  # int in its stub
+        engine.MAX_SHRINKS = self.shrink_steps
         report = reporting.current_reporter()
 
         def reporter(text: object) -> None:

@@ -221,7 +221,7 @@ class Arithmetic:
     def take(self, a: Uncertain, index: tuple[object, ...] | int | slice) -> Uncertain:
         """a[index] (an index of v)."""
         key = index if isinstance(index, tuple) else (index,)
-        return Uncertain(a.v[key], a.d[(slice(None), *key)])
+        return Uncertain(a.v[key], a.d[(slice(None), *key)])  # type: ignore[index, arg-type]
 
     def stack(self, parts: list[Uncertain]) -> Uncertain:
         return Uncertain(np.stack([p.v for p in parts]), np.stack([p.d for p in parts], axis=1))

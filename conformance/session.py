@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from conformance import frameworks, known_issues, profiles, record
-from conformance.config import DEFAULT_REPRODUCER_DIR, DTYPES, RunConfig
+from conformance.config import DEFAULT_REPRODUCER_DIR, RunConfig
+from conformance.dtypes import DTYPES
 from conformance.framework import DEVICES
 from conformance.outcome import FAILED_LIKE, outcome
 from conformance.replay import find_property

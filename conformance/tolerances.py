@@ -169,7 +169,8 @@ FINITE_DIFFERENCE_STEP = 1e-6
 RANGE_ENDS_ULPS = 8.0
 
 EPS = {name: p.eps for name, p in PRECISIONS.items()}
-IDENTITY_RTOL = {name: p.identity_rtol for name, p in PRECISIONS.items()}
+# identities run in float32 and float64 only (in float16 one holds to about the size of its terms)
+IDENTITY_RTOL = {name: p.identity_rtol for name, p in PRECISIONS.items() if p.identity_rtol is not None}
 
 # Measured (`python -m conformance stress --frameworks torch,jax --dtypes float32,float64`,
 # torch 2.13.0 and jax 0.10.2 on CPU; the README's "Tolerances" has the figures):

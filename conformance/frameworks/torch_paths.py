@@ -17,10 +17,10 @@ BUILT_LAYOUTS = ("contiguous", "strided", "transposed")  # what laid_out builds 
 # torch.compile as the compiled path runs it: one graph per shape and dtype (no dynamic shapes,
 # whose symbolic kernels are another path), and a graph break is an error rather than a silent
 # return to eager mode for part of the network
-COMPILE = {"dynamic": False, "fullgraph": True}
+COMPILE: dict[str, Any] = {"dynamic": False, "fullgraph": True}
 # Every spec and shape is a graph of its own, guarded on the same forward code: past dynamo's
 # default of 8 it would run the rest eagerly. The limit is raised, and hitting it is an error.
-RECOMPILE = {"recompile_limit": 4096, "accumulated_recompile_limit": 1 << 16,
+RECOMPILE: dict[str, Any] = {"recompile_limit": 4096, "accumulated_recompile_limit": 1 << 16,
              "fail_on_recompile_limit_hit": True}
 _COMPILED: dict[Hashable, tuple[nn.Module, Any]] = {}
 
@@ -72,7 +72,7 @@ def compiled(key: Hashable, build: Callable[[], nn.Module]) -> tuple[nn.Module, 
     loads each case's parameters into the module and calls the compiled one."""
     if key not in _COMPILED:
         module = build()
-        _COMPILED[key] = (module, torch.compile(module, **COMPILE))  # type: ignore[arg-type]
+        _COMPILED[key] = (module, torch.compile(module, **COMPILE))
     return _COMPILED[key]
 
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from conformance import frameworks, known_issues, registry
-from conformance.config import DTYPES
+from conformance.dtypes import DTYPES
 from conformance.hunt.engine import Hunt, HuntConfig
 from conformance.hunt.progress import display, summary
 

@@ -18,6 +18,7 @@ notes it beside its unconfirmed suspects and writes no finding for it.
 
 from __future__ import annotations
 
+import builtins
 import math
 import traceback
 from dataclasses import dataclass, field
@@ -51,7 +52,7 @@ class Verdict:
     def same_failure(self, other: Verdict) -> bool:
         return (self.kind, self.property, self.arbitration) == (other.kind, other.property, other.arbitration)
 
-    @property
+    @builtins.property  # the field `property` hides the builtin in this class's body
     def rounding(self) -> bool:
         """A wrong value that the same case in float64 shows to be rounding: no finding."""
         return self.arbitration == "rounding"

@@ -110,9 +110,10 @@ def _logits(case: Case) -> Case:
 
 def _saturated(case: Case) -> Case:
     if case.component.startswith("rnn"):
+        names: tuple[str, ...]
         first, names = case.spec.nonlinearity, ("W_ih",)
     else:  # after batch norm the first layer's scale cancels
-        first, names = case.spec.activation(1), () if case.spec.batchnorm else ("W1",)
+        first, names = case.spec.activation(1), (() if case.spec.batchnorm else ("W1",))
     if first not in ("tanh", "sigmoid"):
         return case
     return replace(case, params=scaled(case.params, names, extreme_scale("saturated", "float16")))

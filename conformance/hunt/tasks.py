@@ -25,11 +25,12 @@ from conformance.components.activations.strategies import component_name
 from conformance.hunt import confirm
 from conformance.hunt.findings import Finding
 from conformance.hunt.minimize import describe_shape, minimize
-from conformance.hunt.populations import REGIMES, SMOOTH, Population, drawer_of
+from conformance.hunt.populations import REGIMES, Population, drawer_of
 from conformance.hunt.reference import Results, run_population
 from conformance.hunt.screen import Expected, screen
 from conformance.profiles import PROFILES
 from conformance.runner import under_conventions
+from refimpl.smooth import NAMES as SMOOTH
 
 FAST_FRAMEWORKS = ("torch", "jax")  # frameworks with a population runner (population_runner)
 POPULATION = {"mlp": 64, "mlp_bn": 32, "rnn": 16, "rnn_truncated": 16,  # members per population

@@ -39,8 +39,10 @@ def clipped(ar: Arithmetic, spec: ClipSpec, grads: dict[str, Uncertain]
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         norm = global_norm(ar, grads, spec.norm_type) if grads else ar.exact(0.0)
         if spec.kind == "value":
+            assert spec.clip_value is not None  # ClipSpec's validation, for kind "value"
             v = ar.rounded(spec.clip_value)
             return {k: ar.clamp(g, v) for k, g in grads.items()}, norm
+        assert spec.max_norm is not None  # ClipSpec's validation, for kind "global_norm"
         M = ar.rounded(spec.max_norm)
         if spec.convention == "torch":
             quotient = ar.mul(M, ar.div(ar.exact(1.0), ar.add(norm, ar.rounded(spec.eps))))

@@ -76,7 +76,7 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
     objective.backward()
     layout = case.meta.get("layout", "contiguous")
     for p in own.values():
-        p.grad = laid_out(p.grad, layout)  # type: ignore[arg-type]
+        p.grad = laid_out(p.grad, layout)
     saved = {k: p.grad.clone() for k, p in own.items() if p.grad is not None}
     try:
         norm = CLIP_FUNCTIONS[spec.kind](list(own.values()), spec)

@@ -19,6 +19,7 @@ def run_reference(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Out
     params = cast_floats(case.params, spec.dtype)
     inputs = cast_floats(case.inputs, spec.dtype)
     state = cast_floats(case.state, spec.dtype)
+    cache: mlp.MLPCache | mlp_bn.BNMLPCache
     if spec.batchnorm:
         Y, new_state, cache = mlp_bn.mlp_bn_forward(spec, params, inputs["X"], state, train=case.train)
     else:
@@ -30,8 +31,10 @@ def run_reference(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Out
         dY = loss_backward(spec, loss_cache, float(cotangents.get("loss", 0.0)))
         if "Y" in cotangents:
             dY = dY + cotangents["Y"].astype(spec.dtype)
-        backward = mlp_bn.mlp_bn_backward_deltas if spec.batchnorm else mlp.mlp_backward_deltas
-        grads, layer_deltas = backward(spec, dY, cache)
+        if isinstance(cache, mlp_bn.BNMLPCache):
+            grads, layer_deltas = mlp_bn.mlp_bn_backward_deltas(spec, dY, cache)
+        else:
+            grads, layer_deltas = mlp.mlp_backward_deltas(spec, dY, cache)
         if deltas:
             grads.update({f"Z{l}": delta for l, delta in enumerate(layer_deltas, start=1)})
     return Outcome(as_float64(outputs), as_float64(grads), as_float64(new_state))

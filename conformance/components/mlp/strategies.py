@@ -107,6 +107,7 @@ def mlp_case(spec: MLPSpec, batch: int, seed: int, *, kinks: bool = False) -> Ca
         params = {k: (np.zeros_like(v) if k.startswith("b") else v) for k, v in params.items()}
         X[::2] = 0.0
     C = spec.sizes[-1]
+    targets: np.ndarray
     if spec.loss == "cross_entropy":
         targets = rng.integers(0, C, size=batch)
     else:

@@ -97,7 +97,7 @@ class TorchMLP(nn.Module):
                 Z = F.batch_norm(Z, norm.running_mean, norm.running_var, norm.weight, norm.bias,
                                  training=self.training, momentum=self.spec.bn_momentum,
                                  eps=self.spec.bn_eps)
-            X = ACTIVATIONS[self.activations[l]](Z, self.spec.slope)
+            X = ACTIVATIONS[self.activations[l]](Z, self.spec)
         return X
 
 

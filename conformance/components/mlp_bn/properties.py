@@ -98,7 +98,7 @@ def _batches(case: Case, steps: int) -> list[np.ndarray]:
     return [X] + [rng.standard_normal(X.shape) for _ in range(steps - 1)]
 
 
-def _chain(run: Callable[[Case], Outcome], case: Case, batches: list[np.ndarray]) -> list[Arrays]:
+def _chain(run: Callable[..., Outcome], case: Case, batches: list[np.ndarray]) -> list[Arrays]:
     """The state after each step, every step started from the state the previous returned."""
     states, state = [], case.state
     for X in batches:

@@ -17,6 +17,8 @@ them along). The running statistics r ← (1 - m) r + m b (torch) or m r + (1 - 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from conformance.backend import Outcome
@@ -44,7 +46,7 @@ def batch_variance(ar: Arithmetic, Z: Uncertain, mu: Uncertain, c: Uncertain, fo
 
 def batchnorm_forward(ar: Arithmetic, spec: MLPSpec, Z: Uncertain, gamma: Uncertain, beta: Uncertain,
                       mean: Uncertain, var: Uncertain, train: bool, variance: str = "two-pass"
-                      ) -> tuple[Uncertain, tuple, dict]:
+                      ) -> tuple[Uncertain, tuple[Any, ...], dict[str, Uncertain]]:
     """(Ẑ, what the backward needs, new running statistics {"mean", "var"})."""
     N = Z.v.shape[0]
     eps = ar.rounded(spec.bn_eps)
@@ -75,7 +77,7 @@ def running_statistics(ar: Arithmetic, spec: MLPSpec, mean: Uncertain, var: Unce
     return {"mean": update(mean, mu), "var": update(var, batch_var)}
 
 
-def batchnorm_backward(ar: Arithmetic, delta: Uncertain, cache: tuple) -> Triple:
+def batchnorm_backward(ar: Arithmetic, delta: Uncertain, cache: tuple[Any, ...]) -> Triple:
     """(∂L/∂Z, ∂L/∂γ, ∂L/∂β) for either mode."""
     xhat, s, gamma, train = cache
     dbeta = ar.sum(delta, axis=0)
@@ -95,14 +97,14 @@ def mlp_bn_passes(ar: Arithmetic, spec: MLPSpec, params: Grads, X: Uncertain, ta
     variance's formula (batch_variance)."""
     new_state: dict[str, Uncertain] = {}
 
-    def forward(l: int, Z: Uncertain) -> tuple[Uncertain, tuple]:
+    def forward(l: int, Z: Uncertain) -> tuple[Uncertain, tuple[Any, ...]]:
         normed, cache, stats = batchnorm_forward(
             ar, spec, Z, params[f"gamma{l}"], params[f"beta{l}"], state[f"running_mean{l}"],
             state[f"running_var{l}"], train, variance)
         new_state[f"running_mean{l}"], new_state[f"running_var{l}"] = stats["mean"], stats["var"]
         return normed, cache
 
-    def backward(delta: Uncertain, cache: tuple) -> Triple:
+    def backward(delta: Uncertain, cache: tuple[Any, ...]) -> Triple:
         return batchnorm_backward(ar, delta, cache)
 
     normalization = Normalization(forward, backward)

@@ -83,6 +83,7 @@ def bn_case(spec: MLPSpec, batch: int, seed: int, *, train: bool,
         state[f"running_var{l}"] = rng.uniform(0.5, 2.0, spec.sizes[l])
     C = spec.sizes[-1]
     X = rng.standard_normal((batch, spec.sizes[0])) + (ILL_MEAN if ill_conditioned else 0.0)
+    targets: np.ndarray
     if spec.loss == "cross_entropy":
         targets = rng.integers(0, C, size=batch)
     else:

@@ -15,7 +15,7 @@ window that leaves a shorter last chunk, and k >= T. dev and thorough draw freel
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st
@@ -199,7 +199,9 @@ def extreme_cases(draw: st.DrawFn, profile: Profile) -> Case:
         shape = EXTREME_CATALOG[regime]
     else:
         shape = draw(free_shapes())
-        fit = {"logits": {"loss": "cross_entropy"}, "saturated": {"nonlinearity": "tanh"}}.get(regime, {})
+        fits: dict[str, dict[str, Any]] = {"logits": {"loss": "cross_entropy"},
+                                           "saturated": {"nonlinearity": "tanh"}}
+        fit = fits.get(regime, {})
         shape = shape._replace(spec=replace(shape.spec, **fit))
     case = rnn_case(shape, draw(seeds()))
     factor = extreme_scale(regime, profile.dtype, draw(st.integers(0, 1)))

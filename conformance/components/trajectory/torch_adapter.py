@@ -26,6 +26,7 @@ from conformance.components.mlp import torch_adapter as torch_mlp
 from conformance.components.mlp_bn import torch_adapter as torch_mlp_bn
 from conformance.components.rnn import torch_adapter as torch_rnn
 from conformance.components.trajectory.reference import MLP_CONVENTIONS, TrajectorySpec, batches
+from conformance.frameworks.torch_paths import one_thread
 from refimpl.mlp import MLPSpec
 from refimpl.rnn import RNNSpec
 
@@ -89,7 +90,7 @@ def loss_of(network: MLPSpec | RNNSpec, model: nn.Module, batch: dict[str, torch
 
 
 def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
-    with torch_mlp_bn.one_thread():  # small tensors: waking intra-op threads costs more than the math
+    with one_thread():  # small tensors: waking intra-op threads costs more than the math
         return _run(case, device)
 
 
