@@ -77,8 +77,9 @@ def require_conventions(
     """Each named spec field holds the framework's value: a reference setting it cannot follow."""
     for name in names:
         if getattr(spec, name) != conventions[name]:
-            raise ValueError(f"{name}: {framework} implements {conventions[name]!r},"
-                             f" received {getattr(spec, name)!r}")
+            raise ValueError(
+                f"{name}: {framework} implements {conventions[name]!r}, received {getattr(spec, name)!r}"
+            )
 
 
 def as_float64(arrays: Mapping[str, object]) -> Arrays:

@@ -21,8 +21,9 @@ from conformance.component import Component
 from conformance.tolerances import PRECISIONS, SAMPLED_RUNS, sampled_bound
 
 
-def reference_and_bound(component: Component, case: Case, cotangents: Arrays | None = None
-                        ) -> tuple[Outcome, Outcome]:
+def reference_and_bound(
+    component: Component, case: Case, cotangents: Arrays | None = None
+) -> tuple[Outcome, Outcome]:
     """(the float64 reference, the rounding bound in case.spec.dtype) on `case`."""
     r64 = component.reference(case.with_dtype("float64"), cotangents)
     if component.rounding is not None:
@@ -33,15 +34,24 @@ def reference_and_bound(component: Component, case: Case, cotangents: Arrays | N
 def _moved(arrays: Arrays, rng: np.random.Generator) -> Arrays:
     """Floating arrays times 1 ± u_32 (a sign per entry); integer arrays (labels) unchanged."""
     u = PRECISIONS["float32"].unit_roundoff
-    return {k: v * (1 + u * rng.choice([-1.0, 1.0], v.shape)) if v.dtype.kind == "f" else v
-            for k, v in arrays.items()}
+    return {
+        k: v * (1 + u * rng.choice([-1.0, 1.0], v.shape)) if v.dtype.kind == "f" else v
+        for k, v in arrays.items()
+    }
 
 
 def sampled(component: Component, case: Case, cotangents: Arrays | None, r64: Outcome) -> Outcome:
     """The sampled bound of every entry of r64 (tolerances.sampled_bound)."""
     rng = np.random.default_rng([case.seed, 0x5A4D])
-    cases = [case] + [replace(case, params=_moved(case.params, rng), inputs=_moved(case.inputs, rng),
-                              state=_moved(case.state, rng)) for _ in range(SAMPLED_RUNS)]
+    cases = [case] + [
+        replace(
+            case,
+            params=_moved(case.params, rng),
+            inputs=_moved(case.inputs, rng),
+            state=_moved(case.state, rng),
+        )
+        for _ in range(SAMPLED_RUNS)
+    ]
     runs = [component.reference(c.with_dtype("float32"), cotangents) for c in cases]
     dtype = case.spec.dtype
 

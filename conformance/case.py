@@ -22,7 +22,6 @@ import numpy as np
 Arrays = dict[str, np.ndarray]
 
 
-
 @dataclass(frozen=True)
 class Case:
     component: str  # a component's name (conformance.registry)

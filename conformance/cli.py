@@ -56,17 +56,29 @@ class Parser(argparse.ArgumentParser):
 
 
 def pytest_args(args: argparse.Namespace, report: str, profile: str) -> list[str]:
-    given = {"frameworks": args.frameworks, "dtypes": args.dtypes, "device": args.device,
-             "max-examples": args.max_examples}
+    given = {
+        "frameworks": args.frameworks,
+        "dtypes": args.dtypes,
+        "device": args.device,
+        "max-examples": args.max_examples,
+    }
     return [
-        "--pyargs", *registry.test_packages(),
-        "-p", "no:cacheprovider",
-        "-q", "--no-header", "-r", "fE",
-        "-W", "ignore::pytest.PytestAssertRewriteWarning",  # this process imported conformance first
+        "--pyargs",
+        *registry.test_packages(),
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--no-header",
+        "-r",
+        "fE",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",  # this process imported conformance first
         *[arg for name, value in given.items() if value for arg in (f"--conformance-{name}", value)],
         *(["--conformance-allow-missing"] if args.allow_missing else []),
-        "--conformance-profile", profile,
-        "--conformance-report", report,
+        "--conformance-profile",
+        profile,
+        "--conformance-report",
+        report,
         *args.pytest_args,
     ]
 
@@ -96,8 +108,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not Path(args.report).is_file():
         if code == pytest.ExitCode.USAGE_ERROR:
             return int(code)  # pytest has said what was wrong, in one line
-        print(f"python -m conformance: no report was written (pytest's exit status {int(code)}:"
-              f" {pytest.ExitCode(code).name.lower().replace('_', ' ')}), so no matrix", file=sys.stderr)
+        print(
+            f"python -m conformance: no report was written (pytest's exit status {int(code)}:"
+            f" {pytest.ExitCode(code).name.lower().replace('_', ' ')}), so no matrix",
+            file=sys.stderr,
+        )
         return 2
     print()
     print(text(read_report(args.report), Path(args.report).parent))
@@ -123,8 +138,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
     from conformance.diff import run
 
     try:
-        return run(args.old, args.new, factor=args.factor, floor=args.floor,
-                   ignore_device=args.ignore_device, strict=args.strict, html=args.html)
+        return run(
+            args.old,
+            args.new,
+            factor=args.factor,
+            floor=args.floor,
+            ignore_device=args.ignore_device,
+            strict=args.strict,
+            html=args.html,
+        )
     except ValueError as err:
         print(f"diff: {err}", file=sys.stderr)
         return USAGE
@@ -146,24 +168,37 @@ def cmd_stress(args: argparse.Namespace) -> int:
     from conformance.stress import command
 
     names = [n.strip() for n in args.components.split(",") if n.strip()] if args.components else []
-    return command(names, args.checks, args.frameworks.split(","), args.dtypes.split(","), args.seed,
-                   args.out, args.jobs)
+    return command(
+        names, args.checks, args.frameworks.split(","), args.dtypes.split(","), args.seed, args.out, args.jobs
+    )
 
 
 def parser() -> Parser:
-    p = Parser(prog="python -m conformance", description=__doc__,
-               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(
+        prog="python -m conformance",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND", parser_class=Parser)
 
     def suite_options(q: Parser) -> None:
         names = ",".join(frameworks.names())
-        q.add_argument("--frameworks", metavar="LIST",
-                       help=f"comma list of {names}, each one required (default: every one installed)")
-        q.add_argument("--dtypes", metavar="LIST",
-                       help="comma list of float32,float64,float16,bfloat16 (default: all four)")
+        q.add_argument(
+            "--frameworks",
+            metavar="LIST",
+            help=f"comma list of {names}, each one required (default: every one installed)",
+        )
+        q.add_argument(
+            "--dtypes",
+            metavar="LIST",
+            help="comma list of float32,float64,float16,bfloat16 (default: all four)",
+        )
         q.add_argument("--device", choices=DEVICES, help="cpu (default) or cuda, required")
-        q.add_argument("--allow-missing", action="store_true",
-                       help="a framework or device asked for but missing: skipped rows, not an error")
+        q.add_argument(
+            "--allow-missing",
+            action="store_true",
+            help="a framework or device asked for but missing: skipped rows, not an error",
+        )
         q.add_argument("--max-examples", metavar="N", help="examples per test instead of the profile's")
         q.add_argument("pytest_args", nargs="*", help="extra pytest arguments, after --")
 
@@ -171,8 +206,12 @@ def parser() -> Parser:
     run.status = int(pytest.ExitCode.USAGE_ERROR)  # a run's usage errors read as pytest's
     suite_options(run)
     run.add_argument("--profile", default="ci", choices=("ci", "dev", "thorough"))
-    run.add_argument("--report", default=DEFAULT_REPORT, metavar="PATH",
-                     help=f"the JSON report, .md, .html and reproducers/ beside it ({DEFAULT_REPORT})")
+    run.add_argument(
+        "--report",
+        default=DEFAULT_REPORT,
+        metavar="PATH",
+        help=f"the JSON report, .md, .html and reproducers/ beside it ({DEFAULT_REPORT})",
+    )
     replay = sub.add_parser("replay", help="rerun one stored reproducer")
     replay.add_argument("file")
     replay.add_argument("--framework", help=f"one of {', '.join(frameworks.names())} (default: the file's)")
@@ -186,14 +225,28 @@ def parser() -> Parser:
     diff.add_argument("old", help="the baseline report (JSON)")
     diff.add_argument("new", help="the report to judge (JSON)")
     diff.add_argument("--html", metavar="PATH", help="also draw the diff as a self-contained HTML page")
-    diff.add_argument("--factor", type=float, default=10.0,
-                      help="list a row whose worst error moved by this factor or more (default 10)")
-    diff.add_argument("--floor", type=float, default=1e-3,
-                      help="worst errors below this many tolerances count as this (default 1e-3)")
-    diff.add_argument("--ignore-device", action="store_true",
-                      help="match rows across devices (automatic when each report has one device)")
-    diff.add_argument("--strict", action="store_true",
-                      help="also fail on removed rows, rows that stopped running and worse moves")
+    diff.add_argument(
+        "--factor",
+        type=float,
+        default=10.0,
+        help="list a row whose worst error moved by this factor or more (default 10)",
+    )
+    diff.add_argument(
+        "--floor",
+        type=float,
+        default=1e-3,
+        help="worst errors below this many tolerances count as this (default 1e-3)",
+    )
+    diff.add_argument(
+        "--ignore-device",
+        action="store_true",
+        help="match rows across devices (automatic when each report has one device)",
+    )
+    diff.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail on removed rows, rows that stopped running and worse moves",
+    )
     golden = sub.add_parser("golden", help="regenerate the golden set and compare it with the stored one")
     golden.add_argument("--write", action="store_true", help="write new components and cases")
     golden.add_argument("--force", action="store_true", help="with --write: overwrite changed values")
@@ -206,8 +259,14 @@ def parser() -> Parser:
     stress.add_argument("--seed", type=int, default=0)
     stress.add_argument("--jobs", type=int, default=2, help="worker processes (a component each at a time)")
     stress.add_argument("--out", default=".conformance/stress")
-    p.commands = {"run": run, "replay": replay, "hunt": hunt, "diff": diff, "golden": golden,
-                  "stress": stress}
+    p.commands = {
+        "run": run,
+        "replay": replay,
+        "hunt": hunt,
+        "diff": diff,
+        "golden": golden,
+        "stress": stress,
+    }
     return p
 
 
@@ -218,10 +277,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     top = parser()
     args, extra = top.parse_known_args(argv)
     if extra:
-        top.commands.get(args.command, top).error(f"unrecognized arguments: {' '.join(extra)}"
-                                                  " (pytest's own go after --)")
+        top.commands.get(args.command, top).error(
+            f"unrecognized arguments: {' '.join(extra)} (pytest's own go after --)"
+        )
     if args.command == "run" and (wrong := check_suite_options(args)):  # the hunt checks its own
         top.commands[args.command].error(wrong)
-    commands = {"run": cmd_run, "replay": cmd_replay, "hunt": cmd_hunt, "diff": cmd_diff,
-                "golden": cmd_golden, "stress": cmd_stress}
+    commands = {
+        "run": cmd_run,
+        "replay": cmd_replay,
+        "hunt": cmd_hunt,
+        "diff": cmd_diff,
+        "golden": cmd_golden,
+        "stress": cmd_stress,
+    }
     return commands[args.command](args)

@@ -28,9 +28,15 @@ from conformance.tolerances import PRECISIONS, Allowed, allowed_error
 class ConformanceFailure(AssertionError):
     """Two implementations disagree beyond tolerance (or an identity does not hold)."""
 
-    def __init__(self, message: str, context: Context | None = None, detail: str = "",
-                 worst: record.Worst | None = None, reproducer: Path | None = None,
-                 verdict: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        context: Context | None = None,
+        detail: str = "",
+        worst: record.Worst | None = None,
+        reproducer: Path | None = None,
+        verdict: str = "",
+    ) -> None:
         super().__init__(message)
         self.context = context  # the property, framework, dtype and case that failed
         self.detail = detail  # the message's lines about what differs
@@ -108,8 +114,9 @@ def observe(ctx: Context, worst: record.Worst) -> None:
         ctx.record.observe(worst, ctx.case)
 
 
-def _worst_element(name: str, actual: np.ndarray, expected: np.ndarray, allowed: np.ndarray
-                   ) -> tuple[record.Worst, int]:
+def _worst_element(
+    name: str, actual: np.ndarray, expected: np.ndarray, allowed: np.ndarray
+) -> tuple[record.Worst, int]:
     """The element with the largest |a - e| / allowed (mismatched NaN/inf count as infinite),
     and its flat index."""
     if not expected.size:
@@ -122,8 +129,9 @@ def _worst_element(name: str, actual: np.ndarray, expected: np.ndarray, allowed:
         ratio = np.where(special, np.where(same_special, 0.0, np.inf), np.abs(a - e) / allowed)
     flat = int(np.argmax(ratio))
     index = tuple(int(i) for i in np.unravel_index(flat, ratio.shape))
-    worst = record.Worst(float(ratio.reshape(-1)[flat]), name, index, float(a.reshape(-1)[flat]),
-                         float(e.reshape(-1)[flat]))
+    worst = record.Worst(
+        float(ratio.reshape(-1)[flat]), name, index, float(a.reshape(-1)[flat]), float(e.reshape(-1)[flat])
+    )
     return worst, flat
 
 
@@ -132,23 +140,30 @@ def _largest(arrays: Arrays) -> float:
     return max((float(np.max(f)) for f in finite if f.size), default=0.0)
 
 
-def agreement_detail(ctx: Context, worst: record.Worst, r64: np.ndarray, allowed: Allowed, flat: int,
-                     largest: float, kind: str) -> str:
+def agreement_detail(
+    ctx: Context, worst: record.Worst, r64: np.ndarray, allowed: Allowed, flat: int, largest: float, kind: str
+) -> str:
     """The worst element with its tensor's size and magnitude, and the bound's terms there."""
     size = float(np.max(np.abs(r64[np.isfinite(r64)]), initial=0.0))
     share = f"{size / largest:.2g} of the largest {kind} entry, {largest:.3g}" if largest else "all 0"
-    terms = (float(allowed.rounding.reshape(-1)[flat]), float(allowed.reference.reshape(-1)[flat]),
-             allowed.floor)
-    return (f"parameter {worst.parameter}: worst element {list(worst.index)} of {r64.size} entries"
-            f" (max |{worst.parameter.split()[-1]}| = {size:.3g}, {share}):"
-            f" {ctx.framework} = {worst.actual!r}, reference = {worst.expected!r};"
-            f" |difference| = {abs(worst.actual - worst.expected):.3g} = {worst.ratio:.3g} tolerances\n"
-            f"  allowed {sum(terms):.3g} = {ctx.dtype} rounding {terms[0]:.3g} + reference float64"
-            f" rounding {terms[1]:.3g} + floor {terms[2]:.3g} ({kind}; conformance/tolerances.py)")
+    terms = (
+        float(allowed.rounding.reshape(-1)[flat]),
+        float(allowed.reference.reshape(-1)[flat]),
+        allowed.floor,
+    )
+    return (
+        f"parameter {worst.parameter}: worst element {list(worst.index)} of {r64.size} entries"
+        f" (max |{worst.parameter.split()[-1]}| = {size:.3g}, {share}):"
+        f" {ctx.framework} = {worst.actual!r}, reference = {worst.expected!r};"
+        f" |difference| = {abs(worst.actual - worst.expected):.3g} = {worst.ratio:.3g} tolerances\n"
+        f"  allowed {sum(terms):.3g} = {ctx.dtype} rounding {terms[0]:.3g} + reference float64"
+        f" rounding {terms[1]:.3g} + floor {terms[2]:.3g} ({kind}; conformance/tolerances.py)"
+    )
 
 
-def assert_agree(ctx: Context, actual: Arrays, reference64: Arrays, bound: Arrays, *, kind: str,
-                 label: str = "") -> None:
+def assert_agree(
+    ctx: Context, actual: Arrays, reference64: Arrays, bound: Arrays, *, kind: str, label: str = ""
+) -> None:
     """Every entry of reference64 is matched by actual within its allowed error in ctx.dtype.
 
     `bound` holds the rounding bound B_d of every entry (conformance.bounds, or zeros where
@@ -177,9 +192,7 @@ def assert_agree(ctx: Context, actual: Arrays, reference64: Arrays, bound: Array
         fail(ctx, agreement_detail(ctx, worst, reference64[name], allowed, flat, largest, kind), worst)
 
 
-def assert_identity(
-    ctx: Context, name: str, lhs: float, rhs: float, *, scale: float, rtol: float
-) -> None:
+def assert_identity(ctx: Context, name: str, lhs: float, rhs: float, *, scale: float, rtol: float) -> None:
     """|lhs - rhs| <= rtol · scale, where scale is the size of the terms summed.
 
     Differences below the dtype's smallest normal number are subnormal rounding (a

@@ -112,5 +112,6 @@ class Component:
             if check.property.id == property_id:
                 return check.property
         known = sorted({c.property.id for c in self.checks})
-        raise ValueError(f"property: expected one of {known} for component {self.name!r},"
-                         f" received {property_id!r}")
+        raise ValueError(
+            f"property: expected one of {known} for component {self.name!r}, received {property_id!r}"
+        )

@@ -43,8 +43,18 @@ from conformance.report.rows import BAD, ROW_KEY, fmt_ratio, ran_nothing, read_r
 
 Key = tuple[str, ...]
 
-ORDER = ("REGRESSED", "FIXED?", "improved", "known", "not run", "runs now", "worse", "better", "new",
-         "removed")
+ORDER = (
+    "REGRESSED",
+    "FIXED?",
+    "improved",
+    "known",
+    "not run",
+    "runs now",
+    "worse",
+    "better",
+    "new",
+    "removed",
+)
 STRICT = ("removed", "not run", "worse")
 _RAN = ("passed", "failed", "error", "xfailed", "xpassed")
 _FAILING = ("failed", "error")
@@ -107,8 +117,14 @@ def verdict(
     return "", moved
 
 
-def every_row(old: dict[str, Any], new: dict[str, Any], *, factor: float = 10.0, floor: float = 1e-3,
-              ignore_device: bool = False) -> list[Change]:
+def every_row(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    factor: float = 10.0,
+    floor: float = 1e-3,
+    ignore_device: bool = False,
+) -> list[Change]:
     """A Change for every matched, new and removed row, most serious first (verdict "": unchanged)."""
     if not factor > 1:
         raise ValueError(f"--factor: expected a number > 1, received {factor!r}")
@@ -119,15 +135,23 @@ def every_row(old: dict[str, Any], new: dict[str, Any], *, factor: float = 10.0,
     for key in a.keys() & b.keys():
         v, moved = verdict(a[key], b[key], factor, floor)
         changes.append(Change(v, key, a[key], b[key], moved))
-    changes += [Change("REGRESSED" if b[key]["status"] in _FAILING else "new", key, None, b[key], None)
-                for key in b.keys() - a.keys()]
+    changes += [
+        Change("REGRESSED" if b[key]["status"] in _FAILING else "new", key, None, b[key], None)
+        for key in b.keys() - a.keys()
+    ]
     changes += [Change("removed", key, a[key], None, None) for key in a.keys() - b.keys()]
     changes.sort(key=lambda c: (ORDER.index(c.verdict) if c.verdict else len(ORDER), c.key))
     return changes
 
 
-def compare(old: dict[str, Any], new: dict[str, Any], *, factor: float = 10.0, floor: float = 1e-3,
-            ignore_device: bool = False) -> tuple[list[Change], int]:
+def compare(
+    old: dict[str, Any],
+    new: dict[str, Any],
+    *,
+    factor: float = 10.0,
+    floor: float = 1e-3,
+    ignore_device: bool = False,
+) -> tuple[list[Change], int]:
     """The changes, most serious first, and how many matched rows did not change."""
     every = every_row(old, new, factor=factor, floor=floor, ignore_device=ignore_device)
     changes = [c for c in every if c.verdict]
@@ -156,13 +180,16 @@ def table(changes: list[Change], ignore_device: bool = False) -> str:
     header = ["verdict", *key_names, "status", "worst (tolerances)", "x", "version"]
     lines = [header]
     for c in changes:
-        lines.append([
-            c.verdict, *c.key,
-            _arrow(_cell(c.old, "status"), _cell(c.new, "status")),
-            _arrow(_cell(c.old, "worst"), _cell(c.new, "worst")),
-            "" if c.factor is None else f"{c.factor:.3g}",
-            _arrow(_cell(c.old, "framework_version"), _cell(c.new, "framework_version")),
-        ])
+        lines.append(
+            [
+                c.verdict,
+                *c.key,
+                _arrow(_cell(c.old, "status"), _cell(c.new, "status")),
+                _arrow(_cell(c.old, "worst"), _cell(c.new, "worst")),
+                "" if c.factor is None else f"{c.factor:.3g}",
+                _arrow(_cell(c.old, "framework_version"), _cell(c.new, "framework_version")),
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in lines]
     out.insert(1, "  ".join("-" * w for w in widths))
@@ -173,8 +200,9 @@ def versions(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Package versions that differ between the reports' metadata."""
     a = old.get("meta", {}).get("versions", {})
     b = new.get("meta", {}).get("versions", {})
-    return [f"{p} {a.get(p, '-')} -> {b.get(p, '-')}"
-            for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)]
+    return [
+        f"{p} {a.get(p, '-')} -> {b.get(p, '-')}" for p in sorted(set(a) | set(b)) if a.get(p) != b.get(p)
+    ]
 
 
 def nothing_ran(document: dict[str, Any], path: str) -> str:
@@ -187,8 +215,16 @@ def nothing_ran(document: dict[str, Any], path: str) -> str:
     return f"{path}: none of its {len(rows)} rows ran{why}: nothing was tested"
 
 
-def run(old_path: str, new_path: str, *, factor: float = 10.0, floor: float = 1e-3,
-        ignore_device: bool = False, strict: bool = False, html: str | None = None) -> int:
+def run(
+    old_path: str,
+    new_path: str,
+    *,
+    factor: float = 10.0,
+    floor: float = 1e-3,
+    ignore_device: bool = False,
+    strict: bool = False,
+    html: str | None = None,
+) -> int:
     """Print the diff of two reports (and draw it to `html`); the exit status of the module docstring."""
     old, new = read_report(old_path), read_report(new_path)
     if not ignore_device and single_devices(old, new):
@@ -204,16 +240,17 @@ def run(old_path: str, new_path: str, *, factor: float = 10.0, floor: float = 1e
         print(table(changes, ignore_device))
     counts = {v: sum(c.verdict == v for c in changes) for v in ORDER}
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-    print(f"\n{summary + ', ' if summary else ''}{len(every) - len(changes)} unchanged"
-          f" (moves below x{factor:g} and errors below {floor:g} tolerances not listed)")
+    print(
+        f"\n{summary + ', ' if summary else ''}{len(every) - len(changes)} unchanged"
+        f" (moves below x{factor:g} and errors below {floor:g} tolerances not listed)"
+    )
     empty = nothing_ran(new, new_path)
     if empty:
         print(empty)
     still = sum(1 for c in every if not c.verdict and c.new is not None and c.new["status"] in BAD)
     if still:
         print(f"{still} rows fail in NEW as they did in OLD (unchanged, so not listed)")
-    verdict_text = ("NOTHING RAN" if empty else
-                    "REGRESSED" if regressed(changes, strict) else "no regression")
+    verdict_text = "NOTHING RAN" if empty else "REGRESSED" if regressed(changes, strict) else "no regression"
     print("verdict: " + verdict_text)
     if html:
         Path(html).parent.mkdir(parents=True, exist_ok=True)

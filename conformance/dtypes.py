@@ -29,8 +29,12 @@ if TYPE_CHECKING:
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")  # the order of the report's columns
 LOW_PRECISION = ("float16", "bfloat16")  # rounded before the reference sees them
-_NUMPY = {"float16": np.dtype(np.float16), "bfloat16": np.dtype(ml_dtypes.bfloat16),
-          "float32": np.dtype(np.float32), "float64": np.dtype(np.float64)}
+_NUMPY = {
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float32": np.dtype(np.float32),
+    "float64": np.dtype(np.float64),
+}
 
 
 def numpy_dtype(name: str) -> np.dtype:
@@ -51,8 +55,10 @@ def round_to(arrays: Arrays, name: str) -> Arrays:
     A value beyond the dtype's range becomes ±inf, as it would in the framework."""
     dtype = numpy_dtype(name)
     with np.errstate(over="ignore"):
-        return {k: (np.asarray(v.astype(dtype), np.float64) if v.dtype.kind == "f" else v)
-                for k, v in arrays.items()}
+        return {
+            k: (np.asarray(v.astype(dtype), np.float64) if v.dtype.kind == "f" else v)
+            for k, v in arrays.items()
+        }
 
 
 def rounded_case(case: Case) -> Case:
@@ -61,5 +67,9 @@ def rounded_case(case: Case) -> Case:
     dtype = case.spec.dtype
     if dtype not in LOW_PRECISION:
         return case
-    return replace(case, params=round_to(case.params, dtype), inputs=round_to(case.inputs, dtype),
-                   state=round_to(case.state, dtype))
+    return replace(
+        case,
+        params=round_to(case.params, dtype),
+        inputs=round_to(case.inputs, dtype),
+        state=round_to(case.state, dtype),
+    )

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
-def read(path: Path, what: str, language: str, parse: Callable[[str], Any],
-         errors: tuple[type[Exception], ...]) -> Any:
+def read(
+    path: Path, what: str, language: str, parse: Callable[[str], Any], errors: tuple[type[Exception], ...]
+) -> Any:
     """`parse` of the text at `path`; `what` is the file expected ("a JSON report")."""
     if not path.is_file():
         raise ValueError(f"{path}: expected {what}, no such file")

@@ -78,8 +78,9 @@ class Framework(ABC):
 class AdapterBackend(Backend):
     """Answers the backend contract through the framework's adapter for each component."""
 
-    def __init__(self, framework: Framework, device: str,
-                 adapter_of: Callable[[str, str], str | None]) -> None:
+    def __init__(
+        self, framework: Framework, device: str, adapter_of: Callable[[str, str], str | None]
+    ) -> None:
         self.framework = framework
         self.name = framework.name
         self.device = device

@@ -45,8 +45,10 @@ from refimpl.init import Init
 
 SAMPLES = 2000  # entries per tensor wanted: draws = SAMPLES / the smallest tensor's size
 MIN_DRAWS, MAX_DRAWS = 200, 1000
-FLOAT64_WHY = ("the laws compared are the same in {dtype}, which would cost flax another compilation"
-               " of its initializers per network")
+FLOAT64_WHY = (
+    "the laws compared are the same in {dtype}, which would cost flax another compilation"
+    " of its initializers per network"
+)
 INIT_SALT = 0x1417  # the reference's draws: default_rng([case.seed, INIT_SALT]), a stream of their own
 
 # (case, scheme, draws) -> (stacked draws {name: (K, *shape)}, refimpl.init's distribution of each)
@@ -109,15 +111,21 @@ def check_tensor(ctx: Context, name: str, dist: Init, theirs: np.ndarray, ours: 
     if dist.kind == "constant":
         if (theirs != dist.scale).any():
             at = first(theirs != dist.scale)
-            fail(ctx, f"parameter {name}: {who} is not the constant {dist.scale} of the reference's"
-                      f" scheme: draw {at[0]}, entry {list(at[1:])} = {float(theirs[at])!r}")
+            fail(
+                ctx,
+                f"parameter {name}: {who} is not the constant {dist.scale} of the reference's"
+                f" scheme: draw {at[0]}, entry {list(at[1:])} = {float(theirs[at])!r}",
+            )
         return
     bound = dist.bound() * (1 + INIT_BOUND_ULPS * EPS[ctx.dtype])
     for side, values in ((who, theirs), ("the reference's initialization", ours)):
         if (np.abs(values) > bound).any():
             at = first(np.abs(values) > bound)
-            fail(ctx, f"parameter {name}: {side} draws {float(values[at])!r} (draw {at[0]}, entry"
-                      f" {list(at[1:])}), outside ±{dist.bound():.6g} of {dist.kind}({dist.scale:.6g})")
+            fail(
+                ctx,
+                f"parameter {name}: {side} draws {float(values[at])!r} (draw {at[0]}, entry"
+                f" {list(at[1:])}), outside ±{dist.bound():.6g} of {dist.kind}({dist.scale:.6g})",
+            )
     if dist.kind == "orthogonal":
         rows = theirs.shape[-2]
         gram = np.swapaxes(theirs, -1, -2) @ theirs
@@ -125,16 +133,22 @@ def check_tensor(ctx: Context, name: str, dist: Init, theirs: np.ndarray, ours: 
         allowed = ORTHOGONALITY_ULPS * rows * EPS[ctx.dtype] * dist.scale**2
         observe(ctx, Worst(residual / allowed, f"{name} (WᵀW - g²I)", (), residual, 0.0))
         if residual > allowed:
-            fail(ctx, f"parameter {name}: {who} is not orthogonal: max |WᵀW - {dist.scale**2:g} I| ="
-                      f" {residual:.3g}, allowed {allowed:.3g}")
+            fail(
+                ctx,
+                f"parameter {name}: {who} is not orthogonal: max |WᵀW - {dist.scale**2:g} I| ="
+                f" {residual:.3g}, allowed {allowed:.3g}",
+            )
     a, b = entries(dist, theirs), entries(dist, ours)
     distance, critical = ks_statistic(a, b), ks_critical(a.size)
     observe(ctx, Worst(distance / critical, f"{name} (Kolmogorov-Smirnov D)", (), distance, critical))
     if distance >= critical:
-        fail(ctx, f"parameter {name}: {who} and the reference's {dist.kind}({dist.scale:.6g}) differ in"
-                  f" distribution: Kolmogorov-Smirnov D = {distance:.4g} over {a.size} + {b.size}"
-                  f" samples, at or above {critical:.4g} (false-alarm rate <= {INIT_FALSE_ALARM:g}); means"
-                  f" {a.mean():.4g} and {b.mean():.4g}, standard deviations {a.std():.4g} and {b.std():.4g}")
+        fail(
+            ctx,
+            f"parameter {name}: {who} and the reference's {dist.kind}({dist.scale:.6g}) differ in"
+            f" distribution: Kolmogorov-Smirnov D = {distance:.4g} over {a.size} + {b.size}"
+            f" samples, at or above {critical:.4g} (false-alarm rate <= {INIT_FALSE_ALARM:g}); means"
+            f" {a.mean():.4g} and {b.mean():.4g}, standard deviations {a.std():.4g} and {b.std():.4g}",
+        )
 
 
 def check_init_distribution(reference_init: ReferenceInit, ctx: Context, backend: Backend) -> None:
@@ -152,14 +166,20 @@ def check_init_distribution(reference_init: ReferenceInit, ctx: Context, backend
     if missing:
         fail(ctx, f"default_init: {ctx.framework} returned no {missing} (it returned {sorted(theirs)})")
     for name, dist in dists.items():
-        check_tensor(ctx, name, dist, np.asarray(theirs[name], np.float64),
-                     np.asarray(ours[name], np.float64))
+        check_tensor(
+            ctx, name, dist, np.asarray(theirs[name], np.float64), np.asarray(ours[name], np.float64)
+        )
 
 
 def init_distribution(reference_init: ReferenceInit) -> Property:
     """The property for a component whose reference draws its initialization by `reference_init`."""
-    return Property("init-distribution", partial(check_init_distribution, reference_init),
-                    frameworks_only=True, float64_only=True, float64_why=FLOAT64_WHY)
+    return Property(
+        "init-distribution",
+        partial(check_init_distribution, reference_init),
+        frameworks_only=True,
+        float64_only=True,
+        float64_why=FLOAT64_WHY,
+    )
 
 
 def stacked(draw: Callable[[], Arrays], draws: int) -> Arrays:

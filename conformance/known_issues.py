@@ -26,8 +26,7 @@ from conformance.dtypes import DTYPES  # an entry without dtypes applies to ever
 
 DEFAULT_PATH = Path(__file__).with_name("known_issues.toml")
 KINDS = ("bug", "convention")
-REQUIRED = ("id", "kind", "property", "component", "framework", "package", "versions", "link",
-            "expected")
+REQUIRED = ("id", "kind", "property", "component", "framework", "package", "versions", "link", "expected")
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,21 @@ class KnownIssue:
 
     def fixed(self) -> str:
         """What a strict XPASS says: the issue looks fixed, and where its entry is."""
-        return (f"known {self.kind} {self.id} ({self.link}) no longer reproduces with {self.package}"
-                f" {self.installed()}: the issue looks fixed, remove {self.id} from {self.source}")
+        return (
+            f"known {self.kind} {self.id} ({self.link}) no longer reproduces with {self.package}"
+            f" {self.installed()}: the issue looks fixed, remove {self.id} from {self.source}"
+        )
 
     def details(self) -> dict[str, str]:
         """The entry as the report keeps it."""
-        return {"kind": self.kind, "link": self.link, "expected": self.expected, "package": self.package,
-                "versions": self.versions, "file": str(self.source)}
+        return {
+            "kind": self.kind,
+            "link": self.link,
+            "expected": self.expected,
+            "package": self.package,
+            "versions": self.versions,
+            "file": str(self.source),
+        }
 
 
 def _entry(path: Path, n: int, entry: Any) -> KnownIssue:
@@ -93,8 +100,9 @@ def _entry(path: Path, n: int, entry: Any) -> KnownIssue:
     try:
         SpecifierSet(entry["versions"])
     except InvalidSpecifier:
-        raise ValueError(f"{where} versions: expected a PEP 440 range such as '>=2.0,<3',"
-                         f" received {entry['versions']!r}") from None
+        raise ValueError(
+            f"{where} versions: expected a PEP 440 range such as '>=2.0,<3', received {entry['versions']!r}"
+        ) from None
     dtypes = entry.get("dtypes", list(DTYPES))
     if not isinstance(dtypes, list) or not dtypes or any(d not in DTYPES for d in dtypes):
         raise ValueError(f"{where} dtypes: expected a list of {list(DTYPES)}, received {dtypes!r}")

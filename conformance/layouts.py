@@ -88,9 +88,11 @@ def layout_invariance(ctx: Context, backend: Backend) -> None:
     honoured = tuple(lay for lay in offered(ctx, backend, "layouts") if lay != "contiguous")
     layouts = tuple(lay for lay in honoured if lay in allowed)
     if not layouts:
-        raise NotApplicable(f"layout-invariance: {ctx.framework}'s adapter for {ctx.component.name}"
-                            f" honours {list(honoured)} beside the contiguous layout, this profile"
-                            f" runs {list(allowed)} here")
+        raise NotApplicable(
+            f"layout-invariance: {ctx.framework}'s adapter for {ctx.component.name}"
+            f" honours {list(honoured)} beside the contiguous layout, this profile"
+            f" runs {list(allowed)} here"
+        )
     cot = _cotangents(ctx)
     base_case = with_meta(ctx.case, layout="contiguous")
     _, bound = reference_and_bound(ctx.component, base_case, cot)

@@ -1,13 +1,13 @@
 """A finished test's status and message for its report row, read from pytest's report.
 
-  passed    every example agreed
-  failed    a disagreement: the message is the `conformance failure: ...` lines, the
-            property, parameter, worst element and replay command, nothing else
-  error     the check raised something else (an adapter's TypeError, a missing golden
-            file, a hypothesis health check): the message is the exception and where
-  skipped   the reason (a framework not installed, a device missing, not applicable)
-  xfailed   a known issue reproduced (the message is how it shows)
-  xpassed   a known issue no longer reproduces
+passed    every example agreed
+failed    a disagreement: the message is the `conformance failure: ...` lines, the
+          property, parameter, worst element and replay command, nothing else
+error     the check raised something else (an adapter's TypeError, a missing golden
+          file, a hypothesis health check): the message is the exception and where
+skipped   the reason (a framework not installed, a device missing, not applicable)
+xfailed   a known issue reproduced (the message is how it shows)
+xpassed   a known issue no longer reproduces
 """
 
 from __future__ import annotations

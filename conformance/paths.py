@@ -71,8 +71,10 @@ def allowed_paths(case: Case) -> tuple[str, ...]:
 def require_path(ctx: Context, path: str) -> None:
     """NotApplicable unless the case may run on `path` under this profile."""
     if path not in allowed_paths(ctx.case):
-        raise NotApplicable(f"{ctx.property}: {path!r} is not among the paths this profile runs for"
-                            f" {ctx.component.name} ({list(allowed_paths(ctx.case))}; see its strategies)")
+        raise NotApplicable(
+            f"{ctx.property}: {path!r} is not among the paths this profile runs for"
+            f" {ctx.component.name} ({list(allowed_paths(ctx.case))}; see its strategies)"
+        )
 
 
 def with_meta(case: Case, **fields: Any) -> Case:
@@ -89,8 +91,9 @@ def offered(ctx: Context, backend: Backend, capability: str) -> tuple[str, ...]:
     return names
 
 
-def agree_with_twin(ctx: Context, twin: Arrays, base: Arrays, bound: Arrays, *, kind: str,
-                    label: str) -> None:
+def agree_with_twin(
+    ctx: Context, twin: Arrays, base: Arrays, bound: Arrays, *, kind: str, label: str
+) -> None:
     """Every entry of `bound`: |twin - base| within the error the reference's rounding bound
     allows on this case (conformance.bounds): with the base path as the expected values, a
     twin is allowed what any implementation is."""
@@ -98,14 +101,14 @@ def agree_with_twin(ctx: Context, twin: Arrays, base: Arrays, bound: Arrays, *, 
     missing = sorted(set(bound) - set(base))
     if missing:
         raise ValueError(f"{label}: the base path returned no {missing}")
-    assert_agree(ctx, twin, {k: np.asarray(base[k], np.float64) for k in bound}, bound, kind=kind,
-                 label=label)
+    assert_agree(
+        ctx, twin, {k: np.asarray(base[k], np.float64) for k in bound}, bound, kind=kind, label=label
+    )
 
 
 def agree_outcomes(ctx: Context, twin: Outcome, base: Outcome, bound: Outcome, label: str) -> None:
     """Outputs, gradients and state of twin against base (bound: reference_and_bound's second)."""
-    agree_with_twin(ctx, twin.outputs, base.outputs, bound.outputs, kind="forward",
-                    label=f"{label} output ")
+    agree_with_twin(ctx, twin.outputs, base.outputs, bound.outputs, kind="forward", label=f"{label} output ")
     if bound.grads:
         agree_with_twin(ctx, twin.grads, base.grads, bound.grads, kind="gradient", label=label)
     if bound.state and twin.state:  # a path without running statistics returns none (jax.nn.standardize)
@@ -126,19 +129,25 @@ def path_agreement(ctx: Context, backend: Backend) -> None:
     offers = tuple(p for p in offered(ctx, backend, "paths") if p != COMPILED)
     paths = tuple(p for p in offers if p in allowed)
     if not paths:
-        raise NotApplicable(f"path-agreement: {ctx.framework}'s adapter for {ctx.component.name}"
-                            f" offers {list(offers)} beside its default, this profile runs"
-                            f" {list(allowed)} here")
+        raise NotApplicable(
+            f"path-agreement: {ctx.framework}'s adapter for {ctx.component.name}"
+            f" offers {list(offers)} beside its default, this profile runs"
+            f" {list(allowed)} here"
+        )
     _paths_against_default(ctx, backend, paths)
 
 
 def compiled_agreement(ctx: Context, backend: Backend) -> None:
     if COMPILED not in allowed_paths(ctx.case):
-        raise NotApplicable("compiled-agreement: torch.compile costs about 5 s of CPU per graph on"
-                            " 2 cores, every spec and shape a graph: dev, thorough and hunt only")
+        raise NotApplicable(
+            "compiled-agreement: torch.compile costs about 5 s of CPU per graph on"
+            " 2 cores, every spec and shape a graph: dev, thorough and hunt only"
+        )
     if COMPILED not in offered(ctx, backend, "paths"):
-        raise NotApplicable(f"compiled-agreement: {ctx.framework}'s adapter for"
-                            f" {ctx.component.name} has no compiled path beside its default")
+        raise NotApplicable(
+            f"compiled-agreement: {ctx.framework}'s adapter for"
+            f" {ctx.component.name} has no compiled path beside its default"
+        )
     _paths_against_default(ctx, backend, (COMPILED,))
 
 
@@ -158,8 +167,9 @@ class Batching:
     def take(self, case: Case, rows: slice) -> Case:
         """The case restricted to `rows` of its batch (every input that has a batch axis)."""
         axes = self.axes(case)
-        inputs = {k: v[(slice(None),) * axes[k] + (rows,)] if k in axes else v
-                  for k, v in case.inputs.items()}
+        inputs = {
+            k: v[(slice(None),) * axes[k] + (rows,)] if k in axes else v for k, v in case.inputs.items()
+        }
         return replace(case, inputs=inputs)
 
 
@@ -184,16 +194,34 @@ def batch_blocks(batching: Batching) -> Property:
             part = batching.take(case, rows)
             parts.append((rows.stop - rows.start, backend.run(part, upstream(part))))
         joined = Outcome(
-            {k: (np.concatenate([p.outputs[k] for _, p in parts], axis=axes[k]) if k in axes
-                 else cast(np.ndarray, sum(n / N * p.outputs[k] for n, p in parts))) for k in whole.outputs},
-            {k: (np.concatenate([p.grads[k] for _, p in parts], axis=axes[k]) if k in axes
-                 else cast(np.ndarray, sum(p.grads[k] for _, p in parts))) for k in whole.grads},
+            {
+                k: (
+                    np.concatenate([p.outputs[k] for _, p in parts], axis=axes[k])
+                    if k in axes
+                    else cast(np.ndarray, sum(n / N * p.outputs[k] for n, p in parts))
+                )
+                for k in whole.outputs
+            },
+            {
+                k: (
+                    np.concatenate([p.grads[k] for _, p in parts], axis=axes[k])
+                    if k in axes
+                    else cast(np.ndarray, sum(p.grads[k] for _, p in parts))
+                )
+                for k in whole.grads
+            },
             {},
         )
-        agree_outcomes(ctx, joined, whole, Outcome(bound.outputs, bound.grads, {}),
-                       f"row blocks {[(s.start, s.stop) for s in blocks(N)]} vs the batch:")
+        agree_outcomes(
+            ctx,
+            joined,
+            whole,
+            Outcome(bound.outputs, bound.grads, {}),
+            f"row blocks {[(s.start, s.stop) for s in blocks(N)]} vs the batch:",
+        )
 
-    return Property("batch-blocks", check)
+    # frameworks only: the reference's own row structure is batch-decomposition's (an identity)
+    return Property("batch-blocks", check, frameworks_only=True)
 
 
 def per_example_gradients(batching: Batching) -> Property:
@@ -209,8 +237,14 @@ def per_example_gradients(batching: Batching) -> Property:
             row = batching.take(case, slice(n, n + 1))
             _, bound = reference_and_bound(ctx.component, row, cot)
             looped = backend.run(row, cot).grads
-            agree_with_twin(ctx, {k: v[n] for k, v in vmapped.items()}, looped, bound.grads,
-                            kind="gradient", label=f"vmap vs a loop, example {n}: ")
+            agree_with_twin(
+                ctx,
+                {k: v[n] for k, v in vmapped.items()},
+                looped,
+                bound.grads,
+                kind="gradient",
+                label=f"vmap vs a loop, example {n}: ",
+            )
 
     return Property("per-example-gradients", check, frameworks_only=True)
 

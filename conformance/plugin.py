@@ -34,10 +34,21 @@ if TYPE_CHECKING:
 
 ROW = "conformance_row"
 KNOWN = "conformance_known_issue"
-OPTIONS = ("frameworks", "dtypes", "device", "allow_missing", "profile", "max_examples", "report",
-           "known_issues")
-DEPRECATED = {"--frameworks": "--conformance-frameworks", "--dtypes": "--conformance-dtypes",
-              "--device": "--conformance-device"}
+OPTIONS = (
+    "frameworks",
+    "dtypes",
+    "device",
+    "allow_missing",
+    "profile",
+    "max_examples",
+    "report",
+    "known_issues",
+)
+DEPRECATED = {
+    "--frameworks": "--conformance-frameworks",
+    "--dtypes": "--conformance-dtypes",
+    "--device": "--conformance-device",
+}
 _SESSION = pytest.StashKey["Session"]()
 _RECORD = pytest.StashKey[Any]()  # the test's conformance.record.Record
 _ALIASED = pytest.StashKey[list[str]]()
@@ -45,24 +56,49 @@ _ALIASED = pytest.StashKey[list[str]]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "backprop conformance suite (python -m conformance --help)")
-    group.addoption("--conformance-frameworks", metavar="LIST",
-                    help="comma list of frameworks to test, each one required: numpy,torch,jax or a"
-                         " plugin's (default: every one installed; one missing is skipped)")
-    group.addoption("--conformance-dtypes", metavar="LIST",
-                    help="comma list of float32,float64,float16,bfloat16 (default: all four)")
-    group.addoption("--conformance-device", metavar="DEVICE",
-                    help="cpu (default) or cuda; a framework without it stops the run with an error")
-    group.addoption("--conformance-allow-missing", action="store_true", default=False,
-                    help="report a framework or device asked for but missing as skipped rows, not an error")
-    group.addoption("--conformance-profile", metavar="NAME",
-                    help="hypothesis profile: ci (default: derandomized, bounded), dev, thorough, hunt")
-    group.addoption("--conformance-max-examples", metavar="N",
-                    help="examples per test (default: the profile's: ci 12, dev 60, thorough 1000)")
-    group.addoption("--conformance-report", metavar="PATH",
-                    help="write the report to PATH (JSON), PATH's .md and .html beside it, and the rows'"
-                         " reproducers to reproducers/ in its folder")
-    group.addoption("--conformance-known-issues", metavar="PATH",
-                    help="known framework issues and conventions (TOML; default: the packaged ones)")
+    group.addoption(
+        "--conformance-frameworks",
+        metavar="LIST",
+        help="comma list of frameworks to test, each one required: numpy,torch,jax or a"
+        " plugin's (default: every one installed; one missing is skipped)",
+    )
+    group.addoption(
+        "--conformance-dtypes",
+        metavar="LIST",
+        help="comma list of float32,float64,float16,bfloat16 (default: all four)",
+    )
+    group.addoption(
+        "--conformance-device",
+        metavar="DEVICE",
+        help="cpu (default) or cuda; a framework without it stops the run with an error",
+    )
+    group.addoption(
+        "--conformance-allow-missing",
+        action="store_true",
+        default=False,
+        help="report a framework or device asked for but missing as skipped rows, not an error",
+    )
+    group.addoption(
+        "--conformance-profile",
+        metavar="NAME",
+        help="hypothesis profile: ci (default: derandomized, bounded), dev, thorough, hunt",
+    )
+    group.addoption(
+        "--conformance-max-examples",
+        metavar="N",
+        help="examples per test (default: the profile's: ci 12, dev 60, thorough 1000)",
+    )
+    group.addoption(
+        "--conformance-report",
+        metavar="PATH",
+        help="write the report to PATH (JSON), PATH's .md and .html beside it, and the rows'"
+        " reproducers to reproducers/ in its folder",
+    )
+    group.addoption(
+        "--conformance-known-issues",
+        metavar="PATH",
+        help="known framework issues and conventions (TOML; default: the packaged ones)",
+    )
 
 
 def _registered(parser: pytest.Parser) -> set[str]:
@@ -71,8 +107,7 @@ def _registered(parser: pytest.Parser) -> set[str]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
-                                  args: list[str]) -> Any:
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Any:
     """The deprecated spellings, rewritten to the prefixed ones where nobody else owns them."""
     result = yield
     taken = _registered(parser)
@@ -105,8 +140,12 @@ def pytest_configure(config: pytest.Config) -> None:
             _session(config)
         return
     for old in config.stash.get(_ALIASED, []):
-        config.issue_config_time_warning(pytest.PytestDeprecationWarning(
-            f"{old} is deprecated and goes in the next release: use {DEPRECATED[old]}"), stacklevel=2)
+        config.issue_config_time_warning(
+            pytest.PytestDeprecationWarning(
+                f"{old} is deprecated and goes in the next release: use {DEPRECATED[old]}"
+            ),
+            stacklevel=2,
+        )
     report = config.getoption("conformance_report")
     if report:
         from conformance.report.rows import remove
@@ -129,8 +168,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("conformance")
     if marker is None:
         return
-    fws, dtypes = _session(metafunc.config).frameworks_for(marker.kwargs["property"],
-                                                           marker.kwargs["component"])
+    fws, dtypes = _session(metafunc.config).frameworks_for(
+        marker.kwargs["property"], marker.kwargs["component"]
+    )
     if "framework" in metafunc.fixturenames:
         metafunc.parametrize("framework", fws)
     if "dtype" in metafunc.fixturenames:
@@ -141,8 +181,11 @@ def _info(item: pytest.Item) -> tuple[str, str, str, str] | None:
     """(property, component, framework, dtype) of a conformance test, else None."""
     marker = item.get_closest_marker("conformance")
     params = getattr(getattr(item, "callspec", None), "params", {})
-    if marker is None or not isinstance(params.get("framework"), str) or not isinstance(
-            params.get("dtype"), str):
+    if (
+        marker is None
+        or not isinstance(params.get("framework"), str)
+        or not isinstance(params.get("dtype"), str)
+    ):
         return None
     return marker.kwargs["property"], marker.kwargs["component"], params["framework"], params["dtype"]
 

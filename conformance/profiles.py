@@ -63,7 +63,6 @@ class Profile:
             database=None,
         )
 
-
     @contextmanager
     def shrink_budget(self) -> Iterator[None]:
         """Within: hypothesis shrinks for at most shrink_seconds and shrink_steps (its engine's
@@ -76,8 +75,10 @@ class Profile:
 
         def reporter(text: object) -> None:
             if "working to shrink a failing test case" in str(text):
-                text = (f"shrinking stopped at the {self.name} profile's budget ({self.shrink_seconds:g} s"
-                        f" or {self.shrink_steps} shrinks): the smallest failing example found follows")
+                text = (
+                    f"shrinking stopped at the {self.name} profile's budget ({self.shrink_seconds:g} s"
+                    f" or {self.shrink_steps} shrinks): the smallest failing example found follows"
+                )
             report(text)
 
         try:

@@ -126,9 +126,14 @@ def finite_differences(ctx: Context, backend: Backend) -> None:
         analytic, scale = dot(grads, {k: v[k]})
         if abs(numeric - central(k, 4 * FINITE_DIFFERENCE_STEP)) > 1e-4 * (scale + abs(numeric)):
             reject()  # the step crossed a kink: differences say nothing about the derivative
-        assert_identity(ctx, f"{k} (directional)", analytic, numeric,
-                        scale=scale + abs(numeric) + rounding / FINITE_DIFFERENCE_RTOL,
-                        rtol=FINITE_DIFFERENCE_RTOL)
+        assert_identity(
+            ctx,
+            f"{k} (directional)",
+            analytic,
+            numeric,
+            scale=scale + abs(numeric) + rounding / FINITE_DIFFERENCE_RTOL,
+            rtol=FINITE_DIFFERENCE_RTOL,
+        )
 
 
 def reverse_vs_forward(ctx: Context, backend: Backend) -> None:
@@ -142,8 +147,9 @@ def reverse_vs_forward(ctx: Context, backend: Backend) -> None:
     grads = backend.run(ctx.case, cot).grads
     forward, scale_f = dot(tangent_out, cot)
     reverse, scale_r = dot(grads, v)
-    assert_identity(ctx, "<u, J v> vs <Jᵀ u, v>", forward, reverse, scale=scale_f + scale_r,
-                    rtol=IDENTITY_RTOL[ctx.dtype])
+    assert_identity(
+        ctx, "<u, J v> vs <Jᵀ u, v>", forward, reverse, scale=scale_f + scale_r, rtol=IDENTITY_RTOL[ctx.dtype]
+    )
 
 
 def upstream_linearity(ctx: Context, backend: Backend) -> None:
@@ -156,8 +162,14 @@ def upstream_linearity(ctx: Context, backend: Backend) -> None:
         combined = a * g_u[k] + b * g_w[k]
         scale = float(np.max(np.abs(a * g_u[k]) + np.abs(b * g_w[k]), initial=0.0))
         worst = np.unravel_index(np.argmax(np.abs(g_mix[k] - combined)), combined.shape)
-        assert_identity(ctx, f"{k}{list(map(int, worst))}", float(g_mix[k][worst]),
-                        float(combined[worst]), scale=scale, rtol=IDENTITY_RTOL[ctx.dtype])
+        assert_identity(
+            ctx,
+            f"{k}{list(map(int, worst))}",
+            float(g_mix[k][worst]),
+            float(combined[worst]),
+            scale=scale,
+            rtol=IDENTITY_RTOL[ctx.dtype],
+        )
 
 
 def batch_decomposition(ctx: Context, backend: Backend) -> None:
@@ -166,26 +178,32 @@ def batch_decomposition(ctx: Context, backend: Backend) -> None:
     full = backend.run(case, cot).grads
     N = case.inputs["X"].shape[0]
     rows = [
-        backend.run(replace(case, inputs={k: v[n : n + 1] for k, v in case.inputs.items()}),
-                    cot).grads
+        backend.run(replace(case, inputs={k: v[n : n + 1] for k, v in case.inputs.items()}), cot).grads
         for n in range(N)
     ]
     for k in full:
         parts = np.concatenate([r[k] for r in rows]) / N if k == "X" else sum(r[k] for r in rows) / N
         scale = float(np.max(np.abs(parts), initial=0.0)) * max(N, 1)
         worst = np.unravel_index(np.argmax(np.abs(full[k] - parts)), parts.shape)
-        assert_identity(ctx, f"{k}{list(map(int, worst))}", float(full[k][worst]),
-                        float(parts[worst]), scale=scale, rtol=IDENTITY_RTOL[ctx.dtype])
+        assert_identity(
+            ctx,
+            f"{k}{list(map(int, worst))}",
+            float(full[k][worst]),
+            float(parts[worst]),
+            scale=scale,
+            rtol=IDENTITY_RTOL[ctx.dtype],
+        )
 
 
 # ---------------------------------------------------------------- the properties, by id
 
-FORWARD_AGREEMENT = Property("forward-agreement", forward_agreement, frameworks_only=True,
-                             low_precision=True)
-GRADIENT_AGREEMENT = Property("gradient-agreement", gradient_agreement, frameworks_only=True,
-                              low_precision=True)
-LOSS_GRADIENT_AGREEMENT = Property("loss-gradient-agreement", loss_gradient_agreement, frameworks_only=True,
-                                   low_precision=True)
+FORWARD_AGREEMENT = Property("forward-agreement", forward_agreement, frameworks_only=True, low_precision=True)
+GRADIENT_AGREEMENT = Property(
+    "gradient-agreement", gradient_agreement, frameworks_only=True, low_precision=True
+)
+LOSS_GRADIENT_AGREEMENT = Property(
+    "loss-gradient-agreement", loss_gradient_agreement, frameworks_only=True, low_precision=True
+)
 KINK_CONVENTION = Property("kink-convention", kink_convention, frameworks_only=True, low_precision=True)
 EXTREME_AGREEMENT = Property("extreme-agreement", extreme_agreement, frameworks_only=True, low_precision=True)
 FINITE_DIFFERENCES = Property("finite-differences", finite_differences, float64_only=True)

@@ -54,21 +54,23 @@ class Record:
 
     def row(self, status: str, message: str = "") -> dict[str, Any]:
         """The report row, in plain Python types: it travels between xdist processes."""
-        return plain({
-            "property": self.property,
-            "component": self.component,
-            "framework": self.framework,
-            "framework_version": self.framework_version,
-            "dtype": self.dtype,
-            "device": self.device,
-            "status": status,
-            "examples": self.examples,
-            "worst_ratio": None if self.worst is None else self.worst.ratio,
-            "worst": None if self.worst is None else asdict(self.worst),
-            "reproducer": self.reproducer,
-            "known_issue": self.known_issue,
-            "message": message,
-        })
+        return plain(
+            {
+                "property": self.property,
+                "component": self.component,
+                "framework": self.framework,
+                "framework_version": self.framework_version,
+                "dtype": self.dtype,
+                "device": self.device,
+                "status": status,
+                "examples": self.examples,
+                "worst_ratio": None if self.worst is None else self.worst.ratio,
+                "worst": None if self.worst is None else asdict(self.worst),
+                "reproducer": self.reproducer,
+                "known_issue": self.known_issue,
+                "message": message,
+            }
+        )
 
 
 def plain(value: Any) -> Any:

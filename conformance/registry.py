@@ -34,8 +34,10 @@ def _records(module_path: str) -> tuple[Component, ...]:
     module = importlib.import_module(module_path)
     records = getattr(module, "COMPONENTS", None)
     if not isinstance(records, tuple) or not all(isinstance(r, Component) for r in records):
-        raise TypeError(f"{module_path}.COMPONENTS: expected a tuple of conformance.component.Component,"
-                        f" received {records!r}")
+        raise TypeError(
+            f"{module_path}.COMPONENTS: expected a tuple of conformance.component.Component,"
+            f" received {records!r}"
+        )
     return records
 
 

@@ -41,8 +41,10 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, Arrays]]:
     try:
         with np.load(path, allow_pickle=False) as data:
             if "__meta__" not in data.files:
-                raise ValueError(f"{path}: {expected}; this archive has no __meta__ entry"
-                                 f" (it holds {sorted(data.files)[:6]})")
+                raise ValueError(
+                    f"{path}: {expected}; this archive has no __meta__ entry"
+                    f" (it holds {sorted(data.files)[:6]})"
+                )
             meta = json.loads(str(data["__meta__"]))
             groups: dict[str, Arrays] = {p: {} for p in PREFIXES}
             for key in data.files:

@@ -228,8 +228,10 @@ class Arithmetic:
 
     def concatenate(self, parts: list[Uncertain]) -> Uncertain:
         """The parts flattened and concatenated, as one vector."""
-        return Uncertain(np.concatenate([p.v.reshape(-1) for p in parts]),
-                         np.concatenate([p.d.reshape(self.samples, -1) for p in parts], axis=1))
+        return Uncertain(
+            np.concatenate([p.v.reshape(-1) for p in parts]),
+            np.concatenate([p.d.reshape(self.samples, -1) for p in parts], axis=1),
+        )
 
     def clamp(self, x: Uncertain, limit: Uncertain) -> Uncertain:
         """clamp(x, -limit, limit), exact: each sample at its own x and limit."""
@@ -252,8 +254,14 @@ class Arithmetic:
 
     # ------------------------------------------------------------ elementary functions
 
-    def _elementary(self, name: str, x: Uncertain, value: np.ndarray,
-                    change: Callable[[np.ndarray], np.ndarray], size: np.ndarray | None = None) -> Uncertain:
+    def _elementary(
+        self,
+        name: str,
+        x: Uncertain,
+        value: np.ndarray,
+        change: Callable[[np.ndarray], np.ndarray],
+        size: np.ndarray | None = None,
+    ) -> Uncertain:
         """f(x): the exact change f(x + d) - f(x) (none where d = 0), and c_f ulps (2 u each)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             d = np.where(x.d == 0, 0.0, change(x.d))
@@ -282,9 +290,14 @@ class Arithmetic:
     def log(self, x: Uncertain) -> Uncertain:
         # a deviation that takes a sample to or below 0 (a low-precision sum of exponentials
         # losing its one term of 1) is counted as a sample at the dtype's smallest normal
-        return self._elementary("log", x, np.log(x.v),
-                                lambda d: np.where(x.v + d > 0, np.log1p(np.maximum(d / x.v, -1.0)),
-                                                   np.log(self.tiny) - np.log(x.v)))
+        return self._elementary(
+            "log",
+            x,
+            np.log(x.v),
+            lambda d: np.where(
+                x.v + d > 0, np.log1p(np.maximum(d / x.v, -1.0)), np.log(self.tiny) - np.log(x.v)
+            ),
+        )
 
     def sqrt(self, x: Uncertain) -> Uncertain:
         r = np.sqrt(x.v)
@@ -308,8 +321,14 @@ class Arithmetic:
         spread = rms(x)
         return (spread > 0) & (np.abs(x.v - threshold) <= SIGMAS * spread)
 
-    def select(self, x: Uncertain, above: Uncertain, below: Uncertain, at: Uncertain,
-               threshold: float | np.ndarray = 0.0) -> Uncertain:
+    def select(
+        self,
+        x: Uncertain,
+        above: Uncertain,
+        below: Uncertain,
+        at: Uncertain,
+        threshold: float | np.ndarray = 0.0,
+    ) -> Uncertain:
         """`above` where x > threshold, `below` where x < threshold, `at` where equal, taken
         per sample at the sample's own x; where the side is uncertain every sample also
         carries the jump between the branches with a random sign."""
@@ -317,7 +336,11 @@ class Arithmetic:
         n = exact.ndim
         sample = x.v + _dev(x, n)
         value = {name: b.v + _dev(b, n) for name, b in (("above", above), ("below", below), ("at", at))}
-        d = np.where(sample > threshold, value["above"],
-                     np.where(sample < threshold, value["below"], value["at"])) - exact
+        d = (
+            np.where(
+                sample > threshold, value["above"], np.where(sample < threshold, value["below"], value["at"])
+            )
+            - exact
+        )
         jump = np.where(self.uncertain(x, threshold), np.abs(above.v - below.v), 0.0)
         return Uncertain(exact, d + jump * self._signs(exact.shape))

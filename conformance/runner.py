@@ -47,9 +47,17 @@ def run_property(prop: Property, case: Case, framework: str, dtype: str, run: Ru
         raise NotApplicable(reason)
     backend = frameworks.backend(framework, run.config.device)
     case = rounded_case(under_conventions(case, backend).with_dtype(dtype))  # low precision: rounded once
-    ctx = Context(prop.id, registry.component(case.component), framework, backend.version(), dtype,
-                  run.config.device, case, run.record,
-                  run.config.reproducer_path(case.component, prop.id, framework, dtype))
+    ctx = Context(
+        prop.id,
+        registry.component(case.component),
+        framework,
+        backend.version(),
+        dtype,
+        run.config.device,
+        case,
+        run.record,
+        run.config.reproducer_path(case.component, prop.id, framework, dtype),
+    )
     if run.record is not None:
         run.record.examples += 1
         run.record.framework_version = ctx.version
@@ -62,8 +70,9 @@ def run_property(prop: Property, case: Case, framework: str, dtype: str, run: Ru
         raise
 
 
-def rerun(prop: Property, case: Case, framework: str, dtype: str, config: RunConfig
-          ) -> tuple[float | None, str]:
+def rerun(
+    prop: Property, case: Case, framework: str, dtype: str, config: RunConfig
+) -> tuple[float | None, str]:
     """The worst error of `prop` on `case` in another framework or dtype (None if it did not
     run), and the same in words."""
     record = Record(prop.id, case.component, framework, dtype, config.device)
@@ -92,10 +101,14 @@ def verdict(prop: Property, ctx: Context, ratio: float, config: RunConfig) -> tu
     if wide_ratio is None or not wide_ratio <= 1.0:
         return "disagreement", f"{off}, and in {wider} on the same case: {again}"
     if ratio <= ROUNDING_LIMIT:
-        return "rounding", (f"{off} but agrees in {wider} on the same case ({again}): a rounding error"
-                            " beyond the bound of conformance/tolerances.py, not a wrong result")
-    return "disagreement", (f"{off}, beyond the {ROUNDING_LIMIT:g} rounding could explain, though it"
-                            f" agrees in {wider} ({again}): the {ctx.dtype} computation itself is wrong")
+        return "rounding", (
+            f"{off} but agrees in {wider} on the same case ({again}): a rounding error"
+            " beyond the bound of conformance/tolerances.py, not a wrong result"
+        )
+    return "disagreement", (
+        f"{off}, beyond the {ROUNDING_LIMIT:g} rounding could explain, though it"
+        f" agrees in {wider} ({again}): the {ctx.dtype} computation itself is wrong"
+    )
 
 
 def arbitrate(prop: Property, failure: ConformanceFailure, run: Run) -> ConformanceFailure:
@@ -107,13 +120,25 @@ def arbitrate(prop: Property, failure: ConformanceFailure, run: Run) -> Conforma
     ratio = failure.worst.ratio if failure.worst is not None else float("inf")
     said, why = verdict(prop, ctx, ratio, config)
     first = f"{said}: {why}"
-    others = [f for f in (config.frameworks or frameworks.names()) if f != ctx.framework
-              and not prop.not_applicable(f, ctx.dtype) and frameworks.skip_reason(f, config.device) is None]
+    others = [
+        f
+        for f in (config.frameworks or frameworks.names())
+        if f != ctx.framework
+        and not prop.not_applicable(f, ctx.dtype)
+        and frameworks.skip_reason(f, config.device) is None
+    ]
     if others:
         first += "\n  same case, other frameworks: " + "; ".join(
-            f"{f} {ctx.dtype} {rerun(prop, ctx.case, f, ctx.dtype, config)[1]}" for f in others)
-    arbitrated = ConformanceFailure(failure_message(ctx, failure.detail, failure.reproducer, first),
-                                    ctx, failure.detail, failure.worst, failure.reproducer, said)
+            f"{f} {ctx.dtype} {rerun(prop, ctx.case, f, ctx.dtype, config)[1]}" for f in others
+        )
+    arbitrated = ConformanceFailure(
+        failure_message(ctx, failure.detail, failure.reproducer, first),
+        ctx,
+        failure.detail,
+        failure.worst,
+        failure.reproducer,
+        said,
+    )
     if hasattr(failure, "__notes__"):
         arbitrated.__notes__ = list(failure.__notes__)
     return arbitrated

@@ -84,25 +84,34 @@ class Session:
             self.known()  # a file the user named is checked before anything runs
         controller = not hasattr(config, "workerinput")
         if controller and (asked or device != "cpu") and not option("allow_missing"):
-            given = [f"--conformance-frameworks {asked}" if asked else "",
-                     f"--conformance-device {device}" if device != "cpu" else ""]
+            given = [
+                f"--conformance-frameworks {asked}" if asked else "",
+                f"--conformance-device {device}" if device != "cpu" else "",
+            ]
             self.require(" ".join(filter(None, given)))
 
     def require(self, option: str) -> None:
         """Every framework asked for is installed and has the device, or a usage error says which."""
-        missing = [reason for fw in self.run.frameworks
-                   if (reason := frameworks.skip_reason(fw, self.run.device))]
+        missing = [
+            reason for fw in self.run.frameworks if (reason := frameworks.skip_reason(fw, self.run.device))
+        ]
         if missing:
-            raise pytest.UsageError(f"{option}: {'; '.join(missing)}; add --conformance-allow-missing to"
-                                    " run the rest and report these rows as skipped")
+            raise pytest.UsageError(
+                f"{option}: {'; '.join(missing)}; add --conformance-allow-missing to"
+                " run the rest and report these rows as skipped"
+            )
 
     def known(self) -> list[known_issues.KnownIssue]:
         """The known issues: the file given, or the packaged one and those framework plugins ship."""
         if self._known is None:
             files = [Path(self._known_file)] if self._known_file else [known_issues.DEFAULT_PATH]
             if not self._known_file:
-                files += [f for p in frameworks.plugins().values() if isinstance(p, frameworks.Framework)
-                          for f in p.known_issues()]
+                files += [
+                    f
+                    for p in frameworks.plugins().values()
+                    if isinstance(p, frameworks.Framework)
+                    for f in p.known_issues()
+                ]
             try:
                 found = [issue for path in files for issue in known_issues.load(path)]
                 for issue in found:
@@ -123,8 +132,9 @@ class Session:
         fws = [f for f in fws if not (prop.frameworks_only and f == frameworks.REFERENCE.name)]
         return fws, [d for d in dtypes if not any(prop.not_applicable(f, d) for f in fws)]
 
-    def close(self, item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None],
-              rec: record.Record) -> dict[str, Any]:
+    def close(
+        self, item: pytest.Item, report: pytest.TestReport, call: pytest.CallInfo[None], rec: record.Record
+    ) -> dict[str, Any]:
         """The row of a finished test; its reproducer written, kept or removed."""
         issue = next((i for i in self.known() if i.id == rec.known_issue), None)
         status, message = outcome(report, call)
@@ -140,8 +150,11 @@ class Session:
         path = self.run.reproducer_path(rec.component, rec.property, rec.framework, rec.dtype)
         written = rec.reproducer if status in FAILED_LIKE else ""
         if status == "passed" and self.report_dir is not None and rec.worst_case and path:
-            written = str(rec.worst_case.save(path, property=rec.property, framework=rec.framework,
-                                              dtype=rec.dtype, device=rec.device))
+            written = str(
+                rec.worst_case.save(
+                    path, property=rec.property, framework=rec.framework, dtype=rec.dtype, device=rec.device
+                )
+            )
         if not written:
             if path is not None:
                 path.unlink(missing_ok=True)
@@ -151,17 +164,23 @@ class Session:
     def meta(self) -> dict[str, Any]:
         known = {i.id: i.details() for i in self.known()}
         created = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-        return {"created": created, "profile": self.run.profile.name,
-                "max_examples": self.run.profile.max_examples, "device": self.run.device,
-                "frameworks": list(self.run.frameworks),
-                "versions": versions(), "known_issues": known}
+        return {
+            "created": created,
+            "profile": self.run.profile.name,
+            "max_examples": self.run.profile.max_examples,
+            "device": self.run.device,
+            "frameworks": list(self.run.frameworks),
+            "versions": versions(),
+            "known_issues": known,
+        }
 
 
 def _check_names(issue: known_issues.KnownIssue) -> None:
     where = f"{issue.source} [[issue]] ({issue.id})"
     if issue.framework not in frameworks.names():
-        raise ValueError(f"{where} framework: expected one of {list(frameworks.names())},"
-                         f" received {issue.framework!r}")
+        raise ValueError(
+            f"{where} framework: expected one of {list(frameworks.names())}, received {issue.framework!r}"
+        )
     try:
         find_property(issue.component, issue.property)
     except ValueError as err:

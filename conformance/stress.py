@@ -50,15 +50,29 @@ class Tally:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        quantiles = {dtype: {"median": float(np.median(r)), "p99": float(np.quantile(r, 0.99)),
-                             "max": float(np.max(r))} for dtype, r in self.ratios.items() if r}
-        return {"component": self.component, "checks": self.checks, "not_run": self.not_run,
-                "not_applicable": self.not_applicable,
-                "failures": self.failures, "worst_ratio": quantiles, "seconds": round(self.seconds, 1)}
+        quantiles = {
+            dtype: {
+                "median": float(np.median(r)),
+                "p99": float(np.quantile(r, 0.99)),
+                "max": float(np.max(r)),
+            }
+            for dtype, r in self.ratios.items()
+            if r
+        }
+        return {
+            "component": self.component,
+            "checks": self.checks,
+            "not_run": self.not_run,
+            "not_applicable": self.not_applicable,
+            "failures": self.failures,
+            "worst_ratio": quantiles,
+            "seconds": round(self.seconds, 1),
+        }
 
 
-def stress_component(name: str, checks: int, fws: Sequence[str], dtypes: Sequence[str], seed: int,
-                     out: str) -> dict[str, Any]:
+def stress_component(
+    name: str, checks: int, fws: Sequence[str], dtypes: Sequence[str], seed: int, out: str
+) -> dict[str, Any]:
     """Run one component's boundary cases: at least `checks` checks (if none are skipped)."""
     component = registry.component(name)
     tally = Tally(name)
@@ -78,8 +92,11 @@ def stress_component(name: str, checks: int, fws: Sequence[str], dtypes: Sequenc
                         check(tally, prop, case, framework, dtype, config)
         rounds += 1
         if rounds % 20 == 0:
-            print(f"  ... {name}: {tally.checks} checks, {len(tally.failures)} failed,"
-                  f" {time.perf_counter() - started:.0f} s", flush=True)
+            print(
+                f"  ... {name}: {tally.checks} checks, {len(tally.failures)} failed,"
+                f" {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
     tally.seconds = time.perf_counter() - started
     return tally.summary()
 
@@ -98,18 +115,28 @@ def check(tally: Tally, prop: Any, case: Any, framework: str, dtype: str, config
         return
     except ConformanceFailure as failure:
         message = str(arbitrate(prop, failure, Run(config)))
-        tally.failures.append(message.splitlines()[0] + f" [{prop.id}, {framework} {dtype}, "
-                              f"{failure.reproducer}]")
+        tally.failures.append(
+            message.splitlines()[0] + f" [{prop.id}, {framework} {dtype}, {failure.reproducer}]"
+        )
     except Exception as err:  # a crash is a failure of its own, and the other checks go on
-        tally.failures.append(f"raised {type(err).__name__}: {str(err)[:200]} [{prop.id}, {framework}"
-                              f" {dtype}, {case.describe()}]")
+        tally.failures.append(
+            f"raised {type(err).__name__}: {str(err)[:200]} [{prop.id}, {framework}"
+            f" {dtype}, {case.describe()}]"
+        )
     tally.checks += 1
     if record.worst is not None:
         tally.ratios.setdefault(dtype, []).append(record.worst.ratio)
 
 
-def command(components: Sequence[str], checks: int, fws: Sequence[str], dtypes: Sequence[str], seed: int,
-            out: str, jobs: int) -> int:
+def command(
+    components: Sequence[str],
+    checks: int,
+    fws: Sequence[str],
+    dtypes: Sequence[str],
+    seed: int,
+    out: str,
+    jobs: int,
+) -> int:
     names = list(components) or [n for n in registry.names() if registry.component(n).boundary]
     usable = [f for f in fws if f != frameworks.REFERENCE.name and frameworks.skip_reason(f) is None]
     Path(out).mkdir(parents=True, exist_ok=True)
@@ -121,16 +148,22 @@ def command(components: Sequence[str], checks: int, fws: Sequence[str], dtypes: 
     total = sum(r["checks"] for r in results)
     failures = sum(len(r["failures"]) for r in results)
     for r in results:
-        worst = "; ".join(f"{d} median {q['median']:.2g} p99 {q['p99']:.2g} max {q['max']:.2g}"
-                          for d, q in r["worst_ratio"].items())
+        worst = "; ".join(
+            f"{d} median {q['median']:.2g} p99 {q['p99']:.2g} max {q['max']:.2g}"
+            for d, q in r["worst_ratio"].items()
+        )
         skipped = sum(r["not_run"].values())
-        print(f"  {r['component']:<14} {r['checks']:>7} checks, {len(r['failures'])} failed,"
-              f" {skipped} not run, {r['seconds']:.0f} s; worst (tolerances): {worst}")
+        print(
+            f"  {r['component']:<14} {r['checks']:>7} checks, {len(r['failures'])} failed,"
+            f" {skipped} not run, {r['seconds']:.0f} s; worst (tolerances): {worst}"
+        )
         for reason, n in r["not_run"].items():
             print(f"      not run {n}x: {reason}")
         for line in r["failures"][:20]:
             print(f"      FAILED {line}")
     (Path(out) / "stress.json").write_text(json.dumps({"seed": seed, "results": results}, indent=1))
-    print(f"stress: {total} checks, {failures} failed, {time.perf_counter() - started:.0f} s;"
-          f" {Path(out) / 'stress.json'}")
+    print(
+        f"stress: {total} checks, {failures} failed, {time.perf_counter() - started:.0f} s;"
+        f" {Path(out) / 'stress.json'}"
+    )
     return 1 if failures else 0

@@ -77,7 +77,8 @@ def component_tests(*names: str) -> dict[str, Any]:
         component = registry.component(name)
         for check in component.checks:
             if check.test_name in tests:
-                raise ValueError(f"test name: {check.test_name} is bound twice (component {name!r});"
-                                 " give the check a name")
+                raise ValueError(
+                    f"test name: {check.test_name} is bound twice (component {name!r}); give the check a name"
+                )
             tests[check.test_name] = check_test(component, check)
     return tests

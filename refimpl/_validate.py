@@ -69,9 +69,7 @@ def require_instance(field: str, value: Any, cls: type[Any], what: str | None = 
 def require_choice(field: str, value: Any, choices: Collection[str]) -> str:
     """One of a fixed set of names."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(
-            f"{field}: expected one of {sorted(choices)}, received {describe(value)}"
-        )
+        raise ValueError(f"{field}: expected one of {sorted(choices)}, received {describe(value)}")
     return value
 
 

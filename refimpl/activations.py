@@ -35,8 +35,11 @@ DEFAULT_SLOPE = 0.01  # torch's F.leaky_relu and jax.nn.leaky_relu both default 
 DEFAULT_LEAKY_KINK = "slope"  # torch's convention
 DEFAULTS = smooth.SmoothParams()  # elu's α = 1, elu'(0) on the x <= 0 side, softplus β = 1, threshold 20
 # The spec fields (MLPSpec) of the activations that read them; other activations ignore them.
-PARAMETERS = {"elu": ("elu_alpha", "elu_kink"), "selu": ("elu_kink",),
-              "softplus": ("softplus_beta", "softplus_threshold")}
+PARAMETERS = {
+    "elu": ("elu_alpha", "elu_kink"),
+    "selu": ("elu_kink",),
+    "softplus": ("softplus_beta", "softplus_threshold"),
+}
 
 
 class ActivationCache(NamedTuple):

@@ -189,8 +189,7 @@ def _statistics(X: Array, eps: float) -> tuple[Array, Array, Array, Array]:
     return mu, var, xhat, inv_std
 
 
-def _rescale(X: Array, eps: float, cols: Array, mu: Array, var: Array, xhat: Array,
-             inv_std: Array) -> None:
+def _rescale(X: Array, eps: float, cols: Array, mu: Array, var: Array, xhat: Array, inv_std: Array) -> None:
     """μ, σ², x̂, s of the features `cols`, written in place, from scaled moments in float64
     (refimpl._range): X - μ = Cs 2^K, σ² = vs 2^{2K}, so with t = 2^K s,
 
@@ -207,9 +206,7 @@ def _rescale(X: Array, eps: float, cols: Array, mu: Array, var: Array, xhat: Arr
         inv_std[cols] = np.where(constant, 1.0 / np.sqrt(eps), np.ldexp(t, -K))
 
 
-def _normalize(
-    X: Array, gamma: Array, beta: Array, eps: float
-) -> tuple[Array, BatchNormCache, Array, Array]:
+def _normalize(X: Array, gamma: Array, beta: Array, eps: float) -> tuple[Array, BatchNormCache, Array, Array]:
     """The training forward, also returning μ and σ² for the running statistics."""
     mu, var, xhat, inv_std = _statistics(X, eps)  # D, D, (N, D), D
     Y = xhat * gamma  # N, D
@@ -218,7 +215,11 @@ def _normalize(
 
 
 def batchnorm_train_forward(
-    X: Array, gamma: Array, beta: Array, *, eps: float = DEFAULT_EPS,
+    X: Array,
+    gamma: Array,
+    beta: Array,
+    *,
+    eps: float = DEFAULT_EPS,
     single_example: str = "raise",
 ) -> tuple[Array, BatchNormCache]:
     """Y = γ ⊙ (X - μ)/√(σ² + ε) + β with the batch's μ and biased σ²; X (N, D) → Y (N, D)."""
@@ -232,8 +233,10 @@ def _check_train_input(X: Array, gamma: Array, beta: Array, eps: Any, single_exa
     eps = _require_eps(eps)
     require_choice("single_example", single_example, SINGLE_EXAMPLE)
     if X.shape[0] == 1 and single_example == "raise":
-        raise ValueError("X: expected more than 1 value per channel when training"
-                         f" (single_example='raise'), received shape {X.shape}")
+        raise ValueError(
+            "X: expected more than 1 value per channel when training"
+            f" (single_example='raise'), received shape {X.shape}"
+        )
     return eps
 
 
@@ -256,8 +259,13 @@ def batchnorm_train_backward(dY: Array, cache: BatchNormCache) -> BatchNormGrads
 
 
 def batchnorm_eval_forward(
-    X: Array, gamma: Array, beta: Array, running_mean: Array, running_var: Array,
-    *, eps: float = DEFAULT_EPS,
+    X: Array,
+    gamma: Array,
+    beta: Array,
+    running_mean: Array,
+    running_var: Array,
+    *,
+    eps: float = DEFAULT_EPS,
 ) -> tuple[Array, BatchNormEvalCache]:
     """Y = γ ⊙ (X - r_μ)/√(r_σ² + ε) + β, row by row; X (N, D) → Y (N, D)."""
     _check_input(X, gamma, beta)
@@ -279,7 +287,11 @@ def batchnorm_eval_backward(dY: Array, cache: BatchNormEvalCache) -> BatchNormGr
 
 
 def update_running_stats(
-    state: dict[str, Array], batch_mean: Array, batch_var_biased: Array, n: int, *,
+    state: dict[str, Array],
+    batch_mean: Array,
+    batch_var_biased: Array,
+    n: int,
+    *,
     momentum: float = TORCH_CONVENTION.momentum,
     momentum_convention: str = TORCH_CONVENTION.momentum_convention,
     running_var_estimator: str = TORCH_CONVENTION.running_var_estimator,
@@ -302,13 +314,16 @@ def update_running_stats(
     require_choice("momentum_convention", momentum_convention, MOMENTUM_CONVENTIONS)
     require_choice("running_var_estimator", running_var_estimator, VAR_ESTIMATORS)
     if running_var_estimator == "unbiased" and n < 2:
-        raise ValueError("n: the unbiased running-variance estimator divides by n - 1 and needs"
-                         f" n >= 2, received n = {n}")
+        raise ValueError(
+            f"n: the unbiased running-variance estimator divides by n - 1 and needs n >= 2, received n = {n}"
+        )
     unbiased = running_var_estimator == "unbiased"
     var = batch_var_biased * (n / (n - 1)) if unbiased else batch_var_biased  # b for r_σ², D
     keep, take = (1.0 - m, m) if momentum_convention == "torch" else (m, 1.0 - m)
-    return {"running_mean": keep * running_mean + take * batch_mean,  # D
-            "running_var": keep * running_var + take * var}  # D
+    return {
+        "running_mean": keep * running_mean + take * batch_mean,  # D
+        "running_var": keep * running_var + take * var,
+    }  # D
 
 
 def _check_state(state: dict[str, Array], D: int, dtype: str) -> None:
@@ -319,7 +334,11 @@ def _check_state(state: dict[str, Array], D: int, dtype: str) -> None:
 
 
 def batchnorm_forward(
-    X: Array, params: dict[str, Array], state: dict[str, Array], *, train: bool,
+    X: Array,
+    params: dict[str, Array],
+    state: dict[str, Array],
+    *,
+    train: bool,
     convention: BatchNormConvention = TORCH_CONVENTION,
 ) -> tuple[Array, dict[str, Array], BatchNormCache | BatchNormEvalCache]:
     """(Y, new state, cache): training mode normalizes with the batch and returns the
@@ -327,21 +346,27 @@ def batchnorm_forward(
     if not isinstance(train, bool):
         raise TypeError(f"train: expected a bool, received {describe(train)}")
     if not isinstance(convention, BatchNormConvention):
-        raise TypeError(f"convention: expected a BatchNormConvention, received"
-                        f" {describe(convention)}")
+        raise TypeError(f"convention: expected a BatchNormConvention, received {describe(convention)}")
     require_same_keys("params", params, PARAM_KEYS)
     require_array("X", X, shape=(None, None))
     _check_state(state, X.shape[1], X.dtype.name)
     gamma, beta, c = params["gamma"], params["beta"], convention
     if not train:
         Y, eval_cache = batchnorm_eval_forward(
-            X, gamma, beta, state["running_mean"], state["running_var"], eps=c.eps)
+            X, gamma, beta, state["running_mean"], state["running_var"], eps=c.eps
+        )
         return Y, {key: state[key] for key in STATE_KEYS}, eval_cache
     eps = _check_train_input(X, gamma, beta, c.eps, c.single_example)
     Y, cache, mu, var = _normalize(X, gamma, beta, eps)  # μ, σ² also feed the running statistics
     new_state = update_running_stats(
-        state, mu, var, X.shape[0], momentum=c.momentum,
-        momentum_convention=c.momentum_convention, running_var_estimator=c.running_var_estimator)
+        state,
+        mu,
+        var,
+        X.shape[0],
+        momentum=c.momentum,
+        momentum_convention=c.momentum_convention,
+        running_var_estimator=c.running_var_estimator,
+    )
     return Y, new_state, cache
 
 
@@ -352,6 +377,5 @@ def batchnorm_backward(dY: Array, cache: BatchNormCache | BatchNormEvalCache) ->
     elif isinstance(cache, BatchNormCache):
         dX, dgamma, dbeta = batchnorm_train_backward(dY, cache)
     else:
-        raise TypeError(f"cache: expected a BatchNormCache or BatchNormEvalCache, received"
-                        f" {describe(cache)}")
+        raise TypeError(f"cache: expected a BatchNormCache or BatchNormEvalCache, received {describe(cache)}")
     return {"X": dX, "gamma": dgamma, "beta": dbeta}

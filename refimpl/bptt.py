@@ -69,8 +69,10 @@ def truncated_bptt(
     h0 = rnn.check_inputs(spec, params, X, h0)
     k = require_int("k", k)
     if not callable(output_grad):
-        raise TypeError(f"output_grad: expected a callable (start, stop, Y_c) -> (share, dY_c),"
-                        f" received {describe(output_grad)}")
+        raise TypeError(
+            f"output_grad: expected a callable (start, stop, Y_c) -> (share, dY_c),"
+            f" received {describe(output_grad)}"
+        )
     return _chunks(spec, params, X, h0, k, output_grad)
 
 

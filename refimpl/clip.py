@@ -203,8 +203,7 @@ def clip_by_global_norm(
     return clipped, norm.reported()
 
 
-def _clip_plain(grads: Grads, norm: _Norm, max_norm: float, convention: str, eps: float
-                ) -> Grads | None:
+def _clip_plain(grads: Grads, norm: _Norm, max_norm: float, convention: str, eps: float) -> Grads | None:
     """Each convention's own arithmetic in the gradients' dtypes, or None where it would
     overflow or underflow although the answer is representable (then `_clip_scaled`)."""
     dtype = norm.n.dtype.type
@@ -249,8 +248,9 @@ def _clip_scaled(grads: Grads, norm: _Norm, max_norm: float, convention: str, ep
     if convention == "torch" and math.isfinite(n + eps):
         return {k: ((g.astype(np.float64) / (n + eps)) * max_norm).astype(g.dtype) for k, g in grads.items()}
     below = r if convention == "optax" else r + float(np.ldexp(eps, -e))
-    return {k: ((np.ldexp(g.astype(np.float64), -e) / below) * max_norm).astype(g.dtype)
-            for k, g in grads.items()}
+    return {
+        k: ((np.ldexp(g.astype(np.float64), -e) / below) * max_norm).astype(g.dtype) for k, g in grads.items()
+    }
 
 
 def clip_by_norm(grads: Grads, max_norm: float) -> Grads:

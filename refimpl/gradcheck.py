@@ -56,8 +56,7 @@ def _require_point(point: Any) -> None:
         require_array(f"point[{key!r}]", value, floating=False, finite=False)
         if value.dtype.kind == "f" and value.dtype != np.float64:
             raise TypeError(
-                f"point[{key!r}]: expected dtype float64 for finite differences,"
-                f" received {value.dtype}"
+                f"point[{key!r}]: expected dtype float64 for finite differences, received {value.dtype}"
             )
 
 
@@ -65,8 +64,10 @@ def _as_float64(point: Point, key: str) -> Array:
     """A finite float64 copy of an entry to differentiate (float64 or integer)."""
     value = point[key]
     if value.dtype.kind not in "fiu":
-        raise TypeError(f"point[{key!r}]: expected a float64 or integer array to differentiate,"
-                        f" received dtype {value.dtype}")
+        raise TypeError(
+            f"point[{key!r}]: expected a float64 or integer array to differentiate,"
+            f" received dtype {value.dtype}"
+        )
     return require_array(f"point[{key!r}]", value.astype(np.float64))  # a new array, finite
 
 
@@ -110,8 +111,10 @@ def _steps(x: Array, eps: float, key: str) -> tuple[Array, Array]:
     with np.errstate(over="ignore"):
         up, down = x + h, x - h
     if not (np.isfinite(up).all() and np.isfinite(down).all()):
-        raise ValueError(f"point[{key!r}]: expected |x| <= {np.finfo(np.float64).max / (1 + eps):.6g}"
-                         f" so that x ± ε|x| is finite, received max |x| = {np.abs(x).max():.6g}")
+        raise ValueError(
+            f"point[{key!r}]: expected |x| <= {np.finfo(np.float64).max / (1 + eps):.6g}"
+            f" so that x ± ε|x| is finite, received max |x| = {np.abs(x).max():.6g}"
+        )
     return up, down
 
 
@@ -163,8 +166,10 @@ def _direction_step(moved: Point, direction: Point, eps: float) -> float:
         with np.errstate(over="ignore"):
             reach = np.abs(moved[key]) + h * np.abs(v)
         if not np.isfinite(reach).all():
-            raise ValueError(f"point[{key!r}]: expected x ± h v finite (h = {h:.6g}),"
-                             f" received max |x| = {np.abs(moved[key]).max():.6g}")
+            raise ValueError(
+                f"point[{key!r}]: expected x ± h v finite (h = {h:.6g}),"
+                f" received max |x| = {np.abs(moved[key]).max():.6g}"
+            )
     return h
 
 

@@ -36,8 +36,14 @@ SCHEMES = ("torch", "flax")
 KINDS = ("uniform", "truncated_normal", "orthogonal", "constant")
 TRUNCATION = 2.0  # lecun_normal cuts N(0, s²) at ±2s
 # Var of N(0, 1) cut at ±c: 1 - 2c φ(c) / (2Φ(c) - 1), φ(c) = e^(-c²/2)/√(2π), 2Φ(c) - 1 = erf(c/√2)
-TRUNCATED_STD = math.sqrt(1.0 - 2.0 * TRUNCATION * math.exp(-TRUNCATION**2 / 2)
-                          / math.sqrt(2.0 * math.pi) / math.erf(TRUNCATION / math.sqrt(2.0)))
+TRUNCATED_STD = math.sqrt(
+    1.0
+    - 2.0
+    * TRUNCATION
+    * math.exp(-(TRUNCATION**2) / 2)
+    / math.sqrt(2.0 * math.pi)
+    / math.erf(TRUNCATION / math.sqrt(2.0))
+)
 
 
 class Init(NamedTuple):
@@ -113,12 +119,19 @@ def rnn_inits(input_size: int, hidden_size: int, output_size: int, scheme: str) 
         return dict.fromkeys(("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out"), every)
     zero = Init("constant", 0.0)
     W_out, b_out = dense(scheme, hidden_size)
-    return {"W_ih": _fan_in(scheme, input_size), "W_hh": Init("orthogonal", 1.0), "b_ih": zero,
-            "b_hh": zero, "W_out": W_out, "b_out": b_out}
+    return {
+        "W_ih": _fan_in(scheme, input_size),
+        "W_hh": Init("orthogonal", 1.0),
+        "b_ih": zero,
+        "b_hh": zero,
+        "W_out": W_out,
+        "b_out": b_out,
+    }
 
 
-def draw(inits: dict[str, Init], shapes: dict[str, tuple[int, ...]], rng: np.random.Generator,
-         dtype: str) -> dict[str, Array]:
+def draw(
+    inits: dict[str, Init], shapes: dict[str, tuple[int, ...]], rng: np.random.Generator, dtype: str
+) -> dict[str, Array]:
     """Every tensor of `inits`, in its order, of shapes[name], drawn from rng and cast to dtype."""
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng: expected a numpy.random.Generator, received {describe(rng)}")

@@ -51,8 +51,10 @@ def mse_forward(Y: Array, T: Array) -> tuple[float, MSECache]:
     with np.errstate(over="ignore", under="ignore"):
         residual = Y - T  # N, C
         if not np.isfinite(residual).all():
-            raise ValueError(f"Y: expected Y - targets within {Y.dtype}'s range, received"
-                             f" {int(np.count_nonzero(~np.isfinite(residual)))} differences that overflow")
+            raise ValueError(
+                f"Y: expected Y - targets within {Y.dtype}'s range, received"
+                f" {int(np.count_nonzero(~np.isfinite(residual)))} differences that overflow"
+            )
         loss = float(np.mean(residual * residual))
         if not plain_sum_is_accurate(loss * residual.size, tiny_times_size([residual])) and residual.any():
             r, e = scaled_l2([residual])  # Σ (Y - T)² = r² 2^{2e}

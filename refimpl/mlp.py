@@ -79,9 +79,7 @@ class MLPSpec:
         if not isinstance(self.sizes, tuple | list):
             raise TypeError(f"sizes: expected a tuple of integers, received {describe(self.sizes)}")
         if len(self.sizes) < 2:
-            raise ValueError(
-                f"sizes: expected at least 2 entries (input, output), received {self.sizes}"
-            )
+            raise ValueError(f"sizes: expected at least 2 entries (input, output), received {self.sizes}")
         sizes = tuple(require_int(f"sizes[{i}]", n) for i, n in enumerate(self.sizes))
         object.__setattr__(self, "sizes", sizes)
         require_choice("hidden_activation", self.hidden_activation, activations.ACTIVATIONS)
@@ -90,8 +88,11 @@ class MLPSpec:
         require_real("slope", self.slope, minimum=0.0, maximum=1.0)
         require_choice("leaky_kink", self.leaky_kink, activations.LEAKY_KINKS)
         self.smooth_params()  # validates them
-        used = {f for name in (self.hidden_activation, self.output_activation)
-                for f in activations.PARAMETERS.get(name, ())}
+        used = {
+            f
+            for name in (self.hidden_activation, self.output_activation)
+            for f in activations.PARAMETERS.get(name, ())
+        }
         for name, default in SMOOTH_DEFAULTS.items():
             if name not in used:
                 object.__setattr__(self, name, default)
@@ -99,8 +100,7 @@ class MLPSpec:
         if not isinstance(self.batchnorm, bool):
             raise TypeError(f"batchnorm: expected a bool, received {describe(self.batchnorm)}")
         require_real("bn_momentum", self.bn_momentum, minimum=0.0, maximum=1.0)
-        require_choice("bn_momentum_convention", self.bn_momentum_convention,
-                       bn.MOMENTUM_CONVENTIONS)
+        require_choice("bn_momentum_convention", self.bn_momentum_convention, bn.MOMENTUM_CONVENTIONS)
         require_choice("bn_running_var", self.bn_running_var, bn.VAR_ESTIMATORS)
         if require_real("bn_eps", self.bn_eps) <= 0.0:
             raise ValueError(f"bn_eps: expected a number > 0, received {self.bn_eps}")
@@ -117,8 +117,9 @@ class MLPSpec:
 
     def smooth_params(self) -> SmoothParams:
         """The parameters of refimpl.smooth's activations, validated."""
-        return activations.smooth_params(self.elu_alpha, self.elu_kink, self.softplus_beta,
-                                         self.softplus_threshold)
+        return activations.smooth_params(
+            self.elu_alpha, self.elu_kink, self.softplus_beta, self.softplus_threshold
+        )
 
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """{"W1": (D_1, D_0), "b1": (D_1,), ...} in layer order; with batch norm
@@ -144,8 +145,13 @@ class MLPSpec:
         return shapes
 
     def bn_convention(self) -> bn.BatchNormConvention:
-        return bn.BatchNormConvention(self.bn_momentum, self.bn_momentum_convention,
-                                      self.bn_running_var, self.bn_eps, self.bn_single_example)
+        return bn.BatchNormConvention(
+            self.bn_momentum,
+            self.bn_momentum_convention,
+            self.bn_running_var,
+            self.bn_eps,
+            self.bn_single_example,
+        )
 
     def to_json(self) -> str:
         """The fields as JSON; the bn_ fields only with batchnorm on, so a spec without
@@ -164,8 +170,9 @@ class MLPSpec:
         return cls(**data)
 
 
-SMOOTH_DEFAULTS = dict(zip(("elu_alpha", "elu_kink", "softplus_beta", "softplus_threshold"),
-                           activations.DEFAULTS, strict=True))
+SMOOTH_DEFAULTS = dict(
+    zip(("elu_alpha", "elu_kink", "softplus_beta", "softplus_threshold"), activations.DEFAULTS, strict=True)
+)
 
 
 class LayerCache(NamedTuple):
@@ -185,8 +192,10 @@ def require_spec(spec: Any) -> MLPSpec:
 def _require_plain(spec: MLPSpec) -> None:
     require_spec(spec)
     if spec.batchnorm:
-        raise ValueError("spec.batchnorm: refimpl.mlp runs MLPs without batch norm, expected False,"
-                         " received True (the batch-normalized MLP is refimpl.mlp_bn)")
+        raise ValueError(
+            "spec.batchnorm: refimpl.mlp runs MLPs without batch norm, expected False,"
+            " received True (the batch-normalized MLP is refimpl.mlp_bn)"
+        )
 
 
 def init_params(spec: MLPSpec, rng: np.random.Generator, scheme: str = "torch") -> dict[str, Array]:
@@ -223,8 +232,10 @@ def check_cache(spec: MLPSpec, cache: Any, cache_type: type[Any]) -> None:
         raise TypeError(f"cache_type: expected a cache class, received {describe(cache_type)}")
     if not isinstance(cache, cache_type) or len(cache.layers) != spec.depth:
         received = len(cache.layers) if isinstance(cache, cache_type) else describe(cache)
-        raise ValueError(f"cache: expected the {cache_type.__name__} of a {spec.depth}-layer"
-                         f" forward pass, received {received}")
+        raise ValueError(
+            f"cache: expected the {cache_type.__name__} of a {spec.depth}-layer"
+            f" forward pass, received {received}"
+        )
 
 
 def mlp_forward(spec: MLPSpec, params: dict[str, Array], X: Array) -> tuple[Array, MLPCache]:
@@ -238,9 +249,9 @@ def mlp_forward(spec: MLPSpec, params: dict[str, Array], X: Array) -> tuple[Arra
             Z, lin = linear_forward(A, params[f"W{l}"], params[f"b{l}"])  # Zˡ, N, D_l
         except ValueError as err:  # A is X at l = 1, checked above; later, computed
             raise_if_overflowed(err, "params", f"the forward pass (A{l - 1})", A)
-        A, act = activations.activation_forward(spec.activation(l), Z, slope=spec.slope,
-                                                leaky_kink=spec.leaky_kink,
-                                                params=spec.smooth_params())  # Aˡ, N, D_l
+        A, act = activations.activation_forward(
+            spec.activation(l), Z, slope=spec.slope, leaky_kink=spec.leaky_kink, params=spec.smooth_params()
+        )  # Aˡ, N, D_l
         layers.append(LayerCache(lin, act))
     return A, MLPCache(tuple(layers))
 

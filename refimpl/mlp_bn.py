@@ -59,8 +59,10 @@ class BNMLPCache(NamedTuple):
 
 def _require_batchnorm(spec: MLPSpec) -> None:
     if not require_spec(spec).batchnorm:
-        raise ValueError("spec.batchnorm: refimpl.mlp_bn runs batch-normalized MLPs, expected True,"
-                         " received False (the plain MLP is refimpl.mlp)")
+        raise ValueError(
+            "spec.batchnorm: refimpl.mlp_bn runs batch-normalized MLPs, expected True,"
+            " received False (the plain MLP is refimpl.mlp)"
+        )
 
 
 def init_params(spec: MLPSpec, rng: np.random.Generator, scheme: str = "torch") -> dict[str, Array]:
@@ -73,8 +75,10 @@ def init_params(spec: MLPSpec, rng: np.random.Generator, scheme: str = "torch") 
 def init_state(spec: MLPSpec) -> dict[str, Array]:
     """Running means 0 and variances 1, as both frameworks start; {} without batch norm."""
     require_spec(spec)
-    return {k: (np.zeros if k.startswith("running_mean") else np.ones)(shape, spec.dtype)
-            for k, shape in spec.state_shapes().items()}
+    return {
+        k: (np.zeros if k.startswith("running_mean") else np.ones)(shape, spec.dtype)
+        for k, shape in spec.state_shapes().items()
+    }
 
 
 def check_state(spec: MLPSpec, state: dict[str, Array]) -> None:
@@ -113,14 +117,19 @@ def mlp_bn_forward(
             stats = {"running_mean": state[f"running_mean{l}"], "running_var": state[f"running_var{l}"]}
             try:
                 Z, stats, norm = bn.batchnorm_forward(
-                    Z, {"gamma": params[f"gamma{l}"], "beta": params[f"beta{l}"]}, stats,
-                    train=train, convention=convention)  # Ẑˡ, N, D_l
+                    Z,
+                    {"gamma": params[f"gamma{l}"], "beta": params[f"beta{l}"]},
+                    stats,
+                    train=train,
+                    convention=convention,
+                )  # Ẑˡ, N, D_l
             except ValueError as err:
                 raise_if_overflowed(err, "params", f"the forward pass (Z{l})", Z)
             new_state[f"running_mean{l}"] = stats["running_mean"]
             new_state[f"running_var{l}"] = stats["running_var"]
-        A, act = activations.activation_forward(spec.activation(l), Z, slope=spec.slope,
-                                                leaky_kink=spec.leaky_kink, params=spec.smooth_params())
+        A, act = activations.activation_forward(
+            spec.activation(l), Z, slope=spec.slope, leaky_kink=spec.leaky_kink, params=spec.smooth_params()
+        )
         layers.append(BNLayerCache(lin, act, norm))
     return A, new_state, BNMLPCache(tuple(layers))
 
@@ -153,7 +162,10 @@ def mlp_bn_backward_deltas(
             except ValueError as err:
                 raise_if_overflowed(err, "params", f"the backward pass (∂L/∂Ẑ{l})", delta)
             delta, grads[f"gamma{l}"], grads[f"beta{l}"] = (
-                through["X"], through["gamma"], through["beta"])  # δˡ (N, D_l), D_l, D_l
+                through["X"],
+                through["gamma"],
+                through["beta"],
+            )  # δˡ (N, D_l), D_l, D_l
         deltas.append(delta)
         dA, grads[f"W{l}"], db = linear_backward(delta, lin)
         if norm is None:  # only the output layer has a bias
@@ -163,8 +175,13 @@ def mlp_bn_backward_deltas(
 
 
 def loss_and_grads_state(
-    spec: MLPSpec, params: dict[str, Array], X: Array, targets: Array,
-    state: dict[str, Array], *, train: bool,
+    spec: MLPSpec,
+    params: dict[str, Array],
+    X: Array,
+    targets: Array,
+    state: dict[str, Array],
+    *,
+    train: bool,
 ) -> tuple[float, dict[str, Array], dict[str, Array]]:
     """The loss, its gradient for every parameter and X, and the new state, in either mode."""
     Y, new_state, cache = mlp_bn_forward(spec, params, X, state, train=train)

@@ -301,9 +301,7 @@ class ReadoutCache(NamedTuple):
     hidden_shape: tuple[int, ...]  # (T, N, H)
 
 
-def readout_forward(
-    readout: str, H_all: Array, W_out: Array, b_out: Array
-) -> tuple[Array, ReadoutCache]:
+def readout_forward(readout: str, H_all: Array, W_out: Array, b_out: Array) -> tuple[Array, ReadoutCache]:
     """Y = h_T W_outᵀ + b_out (N, C), or Y_t = h_t W_outᵀ + b_out for every t (T, N, C)."""
     require_choice("readout", readout, READOUTS)
     require_array("H", H_all, shape=(None, None, None))
@@ -328,15 +326,14 @@ def readout_backward(dY: Array, cache: ReadoutCache) -> tuple[Array, Array, Arra
     return dH, dW_out, db_out
 
 
-def readout_loss(
-    spec: RNNSpec, Y: Array, targets: Array, weight: float = 1.0
-) -> tuple[float, Array]:
+def readout_loss(spec: RNNSpec, Y: Array, targets: Array, weight: float = 1.0) -> tuple[float, Array]:
     """weight · loss(Y, targets) and ∂/∂Y; the rows of Y are its (step, example) pairs.
 
     Y is (N, C) for readout "last", (T, N, C) for "every"; targets as `check_targets`."""
     last = require_spec(spec).readout == "last"
-    require_array("Y", Y, shape=(None, spec.output_size) if last else (None, None, spec.output_size),
-                  dtype=spec.dtype)
+    require_array(
+        "Y", Y, shape=(None, spec.output_size) if last else (None, None, spec.output_size), dtype=spec.dtype
+    )
     weight = require_real("weight", weight, minimum=0.0)
     check_targets(spec, targets, *((1, Y.shape[0]) if last else Y.shape[:2]))
     C = Y.shape[-1]
@@ -403,8 +400,10 @@ def loss_and_grads(
 
 def _require_full(spec: RNNSpec) -> None:
     if require_spec(spec).truncation is not None:
-        raise ValueError(f"spec.truncation: refimpl.rnn computes full BPTT, expected None, received"
-                         f" {spec.truncation} (truncated BPTT is refimpl.bptt)")
+        raise ValueError(
+            f"spec.truncation: refimpl.rnn computes full BPTT, expected None, received"
+            f" {spec.truncation} (truncated BPTT is refimpl.bptt)"
+        )
 
 
 def hidden_grad_norms(

@@ -94,8 +94,10 @@ def sgd_update(params: Params, grads: Params, lr: float) -> Params:
             eta = p.dtype.type(lr)
             new[k] = p - eta * g
         if not np.isfinite(new[k]).all() and np.isfinite(p).all() and np.isfinite(g).all():
-            raise ValueError(f"lr: expected a step θ - η g within {p.dtype}'s range, received lr = {lr},"
-                             f" with which params[{k!r}] overflows (max |g| = {np.abs(g).max():.6g})")
+            raise ValueError(
+                f"lr: expected a step θ - η g within {p.dtype}'s range, received lr = {lr},"
+                f" with which params[{k!r}] overflows (max |g| = {np.abs(g).max():.6g})"
+            )
     return new
 
 
@@ -112,8 +114,10 @@ def _require_gradients(result: Any, params: Params, frozen: tuple[str, ...]) -> 
     trained = set(params) - set(frozen)
     missing, unknown = sorted(trained - set(grads)), sorted(set(grads) - set(params))
     if missing or unknown:
-        raise ValueError(f"objective: expected a gradient for every trained parameter {sorted(trained)},"
-                         f" received none for {missing} and unknown ones {unknown}")
+        raise ValueError(
+            f"objective: expected a gradient for every trained parameter {sorted(trained)},"
+            f" received none for {missing} and unknown ones {unknown}"
+        )
     return float(loss), grads, new_state
 
 
@@ -166,8 +170,9 @@ def _require_batch(batch: Any, keys: tuple[str, ...], optional: tuple[str, ...] 
         raise TypeError(f"batch: expected a dict of arrays, received {describe(batch)}")
     present = set(batch) - set(optional)
     if present != set(keys):
-        raise ValueError(f"batch: expected keys {sorted(keys)} (optional {sorted(optional)}),"
-                         f" received {sorted(batch)}")
+        raise ValueError(
+            f"batch: expected keys {sorted(keys)} (optional {sorted(optional)}), received {sorted(batch)}"
+        )
 
 
 def mlp_objective(spec: mlp.MLPSpec) -> Objective:

@@ -58,8 +58,9 @@ class VarLenRNNSpec(RNNSpec):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.truncation is not None:
-            raise ValueError(f"truncation: padded sequences run full BPTT, expected None,"
-                             f" received {self.truncation}")
+            raise ValueError(
+                f"truncation: padded sequences run full BPTT, expected None, received {self.truncation}"
+            )
         if not isinstance(self.reverse, bool):
             raise TypeError(f"reverse: expected a bool, received {describe(self.reverse)}")
         require_choice("zero_length", self.zero_length, ZERO_LENGTHS)
@@ -86,8 +87,10 @@ def check_lengths(spec: VarLenRNNSpec, lengths: Any, T: int, N: int) -> Array:
     low = 0 if spec.zero_length == "allow" else 1
     bad = (lengths < low) | (lengths > T)
     if bad.any():
-        raise ValueError(f"lengths: expected lengths in [{low}, {T}] (zero_length={spec.zero_length!r}),"
-                         f" received {int(lengths[bad][0])} at example {int(np.argmax(bad))}")
+        raise ValueError(
+            f"lengths: expected lengths in [{low}, {T}] (zero_length={spec.zero_length!r}),"
+            f" received {int(lengths[bad][0])} at example {int(np.argmax(bad))}"
+        )
     return lengths.astype(np.int64)
 
 
@@ -96,8 +99,9 @@ def _step_mask(lengths: Array, T: int) -> Array:
     return np.arange(T)[:, None] < lengths[None, :]
 
 
-def varlen_forward(spec: VarLenRNNSpec, params: dict[str, Array], X: Array, lengths: Array,
-                   h0: Array | None) -> tuple[Array, Array, Array, VarLenCache]:
+def varlen_forward(
+    spec: VarLenRNNSpec, params: dict[str, Array], X: Array, lengths: Array, h0: Array | None
+) -> tuple[Array, Array, Array, VarLenCache]:
     """(Y, H (T, N, H) with 0 at padded steps, h_n (N, H), cache); h0 = None means zeros."""
     require_instance("spec", spec, VarLenRNNSpec, "a VarLenRNNSpec")
     rnn.check_params(spec, params)
@@ -107,28 +111,32 @@ def varlen_forward(spec: VarLenRNNSpec, params: dict[str, Array], X: Array, leng
         raise ValueError(f"X: expected shape (T, N, D) with T >= 1 and N >= 1, received {X.shape}")
     mask = _step_mask(check_lengths(spec, lengths, T, N), T)
     if not np.isfinite(X[mask]).all():
-        raise ValueError("X: expected finite values at the valid steps (padding may hold anything),"
-                         f" received {int(np.sum(~np.isfinite(X[mask])))} non-finite entries")
+        raise ValueError(
+            "X: expected finite values at the valid steps (padding may hold anything),"
+            f" received {int(np.sum(~np.isfinite(X[mask])))} non-finite entries"
+        )
     X = np.where(mask[..., None], X, 0.0).astype(spec.dtype)  # the padding never enters
     h = h0 = rnn.check_inputs(spec, params, X, h0)
     W_ih, W_hh, b_ih, b_hh = (params[key] for key in RECURRENT_KEYS)
     Z_in = X @ W_ih.T + (b_ih + b_hh)  # T, N, H
     H_all, H_prev = np.zeros_like(Z_in), np.empty_like(Z_in)
     acts: list[Any] = [None] * T
-    for t in (range(T - 1, -1, -1) if spec.reverse else range(T)):
+    for t in range(T - 1, -1, -1) if spec.reverse else range(T):
         H_prev[t] = h
         a, acts[t] = activations.activation_forward(spec.nonlinearity, Z_in[t] + h @ W_hh.T)
         h = np.where(mask[t][:, None], a, h)  # N, H: a padded step carries h through
         H_all[t] = np.where(mask[t][:, None], h, 0.0)
-    Y, rcache = rnn.readout_forward(spec.readout, H_all if spec.readout == "every" else h[None],
-                                    params["W_out"], params["b_out"])
+    Y, rcache = rnn.readout_forward(
+        spec.readout, H_all if spec.readout == "every" else h[None], params["W_out"], params["b_out"]
+    )
     if spec.readout == "every":
         Y = np.where(mask[..., None], Y, 0.0)
     return Y, H_all, h, VarLenCache(mask, X, H_prev, tuple(acts), W_ih, W_hh, rcache, spec.reverse)
 
 
-def varlen_backward(cache: VarLenCache, dY: Array, dH: Array | None = None,
-                    dh_n: Array | None = None) -> dict[str, Array]:
+def varlen_backward(
+    cache: VarLenCache, dY: Array, dH: Array | None = None, dh_n: Array | None = None
+) -> dict[str, Array]:
     """The gradients of Σ <dY, Y> + <dH, H> + <dh_n, h_n>: every parameter, "X" and "h0"."""
     mask, X, H_prev, acts, W_ih, W_hh, rcache, reverse = require_instance("cache", cache, VarLenCache)
     T, N, H = H_prev.shape
@@ -141,16 +149,23 @@ def varlen_backward(cache: VarLenCache, dY: Array, dH: Array | None = None,
     g_out = np.where(mask[..., None], dH + (d_read if rcache.readout == "every" else 0.0), 0.0)
     carry = dh_n + (d_read[0] if rcache.readout == "last" else 0.0)  # ∂L/∂h_n
     delta = np.zeros_like(H_prev)
-    for t in (range(T) if reverse else range(T - 1, -1, -1)):
+    for t in range(T) if reverse else range(T - 1, -1, -1):
         g = g_out[t] + carry  # N, H
         valid = mask[t][:, None]
         delta[t] = np.where(valid, activations.activation_backward(g, acts[t]), 0.0)
         carry = np.where(valid, delta[t] @ W_hh, g)
     rows = delta.reshape(T * N, H)
     db = rows.sum(axis=0)
-    return {"W_ih": rows.T @ X.reshape(T * N, -1), "W_hh": rows.T @ H_prev.reshape(T * N, H),
-            "b_ih": db, "b_hh": db.copy(), "W_out": dW_out, "b_out": db_out,
-            "X": delta @ W_ih, "h0": carry}
+    return {
+        "W_ih": rows.T @ X.reshape(T * N, -1),
+        "W_hh": rows.T @ H_prev.reshape(T * N, H),
+        "b_ih": db,
+        "b_hh": db.copy(),
+        "W_out": dW_out,
+        "b_out": db_out,
+        "X": delta @ W_ih,
+        "h0": carry,
+    }
 
 
 def varlen_loss(spec: VarLenRNNSpec, Y: Array, targets: Array, lengths: Array) -> tuple[float, Array]:
@@ -164,8 +179,10 @@ def varlen_loss(spec: VarLenRNNSpec, Y: Array, targets: Array, lengths: Array) -
     rnn.check_targets(spec, targets, T, N)
     mask = _step_mask(check_lengths(spec, lengths, T, N), T)
     if not mask.any():
-        raise ValueError("lengths: expected at least one valid step (readout 'every' averages over"
-                         " them), received only lengths 0")
+        raise ValueError(
+            "lengths: expected at least one valid step (readout 'every' averages over"
+            " them), received only lengths 0"
+        )
     dY = np.zeros_like(Y)
     if spec.loss == "mse":
         loss, mcache = losses.mse_forward(Y[mask], targets[mask])
@@ -176,8 +193,9 @@ def varlen_loss(spec: VarLenRNNSpec, Y: Array, targets: Array, lengths: Array) -
     return loss, dY
 
 
-def loss_and_grads(spec: VarLenRNNSpec, params: dict[str, Array], X: Array, lengths: Array,
-                   h0: Array | None, targets: Array) -> tuple[float, dict[str, Array]]:
+def loss_and_grads(
+    spec: VarLenRNNSpec, params: dict[str, Array], X: Array, lengths: Array, h0: Array | None, targets: Array
+) -> tuple[float, dict[str, Array]]:
     """The loss and its gradient for every parameter, "X" and "h0"."""
     Y, _, _, cache = varlen_forward(spec, params, X, lengths, h0)
     loss, dY = varlen_loss(spec, Y, targets, lengths)

@@ -79,8 +79,10 @@ def fd_mismatch(
             ratio, index = worst_mismatch(analytic[k], numeric[k], rtol=RTOL, atol=atol)
             ratio = _nan_is_inf(ratio)
             if ratio > worst.ratio:
-                where = (f"{k}{list(index)}: analytic {analytic[k][index]!r},"
-                         f" numeric {numeric[k][index]!r} (elementwise)")
+                where = (
+                    f"{k}{list(index)}: analytic {analytic[k][index]!r},"
+                    f" numeric {numeric[k][index]!r} (elementwise)"
+                )
                 worst = Mismatch(ratio, where)
         return worst._replace(ratio=max(worst.ratio, 0.0))
     for k in chosen:
@@ -93,8 +95,7 @@ def fd_mismatch(
             ratio = abs(analytic_dd - numeric_dd) / (atol + RTOL * max(size, abs(numeric_dd)))
             ratio = _nan_is_inf(ratio)
             if ratio > worst.ratio:
-                where = (f"{k} along a random direction: analytic {analytic_dd!r},"
-                         f" numeric {numeric_dd!r}")
+                where = f"{k} along a random direction: analytic {analytic_dd!r}, numeric {numeric_dd!r}"
                 worst = Mismatch(ratio, where)
     return worst._replace(ratio=max(worst.ratio, 0.0))
 
@@ -175,8 +176,9 @@ def mlp_adjoint_mismatch(
 
     def g(point: Point) -> Array:
         Yp, c = mlp_forward(spec, {k: v for k, v in point.items() if k != "X"}, point["X"])
-        signs.append([np.sign(layer.activation.kept) for layer in c.layers
-                      if layer.activation.name in KINKED])
+        signs.append(
+            [np.sign(layer.activation.kept) for layer in c.layers if layer.activation.name in KINKED]
+        )
         return Yp
 
     def vjp(u: Array) -> dict[str, Array]:
@@ -189,8 +191,9 @@ def mlp_adjoint_mismatch(
         upstream.clear()
         lhs, rhs, size = vjp_inner_product(g, vjp, mlp_point(params, X), rng)
         at_x = signs[0]  # vjp_inner_product evaluates g at x first, then at x ± εv
-        crossed = crossed or any(not np.array_equal(a, b)
-                                 for s in signs[1:] for a, b in zip(s, at_x, strict=True))
+        crossed = crossed or any(
+            not np.array_equal(a, b) for s in signs[1:] for a, b in zip(s, at_x, strict=True)
+        )
         tolerance = ADJOINT_RTOL * size + FD_ATOL * (1.0 + objective_scale(Y, upstream[0]))
         worst = max(worst, _nan_is_inf(abs(lhs - rhs) / tolerance))
     return worst, crossed

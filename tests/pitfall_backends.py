@@ -58,36 +58,49 @@ def assert_agree(what: str, actual: Arrays, r64: Arrays, bound: Arrays, dtype: s
         assert worst <= 1.0, f"{what}: {name} is {worst:.3g} tolerances from the reference ({dtype})"
 
 
-def mlp_gradients(framework: str, spec: Any, params: Arrays, X: np.ndarray, targets: np.ndarray,
-                  dtype: str = "float64") -> Arrays:
+def mlp_gradients(
+    framework: str, spec: Any, params: Arrays, X: np.ndarray, targets: np.ndarray, dtype: str = "float64"
+) -> Arrays:
     """The loss gradients from the framework, checked against the reference; returned as float64."""
     case = Case("mlp", spec, params, {"X": X, "targets": targets})
     got, r64, bound = _run(framework, case, {"loss": np.ones(())}, dtype)
-    assert_agree(f"{framework} mlp {spec.sizes[:2]}... {spec.hidden_activation}", got.grads,
-                 r64.grads, bound.grads, dtype)
+    assert_agree(
+        f"{framework} mlp {spec.sizes[:2]}... {spec.hidden_activation}",
+        got.grads,
+        r64.grads,
+        bound.grads,
+        dtype,
+    )
     return dict(got.grads)
 
 
-def hidden_norms(framework: str, spec: Any, params: Arrays, X: np.ndarray, h0: np.ndarray,
-                 targets: np.ndarray) -> np.ndarray:
+def hidden_norms(
+    framework: str, spec: Any, params: Arrays, X: np.ndarray, h0: np.ndarray, targets: np.ndarray
+) -> np.ndarray:
     """‖∂L/∂h_t‖ from the framework's own autodiff (the property hidden-gradient-profile's)."""
     from conformance.components.rnn.properties import reference_hidden_norms
     from conformance.components.rnn.rounding import hidden_norms_rounding
 
     case = Case("rnn", spec, params, {"X": X, "h0": h0, "targets": targets})
     norms = np.asarray(get_backend(framework).call(case, "hidden_grad_norms"), np.float64)
-    assert_agree(f"{framework} ‖∂L/∂h_t‖", {"profile": norms},
-                 {"profile": reference_hidden_norms(case, "float64")},
-                 {"profile": hidden_norms_rounding(case.with_dtype("float64"))}, "float64")
+    assert_agree(
+        f"{framework} ‖∂L/∂h_t‖",
+        {"profile": norms},
+        {"profile": reference_hidden_norms(case, "float64")},
+        {"profile": hidden_norms_rounding(case.with_dtype("float64"))},
+        "float64",
+    )
     return norms
 
 
-def trajectory(framework: str, network: Any, params: Arrays, batches: Arrays, *, lr: float,
-               max_norm: float | None) -> Arrays:
+def trajectory(
+    framework: str, network: Any, params: Arrays, batches: Arrays, *, lr: float, max_norm: float | None
+) -> Arrays:
     """S SGD steps (clipping by global norm at max_norm, or none) in the framework, against the
     reference under its conventions: {"loss", "norm" (if clipping), "final/<k>"}, float64."""
-    spec = TrajectorySpec(network, lr=lr, clip_kind="none" if max_norm is None else "global_norm",
-                          max_norm=max_norm)
+    spec = TrajectorySpec(
+        network, lr=lr, clip_kind="none" if max_norm is None else "global_norm", max_norm=max_norm
+    )
     got, r64, bound = _run(framework, Case("trajectory", spec, params, batches), None, "float64")
     assert_agree(f"{framework} trajectory", got.outputs, r64.outputs, bound.outputs, "float64")
     return dict(got.outputs)
@@ -130,8 +143,9 @@ def aliasing_clip_in_torch() -> Iterator[None]:
         torch_clip.CLIP_FUNCTIONS["global_norm"], torch_trajectory.CLIP["global_norm"] = saved
 
 
-def trajectory_torch_raw(network: Any, params: Arrays, batches: Arrays, *, lr: float,
-                         max_norm: float) -> Arrays:
+def trajectory_torch_raw(
+    network: Any, params: Arrays, batches: Arrays, *, lr: float, max_norm: float
+) -> Arrays:
     """torch's trajectory outputs with no reference check (the aliasing run has none in the suite)."""
     spec = TrajectorySpec(network, lr=lr, clip_kind="global_norm", max_norm=max_norm)
     return dict(get_backend("torch").run(Case("trajectory", spec, params, batches)).outputs)

@@ -67,6 +67,7 @@ def colours(path: str | Path) -> Counter[str]:
 
 def write(path: str | Path, pixels: np.ndarray) -> None:
     """An RGB PNG of `pixels` (height, width, 3) (to look at a crop of a screenshot)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 

@@ -19,28 +19,84 @@ PACKAGES = ("conformance", "refimpl")
 
 # docs/ARCHITECTURE.md, "The layers": a module may import its own layer and the ones below.
 LAYERS = (
-    ("conformance.case", "conformance.record", "conformance.profiles", "conformance.tolerances",
-     "conformance.backend", "conformance.files", "conformance.rounding", "conformance.dtypes"),
+    (
+        "conformance.case",
+        "conformance.record",
+        "conformance.profiles",
+        "conformance.tolerances",
+        "conformance.backend",
+        "conformance.files",
+        "conformance.rounding",
+        "conformance.dtypes",
+    ),
     ("conformance.component", "conformance.compare", "conformance.bounds"),
-    ("conformance.properties", "conformance.strategies", "conformance.initialization",
-     "conformance.paths", "conformance.layouts", "conformance.components.*.reference",
-     "conformance.components.*.strategies", "conformance.components.*.properties",
-     "conformance.components.*.rounding", "conformance.components.*.boundary",
-     "conformance.components.*.range_ends"),
+    (
+        "conformance.properties",
+        "conformance.strategies",
+        "conformance.initialization",
+        "conformance.paths",
+        "conformance.layouts",
+        "conformance.components.*.reference",
+        "conformance.components.*.strategies",
+        "conformance.components.*.properties",
+        "conformance.components.*.rounding",
+        "conformance.components.*.boundary",
+        "conformance.components.*.range_ends",
+    ),
     ("conformance.components.*",),
-    ("conformance.registry", "conformance.framework", "conformance.golden",
-     "conformance.golden.storage", "conformance.golden.property"),
+    (
+        "conformance.registry",
+        "conformance.framework",
+        "conformance.golden",
+        "conformance.golden.storage",
+        "conformance.golden.property",
+    ),
     ("conformance.frameworks", "conformance.frameworks.*", "conformance.components.*.*_adapter"),
-    ("conformance.config", "conformance.runner", "conformance.replay", "conformance.golden.regenerate",
-     "conformance.stress"),
-    tuple(f"conformance.hunt{m}" for m in (
-        "", ".shrink", ".populations", ".reference", ".screen", ".confirm", ".minimize", ".findings",
-        ".script_templates", ".scripts", ".writer", ".torch_populations", ".jax_populations", ".tasks",
-        ".workers", ".cluster", ".engine", ".progress")),
-    ("conformance.testing", "conformance.plugin", "conformance.session", "conformance.outcome",
-     "conformance.report", "conformance.report.*", "conformance.diff",
-     "conformance.known_issues", "conformance.cli", "conformance.__main__",
-     "conformance.components.*.test_*", "conformance.components", "conformance.hunt.command"),
+    (
+        "conformance.config",
+        "conformance.runner",
+        "conformance.replay",
+        "conformance.golden.regenerate",
+        "conformance.stress",
+    ),
+    tuple(
+        f"conformance.hunt{m}"
+        for m in (
+            "",
+            ".shrink",
+            ".populations",
+            ".reference",
+            ".screen",
+            ".confirm",
+            ".minimize",
+            ".findings",
+            ".script_templates",
+            ".scripts",
+            ".writer",
+            ".torch_populations",
+            ".jax_populations",
+            ".tasks",
+            ".workers",
+            ".cluster",
+            ".engine",
+            ".progress",
+        )
+    ),
+    (
+        "conformance.testing",
+        "conformance.plugin",
+        "conformance.session",
+        "conformance.outcome",
+        "conformance.report",
+        "conformance.report.*",
+        "conformance.diff",
+        "conformance.known_issues",
+        "conformance.cli",
+        "conformance.__main__",
+        "conformance.components.*.test_*",
+        "conformance.components",
+        "conformance.hunt.command",
+    ),
 )
 # where a module is imported by a name computed at run time
 IMPORTLIB_ALLOWED = {"conformance.registry", "conformance.framework", "conformance.frameworks"}
@@ -75,8 +131,10 @@ def imports(path: Path, known: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.update(f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
-                         for a in node.names)
+            found.update(
+                f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in known else node.module
+                for a in node.names
+            )
     return {name for name in found if name in known}
 
 
@@ -96,17 +154,20 @@ def test_refimpl_imports_nothing_of_the_suite_nor_a_framework() -> None:
     for name, path in modules().items():
         if name.startswith("refimpl"):
             tree = ast.parse(path.read_text())
-            roots = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
-                     for a in n.names}
-            roots |= {n.module.split(".")[0] for n in ast.walk(tree)
-                      if isinstance(n, ast.ImportFrom) and n.module}
+            roots = {
+                a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names
+            }
+            roots |= {
+                n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module
+            }
             assert not roots & {"torch", "jax", "flax", "optax", "conformance"}, name
 
 
 @pytest.mark.parametrize("name", sorted(n for n in GRAPH if n.startswith("conformance")))
 def test_imports_go_down_the_layers(name: str) -> None:
-    upward = sorted(target for target in GRAPH[name] if target.startswith("conformance")
-                    and layer(target) > layer(name))
+    upward = sorted(
+        target for target in GRAPH[name] if target.startswith("conformance") and layer(target) > layer(name)
+    )
     assert not upward, f"{name} (layer {layer(name)}) imports upward: {upward}"
 
 
@@ -143,8 +204,11 @@ def test_no_import_circle() -> None:
 
 
 def test_modules_are_loaded_by_name_only_for_components_and_adapters() -> None:
-    users = {name for name, path in modules().items()
-             if "import_module" in path.read_text() or "__import__" in path.read_text()}
+    users = {
+        name
+        for name, path in modules().items()
+        if "import_module" in path.read_text() or "__import__" in path.read_text()
+    }
     assert users <= IMPORTLIB_ALLOWED, sorted(users - IMPORTLIB_ALLOWED)
 
 
@@ -167,6 +231,7 @@ def test_the_checks_above_can_fail() -> None:
 
 # ---------------------------------------------------------------- adapters independent of the reference
 
+
 def spec_classes() -> set[type]:
     from conformance import registry
 
@@ -179,8 +244,13 @@ def computed_names() -> set[str]:
     names: set[str] = set()
     for cls in spec_classes():
         held = {f.name for f in dataclasses.fields(cls)}
-        names |= {name for name, value in vars(cls).items() if not name.startswith("_") and name not in held
-                  and (callable(value) or isinstance(value, property | classmethod | staticmethod))}
+        names |= {
+            name
+            for name, value in vars(cls).items()
+            if not name.startswith("_")
+            and name not in held
+            and (callable(value) or isinstance(value, property | classmethod | staticmethod))
+        }
     return names
 
 
@@ -193,16 +263,23 @@ def reference_calls(source: str, computed: set[str], allowed: set[str]) -> list[
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             modules |= {(a.asname or a.name).split(".")[0] for a in node.names}
-            found += [f"line {node.lineno}: import {a.name}" for a in node.names
-                      if a.name.split(".")[0] == "refimpl"]
+            found += [
+                f"line {node.lineno}: import {a.name}"
+                for a in node.names
+                if a.name.split(".")[0] == "refimpl"
+            ]
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules |= {a.asname or a.name for a in node.names}
             if node.module.split(".")[0] == "refimpl":
-                found += [f"line {node.lineno}: from {node.module} import {a.name}" for a in node.names
-                          if a.name not in allowed]
+                found += [
+                    f"line {node.lineno}: from {node.module} import {a.name}"
+                    for a in node.names
+                    if a.name not in allowed
+                ]
     for node in ast.walk(tree):
-        on_module = isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-            and node.value.id in modules
+        on_module = (
+            isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+        )
         if isinstance(node, ast.Attribute) and node.attr in computed and not on_module:
             found.append(f"line {node.lineno}: {ast.unparse(node)}")
     return sorted(found)
@@ -225,9 +302,14 @@ def test_the_adapter_check_can_fail() -> None:
     computed = computed_names()
     assert ADAPTERS
     assert {"activation", "bn_layers", "param_shapes", "depth", "network_spec", "sgd"} <= computed
-    bad = ("import optax\nfrom refimpl.mlp import MLPSpec, init_params\n"
-           "from refimpl.rnn import output_shape\ndef f(spec, case):\n    optax.sgd(0.1)\n"
-           "    return spec.activation(1), case.spec.depth\n")
+    bad = (
+        "import optax\nfrom refimpl.mlp import MLPSpec, init_params\n"
+        "from refimpl.rnn import output_shape\ndef f(spec, case):\n    optax.sgd(0.1)\n"
+        "    return spec.activation(1), case.spec.depth\n"
+    )
     assert reference_calls(bad, computed, {"MLPSpec"}) == [
-        "line 2: from refimpl.mlp import init_params", "line 3: from refimpl.rnn import output_shape",
-        "line 6: case.spec.depth", "line 6: spec.activation"]
+        "line 2: from refimpl.mlp import init_params",
+        "line 3: from refimpl.rnn import output_shape",
+        "line 6: case.spec.depth",
+        "line 6: spec.activation",
+    ]

@@ -27,6 +27,7 @@ def test_replay_of_a_disagreeing_case_exits_1_and_says_where(tmp_path, capsys, m
     from conformance.components.mlp import torch_adapter as torch_mlp
 
     path = reproducer(tmp_path, "torch", "gradient-agreement")
+
     def off_by_a_little(z, spec):  # type: ignore[no-untyped-def]
         return torch.nn.functional.leaky_relu(z, spec.slope) + 0.01 * z
 
@@ -60,14 +61,17 @@ def test_help_lists_the_commands(capsys) -> None:  # type: ignore[no-untyped-def
         assert f"    {command} " in out
 
 
-@pytest.mark.parametrize(("argv", "status", "named"), [
-    (["run", "--profile", "forever"], 4, "--profile"),  # a run answers as pytest does
-    (["--frameworks", "tensorflow"], 4, "--frameworks"),
-    (["--max-examples", "0"], 4, "--max-examples"),
-    (["run", "--bogus"], 4, "--bogus"),
-    (["diff", "a.json"], 2, "new"),
-    (["replay", "x.npz", "--dtype", "float8"], 2, "--dtype"),
-])
+@pytest.mark.parametrize(
+    ("argv", "status", "named"),
+    [
+        (["run", "--profile", "forever"], 4, "--profile"),  # a run answers as pytest does
+        (["--frameworks", "tensorflow"], 4, "--frameworks"),
+        (["--max-examples", "0"], 4, "--max-examples"),
+        (["run", "--bogus"], 4, "--bogus"),
+        (["diff", "a.json"], 2, "new"),
+        (["replay", "x.npz", "--dtype", "float8"], 2, "--dtype"),
+    ],
+)
 def test_a_usage_error_is_one_line_and_its_status(argv, status, named, capsys) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit) as info:
         cli.main(argv)
@@ -82,4 +86,3 @@ def test_golden_of_an_unknown_component_is_one_line_and_2(capsys) -> None:  # ty
     assert cli.main(["golden", "--components", "nope"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("golden: ") and "'nope'" in line
-

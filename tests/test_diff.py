@@ -14,11 +14,32 @@ from conformance.cli import main
 from conformance.report import write_report
 
 
-def row(prop: str, framework: str, status: str, ratio: float | None, *, dtype: str = "float64",
-        device: str = "cpu", version: str = "1.0", component: str = "mlp") -> dict[str, Any]:
-    return {"component": component, "property": prop, "framework": framework, "framework_version": version,
-            "dtype": dtype, "device": device, "status": status, "examples": 12, "worst_ratio": ratio,
-            "worst": None, "reproducer": "", "known_issue": "", "message": ""}
+def row(
+    prop: str,
+    framework: str,
+    status: str,
+    ratio: float | None,
+    *,
+    dtype: str = "float64",
+    device: str = "cpu",
+    version: str = "1.0",
+    component: str = "mlp",
+) -> dict[str, Any]:
+    return {
+        "component": component,
+        "property": prop,
+        "framework": framework,
+        "framework_version": version,
+        "dtype": dtype,
+        "device": device,
+        "status": status,
+        "examples": 12,
+        "worst_ratio": ratio,
+        "worst": None,
+        "reproducer": "",
+        "known_issue": "",
+        "message": "",
+    }
 
 
 # (property, framework, old status, old ratio, new status, new ratio) -> the verdict expected
@@ -38,19 +59,29 @@ PAIRS = [
 ]
 
 
-def reports(tmp_path: Path, pairs: list[tuple[Any, ...]], extra_new: list[dict[str, Any]] = (),
-            extra_old: list[dict[str, Any]] = (), new_device: str = "cpu") -> tuple[str, str]:
+def reports(
+    tmp_path: Path,
+    pairs: list[tuple[Any, ...]],
+    extra_new: list[dict[str, Any]] = (),
+    extra_old: list[dict[str, Any]] = (),
+    new_device: str = "cpu",
+) -> tuple[str, str]:
     old = [row(p, fw, s0, r0, version="2.12.0") for p, fw, s0, r0, *_ in pairs] + list(extra_old)
     new = [row(p, fw, s1, r1, version="2.13.0", device=new_device) for p, fw, _, _, s1, r1, _ in pairs]
     a = write_report(tmp_path / "old.json", old, {"versions": {"torch": "2.12.0", "numpy": "2.4.6"}})
-    b = write_report(tmp_path / "new.json", new + list(extra_new),
-                     {"versions": {"torch": "2.13.0", "numpy": "2.4.6"}})
+    b = write_report(
+        tmp_path / "new.json", new + list(extra_new), {"versions": {"torch": "2.13.0", "numpy": "2.4.6"}}
+    )
     return str(a), str(b)
 
 
 def test_every_verdict_on_two_hand_built_reports(tmp_path: Path) -> None:
-    old, new = reports(tmp_path, PAIRS, extra_new=[row("forward-agreement", "jax", "passed", 0.1)],
-                       extra_old=[row("forward-agreement", "numpy", "passed", 0.0)])
+    old, new = reports(
+        tmp_path,
+        PAIRS,
+        extra_new=[row("forward-agreement", "jax", "passed", 0.1)],
+        extra_old=[row("forward-agreement", "numpy", "passed", 0.0)],
+    )
     changes, unchanged = diff.compare(json.loads(Path(old).read_text()), json.loads(Path(new).read_text()))
     got = {(c.key[1], c.key[2]): c.verdict for c in changes}
     expected = {(p, fw): v for p, fw, *_, v in PAIRS if v is not None}
@@ -61,8 +92,9 @@ def test_every_verdict_on_two_hand_built_reports(tmp_path: Path) -> None:
     assert worse.factor == pytest.approx(500.0)  # 0.5 / 0.001
 
 
-def test_cli_prints_the_table_and_fails_on_regression(tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_prints_the_table_and_fails_on_regression(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     old, new = reports(tmp_path, PAIRS)
     assert main(["diff", old, new]) == 1
     out = capsys.readouterr().out
@@ -94,8 +126,9 @@ def test_a_new_failing_row_is_a_regression(tmp_path: Path) -> None:
     assert main(["diff", old, new]) == 1
 
 
-def test_cpu_and_gpu_reports_are_matched_across_devices(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_cpu_and_gpu_reports_are_matched_across_devices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     old, new = reports(tmp_path, PAIRS[:1] + PAIRS[8:9], new_device="cuda")
     assert main(["diff", old, new]) == 0
     out = capsys.readouterr().out
@@ -103,15 +136,19 @@ def test_cpu_and_gpu_reports_are_matched_across_devices(tmp_path: Path,
     assert "upstream-linearity" in out and "worse" in out
 
 
-@pytest.mark.parametrize(("content", "said"), [
-    (None, "expected a JSON report, no such file"),
-    ('{"rows": [', "not valid JSON (Expecting value: line 1 column 11"),
-    ("[1, 2]", "expected a JSON object with a list 'rows'"),
-    (json.dumps({"rows": [{"component": "mlp", "status": "passed"}]}), "rows[0]: expected fields"),
-    (json.dumps({"rows": [{**row("p", "torch", "passed", 0.1), "status": "green"}]}), "rows[0] status"),
-])
-def test_a_bad_report_is_named_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                           content: str | None, said: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "expected a JSON report, no such file"),
+        ('{"rows": [', "not valid JSON (Expecting value: line 1 column 11"),
+        ("[1, 2]", "expected a JSON object with a list 'rows'"),
+        (json.dumps({"rows": [{"component": "mlp", "status": "passed"}]}), "rows[0]: expected fields"),
+        (json.dumps({"rows": [{**row("p", "torch", "passed", 0.1), "status": "green"}]}), "rows[0] status"),
+    ],
+)
+def test_a_bad_report_is_named_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, said: str
+) -> None:
     old, _ = reports(tmp_path, PAIRS[:1])
     bad = tmp_path / "bad.json"
     if content is not None:
@@ -128,21 +165,34 @@ def test_bad_factor_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_an_error_row_is_a_regression_and_a_fixed_one_an_improvement(tmp_path: Path) -> None:
-    old = {"rows": [row("forward-agreement", "torch", "passed", 0.1), row("gradient-agreement", "jax",
-                                                                          "error", None)]}
-    new = {"rows": [row("forward-agreement", "torch", "error", None), row("gradient-agreement", "jax",
-                                                                         "passed", 0.2)]}
+    old = {
+        "rows": [
+            row("forward-agreement", "torch", "passed", 0.1),
+            row("gradient-agreement", "jax", "error", None),
+        ]
+    }
+    new = {
+        "rows": [
+            row("forward-agreement", "torch", "error", None),
+            row("gradient-agreement", "jax", "passed", 0.2),
+        ]
+    }
     changes, _ = diff.compare(old, new)
-    assert {c.key[1]: c.verdict for c in changes} == {"forward-agreement": "REGRESSED",
-                                                     "gradient-agreement": "improved"}
+    assert {c.key[1]: c.verdict for c in changes} == {
+        "forward-agreement": "REGRESSED",
+        "gradient-agreement": "improved",
+    }
 
 
-def test_a_report_whose_rows_all_skipped_is_not_a_pass(tmp_path: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_report_whose_rows_all_skipped_is_not_a_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A GPU run on a machine without one: every row skipped. Without --strict it still fails."""
     cpu = write_report(tmp_path / "cpu.json", [row("forward-agreement", "torch", "passed", 0.1)], {})
-    skipped = {**row("forward-agreement", "torch", "skipped", None, device="cuda"),
-               "message": "torch: no CUDA device is available"}
+    skipped = {
+        **row("forward-agreement", "torch", "skipped", None, device="cuda"),
+        "message": "torch: no CUDA device is available",
+    }
     gpu = write_report(tmp_path / "gpu.json", [skipped], {})
     assert main(["diff", str(cpu), str(gpu)]) == 1
     out = capsys.readouterr().out
@@ -157,9 +207,20 @@ def test_junit_xml_and_the_report_from_one_pytest_run(pytester: pytest.Pytester)
     test either: no skipped `test_forward[NOTSET-float64]` in JUnit that the report lacks."""
     report, junit = pytester.path / "r.json", pytester.path / "junit.xml"
     result = pytester.runpytest_subprocess(
-        "--pyargs", "conformance.components", "-p", "no:cacheprovider",
-        "-k", "test_mlp and (test_forward or linearity)", "--conformance-frameworks", "numpy",
-        "--conformance-dtypes", "float64", "--conformance-report", str(report), "--junitxml", str(junit),
+        "--pyargs",
+        "conformance.components",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "test_mlp and (test_forward or linearity)",
+        "--conformance-frameworks",
+        "numpy",
+        "--conformance-dtypes",
+        "float64",
+        "--conformance-report",
+        str(report),
+        "--junitxml",
+        str(junit),
     )
     assert result.ret == pytest.ExitCode.OK
     cases = [c.get("name", "") for c in ET.parse(junit).getroot().iter("testcase")]

@@ -20,8 +20,12 @@ SHAPE = (round(HEIGHT_IN * DPI), round(WIDTH_IN * DPI))  # rows, columns: 500 x 
 def drawn(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("matplotlib", reason='the figures need the extra: pip install -e ".[figures]"')
     out = tmp_path_factory.mktemp("figures")
-    result = subprocess.run([sys.executable, "-m", "refimpl.figures", "--out", str(out)],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "refimpl.figures", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.split()) == sorted(str(out / f"{name}.png") for name in FIGURES)
     return out
@@ -79,17 +83,21 @@ def test_docs_figures_are_what_the_command_draws_now(drawn: Path, name: str) -> 
     if committed.read_bytes() == now.read_bytes():
         return
     worst = difference(pixels(committed), pixels(now))
-    assert worst <= 2 / 255, (f"{committed} differs from the command's drawing by up to"
-                              f" {worst * 255:.0f}/255: python -m refimpl.figures --out docs/figures")
+    assert worst <= 2 / 255, (
+        f"{committed} differs from the command's drawing by up to"
+        f" {worst * 255:.0f}/255: python -m refimpl.figures --out docs/figures"
+    )
 
 
 def test_without_matplotlib_the_command_names_the_extra(tmp_path: Path) -> None:
     """refimpl and its pitfalls import without matplotlib; the command fails in one line naming
     the extra."""
-    code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "import refimpl, refimpl.pitfalls.depth, refimpl.figures\n"
-            "from refimpl.figures.__main__ import main\n"
-            f"sys.exit(main(['--out', {str(tmp_path)!r}]))")
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "import refimpl, refimpl.pitfalls.depth, refimpl.figures\n"
+        "from refimpl.figures.__main__ import main\n"
+        f"sys.exit(main(['--out', {str(tmp_path)!r}]))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0

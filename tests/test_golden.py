@@ -131,8 +131,7 @@ def test_one_part_in_1e9_fails_the_float64_golden_test(name: str, copy: Path, ru
 
 
 @pytest.mark.parametrize("name", STORED)
-def test_every_stored_float64_tensor_is_guarded(name: str, monkeypatch: pytest.MonkeyPatch,
-                                                run: Run) -> None:
+def test_every_stored_float64_tensor_is_guarded(name: str, monkeypatch: pytest.MonkeyPatch, run: Run) -> None:
     """The same change, in memory, to each float64 output, state and gradient tensor in turn."""
     (case, *_) = cases(name)
     _, arrays = storage.read_component(name)
@@ -157,8 +156,9 @@ def test_a_wrong_framework_gradient_fails_the_golden_test(monkeypatch: pytest.Mo
     run_property(GOLDEN_AGREEMENT, case, "torch", "float32", run)  # 1e-7 is within float32 rounding
 
 
-def test_regeneration_writes_new_then_reports_up_to_date(tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_regeneration_writes_new_then_reports_up_to_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert regenerate.command(write=False, force=False, only=["mlp"], directory=tmp_path) == 1
     assert "mlp: new" in capsys.readouterr().out
     assert regenerate.command(write=True, force=False, only=["mlp"], directory=tmp_path) == 0
@@ -183,8 +183,7 @@ def test_changed_values_are_refused_without_force(copy: Path, capsys: pytest.Cap
     np.testing.assert_array_equal(storage.read_component("mlp", copy)[1][key], tampered)
     assert regenerate.command(write=True, force=True, only=["mlp"], directory=copy) == 0
     assert regenerate.command(write=False, force=False, only=["mlp"], directory=copy) == 0
-    np.testing.assert_allclose(storage.read_component("mlp", copy)[1][key], tampered / (1 + 1e-6),
-                               rtol=1e-14)
+    np.testing.assert_allclose(storage.read_component("mlp", copy)[1][key], tampered / (1 + 1e-6), rtol=1e-14)
 
 
 def test_new_seeds_are_added_without_force(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,8 +44,16 @@ def ledger(out: Path) -> list[dict]:
 
 @pytest.mark.parametrize(
     "options",
-    [["--minutes", "0"], ["--minutes", "-1"], ["--cases", "0"], ["--cases", "-5"], ["--workers", "-1"],
-     ["--dtypes", "float8"], ["--frameworks", "tensorflow"], ["--components", "lstm"]],
+    [
+        ["--minutes", "0"],
+        ["--minutes", "-1"],
+        ["--cases", "0"],
+        ["--cases", "-5"],
+        ["--workers", "-1"],
+        ["--dtypes", "float8"],
+        ["--frameworks", "tensorflow"],
+        ["--components", "lstm"],
+    ],
 )
 def test_a_budget_of_nothing_is_a_usage_error(
     options: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -56,11 +64,27 @@ def test_a_budget_of_nothing_is_a_usage_error(
     assert not (tmp_path / "findings.json").exists()
 
 
-def test_a_hunt_of_the_reference_alone_runs_in_this_process(tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_hunt_of_the_reference_alone_runs_in_this_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """--workers 0, NumPy only: the property lane (the fast lane needs torch or JAX), a --cases budget."""
-    code = cli.main(["hunt", "--out", str(tmp_path), "--cases", "12", "--seed", "1", "--frameworks", "numpy",
-                     "--workers", "0", "--components", "mlp"])
+    code = cli.main(
+        [
+            "hunt",
+            "--out",
+            str(tmp_path),
+            "--cases",
+            "12",
+            "--seed",
+            "1",
+            "--frameworks",
+            "numpy",
+            "--workers",
+            "0",
+            "--components",
+            "mlp",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "hunt ended (budget spent)" in out and "mlp numpy" in out
@@ -186,8 +210,9 @@ def test_a_planted_fault_is_found_minimized_and_reproduced_standalone(tmp_path: 
 def test_a_worker_that_a_framework_crashes_is_replaced_and_the_hunt_goes_on(tmp_path: Path) -> None:
     """torch.sigmoid on 12 features kills the process: seed 94's first fast task (task 1) draws
     the one bucket that has them; tasks 2 and 3 run on the worker that replaces it."""
-    done = hunt(tmp_path, "--cases", "200", "--seed", "94", *TORCH_MLP, "--workers", "1",
-                fault="segfault-sigmoid")
+    done = hunt(
+        tmp_path, "--cases", "200", "--seed", "94", *TORCH_MLP, "--workers", "1", fault="segfault-sigmoid"
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     crashes = [f for f in ledger(tmp_path) if f["kind"] == "crash"]
     assert crashes and crashes[0]["framework"] == "torch", ledger(tmp_path)
@@ -198,14 +223,32 @@ def test_a_worker_that_a_framework_crashes_is_replaced_and_the_hunt_goes_on(tmp_
     assert tasks >= 2  # tasks 2 and 3 finished after the crash of task 1: the hunt went on
 
 
-def test_a_dask_cluster_of_two_workers_runs_the_hunt(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_dask_cluster_of_two_workers_runs_the_hunt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=True) as cluster:
-        code = cli.main(["hunt", "--address", cluster.scheduler_address, "--out", str(tmp_path), "--cases",
-                         "600", "--seed", "7", "--frameworks", "numpy,torch", "--dtypes", "float64",
-                         "--components", "mlp"])
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=True
+    ) as cluster:
+        code = cli.main(
+            [
+                "hunt",
+                "--address",
+                cluster.scheduler_address,
+                "--out",
+                str(tmp_path),
+                "--cases",
+                "600",
+                "--seed",
+                "7",
+                "--frameworks",
+                "numpy,torch",
+                "--dtypes",
+                "float64",
+                "--components",
+                "mlp",
+            ]
+        )
     out, err = capsys.readouterr()
     assert code in (0, 1), out + err
     workers = [line for line in out.splitlines() if "tasks per worker" in line]

@@ -74,10 +74,10 @@ SCALE = Component(
 COMPONENTS = (SCALE,)
 '''
 
-TESTS = '''from conformance.testing import component_tests
+TESTS = """from conformance.testing import component_tests
 
 globals().update(component_tests("scale"))
-'''
+"""
 
 
 def test_a_component_in_a_temporary_folder_appears_in_the_matrix(tmp_path: Path) -> None:
@@ -93,9 +93,26 @@ def test_a_component_in_a_temporary_folder_appears_in_the_matrix(tmp_path: Path)
     report = tmp_path / "report.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
-        [sys.executable, "-m", "conformance", "--frameworks", "numpy", "--dtypes", "float64",
-         "--report", str(report), "--", "-k", "scale and not mlp_bn"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "--frameworks",
+            "numpy",
+            "--dtypes",
+            "float64",
+            "--report",
+            str(report),
+            "--",
+            "-k",
+            "scale and not mlp_bn",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = {(r["component"], r["property"], r["status"]) for r in json.loads(report.read_text())["rows"]}

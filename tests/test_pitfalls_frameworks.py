@@ -25,8 +25,12 @@ def test_depth_profiles_agree(framework: str) -> None:
     backends.require(framework)
     # vanishing (sigmoid, relu at torch's init), preserved (leaky relu at He's), exploding (tanh at 2√2);
     # the gain is data, so each activation compiles once in JAX
-    for activation, gain in [("sigmoid", depth.TORCH_GAIN), ("relu", depth.TORCH_GAIN),
-                             ("leaky_relu", depth.HE_GAIN), ("tanh", 2 * depth.HE_GAIN)]:
+    for activation, gain in [
+        ("sigmoid", depth.TORCH_GAIN),
+        ("relu", depth.TORCH_GAIN),
+        ("leaky_relu", depth.HE_GAIN),
+        ("tanh", 2 * depth.HE_GAIN),
+    ]:
         case = depth.depth_case(activation, depth.DEPTH, gain=gain)
         grads = backends.mlp_gradients(framework, case.spec, case.params, case.X, case.targets)
         norms = depth.bias_grad_norms(grads, depth.DEPTH)
@@ -43,9 +47,10 @@ def test_dead_relus_agree(framework: str) -> None:
         case = dying.dying_case(activation)
         S = dying.LARGE_STEPS
         batches = {"X": np.stack([case.X] * S), "targets": np.stack([case.targets] * S)}
-        out = backends.trajectory(framework, case.spec, case.params, batches, lr=dying.LARGE_LR,
-                                  max_norm=None)
-        params = {k[len("final/"):]: v for k, v in out.items() if k.startswith("final/")}
+        out = backends.trajectory(
+            framework, case.spec, case.params, batches, lr=dying.LARGE_LR, max_norm=None
+        )
+        params = {k[len("final/") :]: v for k, v in out.items() if k.startswith("final/")}
         got, ref = dying.count_units(case, params), dying.count_units(case, dying.large_steps(case))
         assert ref.margin > 1e-6
         np.testing.assert_array_equal(got.off, ref.off)
@@ -70,8 +75,9 @@ def test_exploding_rnn_trained_with_and_without_clipping_agrees(framework: str) 
     batches = recurrent.stacked(case)
     runs = {}
     for name, max_norm in (("clipped", recurrent.CLIP_MAX_NORM), ("unclipped", None)):
-        runs[name] = backends.trajectory(framework, case.spec, case.params, batches,
-                                         lr=recurrent.CLIP_LR, max_norm=max_norm)
+        runs[name] = backends.trajectory(
+            framework, case.spec, case.params, batches, lr=recurrent.CLIP_LR, max_norm=max_norm
+        )
     assert runs["unclipped"]["loss"][-1] > 1e3 * runs["clipped"]["loss"][-1]
 
 
@@ -94,13 +100,19 @@ def test_the_aliasing_clip_stalls_torch_as_it_stalls_the_reference(tmp_path: Pat
     backends.require("torch")
     case = clipping.clip_case()
     with backends.aliasing_clip_in_torch():
-        out = backends.trajectory_torch_raw(case.spec, case.params, clipping.stacked(case), lr=case.lr,
-                                            max_norm=case.max_norm)
-        failures = backends.clip_property_failures(("clip-agreement", "clip-norm-bound", "clip-isolation",
-                                                    "clip-direction"), tmp_path)
+        out = backends.trajectory_torch_raw(
+            case.spec, case.params, clipping.stacked(case), lr=case.lr, max_norm=case.max_norm
+        )
+        failures = backends.clip_property_failures(
+            ("clip-agreement", "clip-norm-bound", "clip-isolation", "clip-direction"), tmp_path
+        )
     r64 = clipping.clip_runs(case)["aliasing"]
     r32 = clipping.clip_runs(clipping.in_float32(case))["aliasing"]
-    backends.compare_run("torch (aliasing clip)", {"loss": out["loss"], "norm": out["norm"]},
-                         {"loss": r64.losses, "norm": r64.norms}, {"loss": r32.losses, "norm": r32.norms})
+    backends.compare_run(
+        "torch (aliasing clip)",
+        {"loss": out["loss"], "norm": out["norm"]},
+        {"loss": r64.losses, "norm": r64.norms},
+        {"loss": r32.losses, "norm": r32.norms},
+    )
     assert set(failures) >= {"clip-agreement", "clip-norm-bound", "clip-isolation"}, failures
     assert "param/" in failures["clip-isolation"]

@@ -29,9 +29,17 @@ def make_case(seed: int, N: int, D: int, dtype: str = "float64") -> dict[str, An
     rng = np.random.default_rng(seed)
     X = rng.normal(rng.uniform(-3, 3, D), rng.uniform(0.5, 2.0, D), size=(N, D))
     gamma = rng.choice([-1.0, 1.0], D) * rng.uniform(0.2, 2.0, D)
-    return {k: v.astype(dtype) for k, v in {
-        "X": X, "gamma": gamma, "beta": rng.normal(size=D), "dY": rng.normal(size=(N, D)),
-        "running_mean": rng.normal(size=D), "running_var": rng.uniform(0.1, 3.0, D)}.items()}
+    return {
+        k: v.astype(dtype)
+        for k, v in {
+            "X": X,
+            "gamma": gamma,
+            "beta": rng.normal(size=D),
+            "dY": rng.normal(size=(N, D)),
+            "running_mean": rng.normal(size=D),
+            "running_var": rng.uniform(0.1, 3.0, D),
+        }.items()
+    }
 
 
 def train_loss(p: dict[str, np.ndarray]) -> float:
@@ -39,8 +47,7 @@ def train_loss(p: dict[str, np.ndarray]) -> float:
 
 
 def eval_out(p: dict[str, np.ndarray]) -> np.ndarray:
-    return bn.batchnorm_eval_forward(p["X"], p["gamma"], p["beta"], p["running_mean"],
-                                     p["running_var"])[0]
+    return bn.batchnorm_eval_forward(p["X"], p["gamma"], p["beta"], p["running_mean"], p["running_var"])[0]
 
 
 def eval_loss(p: dict[str, np.ndarray]) -> float:
@@ -50,8 +57,10 @@ def eval_loss(p: dict[str, np.ndarray]) -> float:
 def fd_ratio(loss: Any, case: dict[str, np.ndarray], grads: bn.BatchNormGrads) -> float:
     """The worst mismatch over dX, dγ, dβ; <= 1 means the check passes."""
     numeric = numerical_grads(loss, case, keys=["X", "gamma", "beta"])
-    return max(worst_mismatch(a, numeric[k], rtol=RTOL, atol=ATOL)[0]
-               for k, a in zip(["X", "gamma", "beta"], grads, strict=True))
+    return max(
+        worst_mismatch(a, numeric[k], rtol=RTOL, atol=ATOL)[0]
+        for k, a in zip(["X", "gamma", "beta"], grads, strict=True)
+    )
 
 
 def constants_backward(dY: np.ndarray, cache: bn.BatchNormCache) -> bn.BatchNormGrads:
@@ -75,8 +84,7 @@ def test_train_backward_matches_finite_differences(seed: int, N: int, D: int) ->
 @given(seeds, rows, cols)
 def test_eval_backward_matches_finite_differences(seed: int, N: int, D: int) -> None:
     c = make_case(seed, N, D)
-    _, cache = bn.batchnorm_eval_forward(c["X"], c["gamma"], c["beta"], c["running_mean"],
-                                         c["running_var"])
+    _, cache = bn.batchnorm_eval_forward(c["X"], c["gamma"], c["beta"], c["running_mean"], c["running_var"])
     assert fd_ratio(eval_loss, c, bn.batchnorm_eval_backward(c["dY"], cache)) <= 1.0
 
 
@@ -99,8 +107,12 @@ def test_input_gradient_invariants(seed: int, N: int, D: int) -> None:
     assert np.all(np.abs(dX.sum(axis=0)) <= 1e-13 * size)
     dxhat_xhat = (c["dY"] * c["gamma"] * cache.xhat).sum(axis=0)
     residual = (dX * cache.xhat).sum(axis=0)
-    np.testing.assert_allclose(residual, bn.DEFAULT_EPS * cache.inv_std**3 * dxhat_xhat,
-                               rtol=0, atol=1e-12 * float(size.max() * np.abs(cache.xhat).max()))
+    np.testing.assert_allclose(
+        residual,
+        bn.DEFAULT_EPS * cache.inv_std**3 * dxhat_xhat,
+        rtol=0,
+        atol=1e-12 * float(size.max() * np.abs(cache.xhat).max()),
+    )
     # so it vanishes as ε → 0: |residual| <= ε s² · Σ_n |∂L/∂X-sized terms| · max |x̂|
     small = bn.DEFAULT_EPS * cache.inv_std**2 * size * np.abs(cache.xhat).max(axis=0)
     assert np.all(np.abs(residual) <= 1.001 * small)
@@ -154,9 +166,10 @@ def test_train_forward_normalizes(seed: int, N: int, D: int) -> None:
 def test_eval_mode_is_affine_and_row_wise(seed: int, N: int, D: int) -> None:
     c, c2 = make_case(seed, N, D), make_case(seed ^ 1, N, D)
     t = float(np.random.default_rng([seed, 2]).uniform(-2.0, 3.0))
+
     def f(X: np.ndarray) -> np.ndarray:
-        return bn.batchnorm_eval_forward(X, c["gamma"], c["beta"], c["running_mean"],
-                                         c["running_var"])[0]
+        return bn.batchnorm_eval_forward(X, c["gamma"], c["beta"], c["running_mean"], c["running_var"])[0]
+
     expected = c["gamma"] * (c["X"] - c["running_mean"]) / np.sqrt(c["running_var"] + 1e-5)
     np.testing.assert_allclose(f(c["X"]), expected + c["beta"], rtol=1e-13, atol=1e-13)
     mixed = f(t * c["X"] + (1 - t) * c2["X"])
@@ -183,8 +196,9 @@ def test_float32_keeps_its_dtype_and_agrees_with_float64(seed: int, N: int, D: i
     for name, c in (("64", c64), ("32", c32)):
         Y, cache = bn.batchnorm_train_forward(c["X"], c["gamma"], c["beta"])
         grads = bn.batchnorm_train_backward(c["dY"], cache)
-        Ye, ecache = bn.batchnorm_eval_forward(c["X"], c["gamma"], c["beta"],
-                                               c["running_mean"], c["running_var"])
+        Ye, ecache = bn.batchnorm_eval_forward(
+            c["X"], c["gamma"], c["beta"], c["running_mean"], c["running_var"]
+        )
         out[name] = (Y, *grads, Ye, *bn.batchnorm_eval_backward(c["dY"], ecache))
     for a64, a32 in zip(out["64"], out["32"], strict=True):
         assert a32.dtype == np.float32
@@ -203,8 +217,7 @@ def test_single_example_allow_gives_beta_and_zero_input_gradient() -> None:
 # --- running statistics -----------------------------------------------------------------
 
 
-def one_step(seed: int, N: int, D: int, **conv: Any) -> tuple[dict[str, np.ndarray], np.ndarray,
-                                                              np.ndarray]:
+def one_step(seed: int, N: int, D: int, **conv: Any) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     X = make_case(seed, N, D)["X"]
     mean, var = bn.batch_statistics(X)
     return bn.update_running_stats(bn.init_state(D), mean, var, N, **conv), mean, var
@@ -215,10 +228,10 @@ def one_step(seed: int, N: int, D: int, **conv: Any) -> tuple[dict[str, np.ndarr
 def test_running_stats_one_step_from_init_torch_and_flax(seed: int, N: int, D: int) -> None:
     torch_state, mean, var = one_step(seed, N, D)  # the defaults are torch's
     np.testing.assert_allclose(torch_state["running_mean"], 0.1 * mean, rtol=1e-14)
-    np.testing.assert_allclose(torch_state["running_var"], 0.9 + 0.1 * var * N / (N - 1),
-                               rtol=1e-14)
-    flax_state, _, _ = one_step(seed, N, D, momentum=0.99, momentum_convention="flax",
-                                running_var_estimator="biased")
+    np.testing.assert_allclose(torch_state["running_var"], 0.9 + 0.1 * var * N / (N - 1), rtol=1e-14)
+    flax_state, _, _ = one_step(
+        seed, N, D, momentum=0.99, momentum_convention="flax", running_var_estimator="biased"
+    )
     np.testing.assert_allclose(flax_state["running_mean"], 0.01 * mean, rtol=1e-12)
     np.testing.assert_allclose(flax_state["running_var"], 0.99 + 0.01 * var, rtol=1e-14)
 
@@ -232,17 +245,19 @@ def test_meta_wrong_estimator_or_swapped_momentum_differs(seed: int, N: int, D: 
     unbiased = var * N / (N - 1)
     rounding = 1e-15  # |r| ~ 1, so the differences below carry ~1e-16 absolute error
     # wrong estimator: short by m (b_unbiased - b_biased) = 0.1 σ²/(N-1) > 0
-    np.testing.assert_allclose(right["running_var"] - biased["running_var"], 0.1 * var / (N - 1),
-                               rtol=1e-9, atol=rounding)
+    np.testing.assert_allclose(
+        right["running_var"] - biased["running_var"], 0.1 * var / (N - 1), rtol=1e-9, atol=rounding
+    )
     assert np.all(right["running_var"] - biased["running_var"] > 0.09 * var / (N - 1) - rounding)
     # swapped momentum, m = 0.1 read as flax's: 0.9 b + 0.1 r instead of 0.1 b + 0.9 r,
     # off by 0.8 (b - r), nonzero wherever the batch statistic differs from r = (0, 1)
-    np.testing.assert_allclose(swapped["running_mean"] - right["running_mean"], 0.8 * mean,
-                               rtol=1e-12, atol=rounding)
-    np.testing.assert_allclose(swapped["running_var"] - right["running_var"],
-                               0.8 * (unbiased - 1.0), rtol=1e-9, atol=rounding)
-    assert np.all(np.abs(swapped["running_mean"] - right["running_mean"])
-                  > 0.79 * np.abs(mean) - rounding)
+    np.testing.assert_allclose(
+        swapped["running_mean"] - right["running_mean"], 0.8 * mean, rtol=1e-12, atol=rounding
+    )
+    np.testing.assert_allclose(
+        swapped["running_var"] - right["running_var"], 0.8 * (unbiased - 1.0), rtol=1e-9, atol=rounding
+    )
+    assert np.all(np.abs(swapped["running_mean"] - right["running_mean"]) > 0.79 * np.abs(mean) - rounding)
 
 
 @FAST
@@ -258,8 +273,9 @@ def test_batchnorm_forward_matches_the_pieces_and_leaves_state(
     keep = conv.momentum if conv.momentum_convention == "flax" else 1 - conv.momentum
     est = N / (N - 1) if conv.running_var_estimator == "unbiased" else 1.0
     var = c["X"].var(axis=0)
-    np.testing.assert_allclose(new["running_var"],
-                               keep * before["running_var"] + (1 - keep) * est * var, rtol=1e-12)
+    np.testing.assert_allclose(
+        new["running_var"], keep * before["running_var"] + (1 - keep) * est * var, rtol=1e-12
+    )
     np.testing.assert_array_equal(Y, bn.batchnorm_train_forward(c["X"], c["gamma"], c["beta"])[0])
     grads = bn.batchnorm_backward(c["dY"], cache)
     assert set(grads) == {"X", "gamma", "beta"}
@@ -293,26 +309,28 @@ BAD: list[tuple[str, Any, type[Exception]]] = [
     ("X", lambda: bn.batchnorm_train_forward(np.where(X0 > 0, np.nan, X0), G, B), ValueError),
     ("eps", lambda: bn.batchnorm_train_forward(X0, G, B, eps=0.0), ValueError),
     ("eps", lambda: bn.batchnorm_eval_forward(X0, G, B, M0, V0, eps=-1e-5), ValueError),
-    ("momentum_convention", lambda: bn.update_running_stats(
-        STATE0, M0, V0, 4, momentum_convention="keras"), ValueError),
-    ("running_var_estimator", lambda: bn.BatchNormConvention(running_var_estimator="n-1"),
-     ValueError),
+    (
+        "momentum_convention",
+        lambda: bn.update_running_stats(STATE0, M0, V0, 4, momentum_convention="keras"),
+        ValueError,
+    ),
+    ("running_var_estimator", lambda: bn.BatchNormConvention(running_var_estimator="n-1"), ValueError),
     ("single_example", lambda: bn.batchnorm_train_forward(X0[:1], G, B), ValueError),
     ("n", lambda: bn.update_running_stats(STATE0, M0, V0, 1), ValueError),
     ("running_var", lambda: bn.batchnorm_eval_forward(X0, G, B, M0, -V0), ValueError),
-    ("running_var", lambda: bn.update_running_stats(
-        {"running_mean": M0, "running_var": -V0}, M0, V0, 4), ValueError),
+    (
+        "running_var",
+        lambda: bn.update_running_stats({"running_mean": M0, "running_var": -V0}, M0, V0, 4),
+        ValueError,
+    ),
     ("state", lambda: bn.update_running_stats({"running_mean": M0}, M0, V0, 4), ValueError),
-    ("dY", lambda: bn.batchnorm_train_backward(
-        X0[:2], bn.batchnorm_train_forward(X0, G, B)[1]), ValueError),
+    ("dY", lambda: bn.batchnorm_train_backward(X0[:2], bn.batchnorm_train_forward(X0, G, B)[1]), ValueError),
     ("momentum", lambda: bn.BatchNormConvention(momentum=1.5), ValueError),
-    ("train", lambda: bn.batchnorm_forward(X0, {"gamma": G, "beta": B}, STATE0, train="yes"),
-     TypeError),
+    ("train", lambda: bn.batchnorm_forward(X0, {"gamma": G, "beta": B}, STATE0, train="yes"), TypeError),
 ]
 
 
-@pytest.mark.parametrize(("field", "call", "error"), BAD, ids=[f"{i}-{b[0]}" for i, b in
-                                                              enumerate(BAD)])
+@pytest.mark.parametrize(("field", "call", "error"), BAD, ids=[f"{i}-{b[0]}" for i, b in enumerate(BAD)])
 def test_bad_input_names_the_field(field: str, call: Any, error: type[Exception]) -> None:
     with pytest.raises(error, match=field):
         call()

@@ -12,11 +12,16 @@ import pytest
 from refimpl.erf import SERIES_BELOW, erf, erfc
 
 EPS = float(np.finfo(np.float64).eps)
-GRID = np.concatenate([
-    np.linspace(-30.0, 30.0, 120_001),
-    np.geomspace(1e-300, 1.0, 600), -np.geomspace(1e-300, 1.0, 600),
-    np.nextafter(SERIES_BELOW, [0.0, 3.0]), -np.nextafter(SERIES_BELOW, [0.0, 3.0]), [SERIES_BELOW],
-])
+GRID = np.concatenate(
+    [
+        np.linspace(-30.0, 30.0, 120_001),
+        np.geomspace(1e-300, 1.0, 600),
+        -np.geomspace(1e-300, 1.0, 600),
+        np.nextafter(SERIES_BELOW, [0.0, 3.0]),
+        -np.nextafter(SERIES_BELOW, [0.0, 3.0]),
+        [SERIES_BELOW],
+    ]
+)
 
 
 def exact(function: str, x: np.ndarray) -> np.ndarray:

@@ -62,11 +62,13 @@ def test_an_integer_entry_moved_by_a_direction_is_converted() -> None:
 def test_the_adjoint_test_holds_for_a_linear_map_and_reads_the_vjp() -> None:
     A = np.array([[1.0, 2.0], [3.0, -1.0], [0.5, 0.0]])
     point = {"x": np.array([0.3, -0.7])}
-    lhs, rhs, scale = vjp_inner_product(lambda p: A @ p["x"], lambda u: {"x": A.T @ u}, point,
-                                        np.random.default_rng(0))
+    lhs, rhs, scale = vjp_inner_product(
+        lambda p: A @ p["x"], lambda u: {"x": A.T @ u}, point, np.random.default_rng(0)
+    )
     assert lhs == pytest.approx(rhs, rel=1e-8) and scale > 0
-    lhs, rhs, _ = vjp_inner_product(lambda p: A @ p["x"], lambda u: {"x": 2 * A.T @ u}, point,
-                                    np.random.default_rng(0))
+    lhs, rhs, _ = vjp_inner_product(
+        lambda p: A @ p["x"], lambda u: {"x": 2 * A.T @ u}, point, np.random.default_rng(0)
+    )
     assert abs(lhs - rhs) > 1e-3 * abs(rhs)
 
 

@@ -44,8 +44,7 @@ Arrays = dict[str, np.ndarray]
 @given(seeds, rows, cols, cols)
 def test_linear_backward_matches_finite_differences(seed: int, N: int, D: int, H: int) -> None:
     rng = np.random.default_rng(seed)
-    point = {"X": rng.standard_normal((N, D)), "W": rng.standard_normal((H, D)),
-             "b": rng.standard_normal(H)}
+    point = {"X": rng.standard_normal((N, D)), "W": rng.standard_normal((H, D)), "b": rng.standard_normal(H)}
     dZ = rng.standard_normal((N, H))
     Z, cache = linear_forward(point["X"], point["W"], point["b"])
     assert Z.shape == (N, H)
@@ -53,7 +52,9 @@ def test_linear_backward_matches_finite_differences(seed: int, N: int, D: int, H
     assert_fd_match(
         f"linear N={N} D={D} H={H} seed={seed}",
         lambda p: float(np.sum(linear_forward(p["X"], p["W"], p["b"])[0] * dZ)),
-        point, {"X": grads.dX, "W": grads.dW, "b": grads.db}, rng,
+        point,
+        {"X": grads.dX, "W": grads.dW, "b": grads.db},
+        rng,
         scale=float(np.sum(np.abs(Z * dZ))),
     )
 
@@ -82,8 +83,14 @@ def test_activation_backward_matches_finite_differences(
     def f(p: Arrays) -> float:
         return float(np.sum(activation_forward(name, p["Z"], slope=slope, leaky_kink=kink)[0] * dA))
 
-    assert_fd_match(f"{name} ({kink}) N={N} D={D} seed={seed}", f, point, {"Z": dZ},
-                    np.random.default_rng(seed), scale=float(np.sum(np.abs(A * dA))))
+    assert_fd_match(
+        f"{name} ({kink}) N={N} D={D} seed={seed}",
+        f,
+        point,
+        {"Z": dZ},
+        np.random.default_rng(seed),
+        scale=float(np.sum(np.abs(A * dA))),
+    )
 
 
 def derivative_by_definition(name: str, z: float, slope: float, leaky_kink: str) -> float:
@@ -98,32 +105,39 @@ def derivative_by_definition(name: str, z: float, slope: float, leaky_kink: str)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize(("name", "kink"), [("relu", "slope"), ("relu", "one"),
-                                            ("leaky_relu", "slope"), ("leaky_relu", "one")])
+@pytest.mark.parametrize(
+    ("name", "kink"), [("relu", "slope"), ("relu", "one"), ("leaky_relu", "slope"), ("leaky_relu", "one")]
+)
 def test_derivative_at_exact_zero_is_the_convention(name: str, kink: str, dtype: str) -> None:
     slope = 0.25
     Z = np.array([[0.0, -2.0, 0.0], [3.0, 0.0, -0.0]], dtype=dtype)  # -0.0 is 0 too
     dA = np.array([[1.5, -2.0, -3.0], [0.5, 7.0, 2.0]], dtype=dtype)
     _, cache = activation_forward(name, Z, slope=slope, leaky_kink=kink)
     dZ = activation_backward(dA, cache)
-    expected = [[derivative_by_definition(name, z, slope, kink) * d for z, d in zip(zr, dr, strict=True)]
-                for zr, dr in zip(Z.tolist(), dA.tolist(), strict=True)]
+    expected = [
+        [derivative_by_definition(name, z, slope, kink) * d for z, d in zip(zr, dr, strict=True)]
+        for zr, dr in zip(Z.tolist(), dA.tolist(), strict=True)
+    ]
     assert dZ.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(dZ, np.array(expected, dtype=dtype))
 
 
-@pytest.mark.parametrize(("name", "kink", "side"), [
-    ("relu", "slope", -1), ("relu", "one", -1),  # relu'(0) = 0: the left derivative
-    ("leaky_relu", "slope", -1),  # "slope": the left derivative
-    ("leaky_relu", "one", +1),  # "one": the right derivative
-])
-def test_kink_convention_is_a_one_sided_derivative_of_the_forward(
-    name: str, kink: str, side: int
-) -> None:
+@pytest.mark.parametrize(
+    ("name", "kink", "side"),
+    [
+        ("relu", "slope", -1),
+        ("relu", "one", -1),  # relu'(0) = 0: the left derivative
+        ("leaky_relu", "slope", -1),  # "slope": the left derivative
+        ("leaky_relu", "one", +1),  # "one": the right derivative
+    ],
+)
+def test_kink_convention_is_a_one_sided_derivative_of_the_forward(name: str, kink: str, side: int) -> None:
     """The backward's f'(0) equals the one-sided difference quotient of the forward itself."""
     slope, h = 0.125, 2.0**-10  # powers of two: the quotient is exact
+
     def fwd(z: float) -> float:
         return float(activation_forward(name, np.array([z]), slope=slope, leaky_kink=kink)[0][0])
+
     quotient = (fwd(side * h) - fwd(0.0)) / (side * h)
     _, cache = activation_forward(name, np.zeros(1), slope=slope, leaky_kink=kink)
     assert activation_backward(np.ones(1), cache)[0] == quotient
@@ -157,9 +171,14 @@ def test_mse_backward_matches_finite_differences(seed: int, N: int, C: int) -> N
     dloss = rng.standard_normal()  # a random upstream gradient for the scalar L
     loss, cache = mse_forward(point["Y"], point["T"])
     assert loss == pytest.approx(np.sum((point["Y"] - point["T"]) ** 2) / (N * C), rel=1e-14)
-    assert_fd_match(f"mse N={N} C={C} seed={seed}",
-                    lambda p: dloss * mse_forward(p["Y"], p["T"])[0], point,
-                    {"Y": mse_backward(dloss, cache)}, rng, scale=abs(dloss * loss))
+    assert_fd_match(
+        f"mse N={N} C={C} seed={seed}",
+        lambda p: dloss * mse_forward(p["Y"], p["T"])[0],
+        point,
+        {"Y": mse_backward(dloss, cache)},
+        rng,
+        scale=abs(dloss * loss),
+    )
 
 
 def logsumexp_reference(Z: np.ndarray) -> np.ndarray:
@@ -179,9 +198,14 @@ def test_cross_entropy_backward_matches_finite_differences(seed: int, N: int, C:
     assert loss == pytest.approx(expected, rel=1e-12, abs=1e-14)
     dZ = cross_entropy_backward(dloss, cache)
     np.testing.assert_array_equal(cross_entropy_backward(dloss, cache), dZ)  # cache untouched
-    assert_fd_match(f"cross_entropy N={N} C={C} seed={seed}",
-                    lambda p: dloss * cross_entropy_forward(p["Z"], labels)[0], point,
-                    {"Z": dZ}, rng, scale=abs(dloss) * (loss + float(np.abs(point["Z"]).max())))
+    assert_fd_match(
+        f"cross_entropy N={N} C={C} seed={seed}",
+        lambda p: dloss * cross_entropy_forward(p["Z"], labels)[0],
+        point,
+        {"Z": dZ},
+        rng,
+        scale=abs(dloss) * (loss + float(np.abs(point["Z"]).max())),
+    )
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -196,8 +220,7 @@ def test_cross_entropy_is_stable_at_logits_of_1e4(dtype: str) -> None:
     both = np.array([[1e4, 0.0], [-1e4, 1e4]], dtype=dtype)  # N = 2: the gradient is over N
     loss, cache = cross_entropy_forward(both, np.array([1, 0]))
     assert loss == pytest.approx((1e4 + 2e4) / 2, rel=1e-6)
-    np.testing.assert_allclose(cross_entropy_backward(1.0, cache),
-                               [[0.5, -0.5], [-0.5, 0.5]], atol=1e-12)
+    np.testing.assert_allclose(cross_entropy_backward(1.0, cache), [[0.5, -0.5], [-0.5, 0.5]], atol=1e-12)
 
 
 @settings(max_examples=60, deadline=None)
@@ -233,15 +256,15 @@ F32_LAYER_RTOL = 1e-5
 
 @settings(max_examples=40, deadline=None)
 @given(seeds, rows, cols, st.sampled_from(ACTIVATIONS), st.sampled_from(LEAKY_KINKS))
-def test_float32_layers_are_close_to_float64(
-    seed: int, N: int, D: int, name: str, kink: str
-) -> None:
+def test_float32_layers_are_close_to_float64(seed: int, N: int, D: int, name: str, kink: str) -> None:
     point, dA, slope = activation_point(seed, N, D)
     Z, dloss = point["Z"], 0.7  # rounding to float32 keeps the sign of Z: relu's branches agree
     labels = np.random.default_rng(seed).integers(0, D, size=N)
-    scales = {"act": float(np.abs(dA).max()),
-              "mse": 2 * dloss / Z.size * float(np.abs(Z).max() + np.abs(dA).max()),
-              "ce": dloss / N}
+    scales = {
+        "act": float(np.abs(dA).max()),
+        "mse": 2 * dloss / Z.size * float(np.abs(Z).max() + np.abs(dA).max()),
+        "ce": dloss / N,
+    }
     results: dict[str, list[Any]] = {"act": [], "mse": [], "ce": []}
     for dtype in ("float64", "float32"):
         Zt, dAt = Z.astype(dtype), dA.astype(dtype)

@@ -64,7 +64,10 @@ def test_mlp_backward_matches_finite_differences(spec: MLPSpec, batch: int, seed
     point = mlp_point(case.params, X)
     assert_fd_match(
         f"mlp_backward {spec.to_json()} batch={batch} seed={seed}",
-        mlp_objective(spec, dY), point, grads, np.random.default_rng(seed),
+        mlp_objective(spec, dY),
+        point,
+        grads,
+        np.random.default_rng(seed),
         scale=objective_scale(Y, dY),
     )
     # pure functions: nothing written into the arguments
@@ -76,8 +79,7 @@ def test_mlp_backward_matches_finite_differences(spec: MLPSpec, batch: int, seed
 def test_mlp_backward_passes_the_adjoint_test(spec: MLPSpec, batch: int, seed: int) -> None:
     """<u, J v> (central differences of the forward) = <Jᵀ u, v> (mlp_backward), random u, v."""
     case = mlp_case(spec, batch, seed)
-    ratio, crossed = mlp_adjoint_mismatch(spec, case.params, case.inputs["X"],
-                                          np.random.default_rng(seed))
+    ratio, crossed = mlp_adjoint_mismatch(spec, case.params, case.inputs["X"], np.random.default_rng(seed))
     assume(not crossed)  # a step ±εv across a relu kink: the difference quotient is not J v
     assert ratio <= 1.0, (spec.to_json(), batch, seed, ratio)
 
@@ -100,7 +102,10 @@ def test_loss_gradients_match_finite_differences(spec: MLPSpec, batch: int, seed
     # round-off of L: u |L| (MSE sums positive terms), u max |Y| per row (logsumexp)
     assert_fd_match(
         f"loss_and_grads {spec.to_json()} batch={batch} seed={seed}",
-        f, mlp_point(case.params, X), grads, np.random.default_rng(seed),
+        f,
+        mlp_point(case.params, X),
+        grads,
+        np.random.default_rng(seed),
         scale=abs(loss) + float(np.abs(Y).max()),
     )
 
@@ -138,8 +143,11 @@ def test_float32_gradients_are_close_to_float64(spec: MLPSpec, batch: int, seed:
     s32 = replace(spec, dtype="float32")
     Y32, cache32 = mlp_forward(s32, _to32(case.params), X.astype(np.float32))
     assert Y32.dtype == np.float32
-    _assert_close_to_float64(mlp_backward(s32, dY.astype(np.float32), cache32),
-                             mlp_backward(spec, dY, cache), f"mlp_backward {spec.to_json()}")
+    _assert_close_to_float64(
+        mlp_backward(s32, dY.astype(np.float32), cache32),
+        mlp_backward(spec, dY, cache),
+        f"mlp_backward {spec.to_json()}",
+    )
     t32 = targets.astype(np.float32) if targets.dtype.kind == "f" else targets
     loss32, grads32 = loss_and_grads(s32, _to32(case.params), X.astype(np.float32), t32)
     loss64, grads64 = loss_and_grads(spec, case.params, X, targets)
@@ -165,9 +173,11 @@ def derivative_at_zero(name: str, slope: float, leaky_kink: str) -> float:
 
 
 @settings(max_examples=100, deadline=None)
-@given(mlp_specs(max_depth=4, widths=(1, 2, 3, 5, 8), activations=("relu", "leaky_relu",
-                                                                      "identity")),
-       batches, seeds)
+@given(
+    mlp_specs(max_depth=4, widths=(1, 2, 3, 5, 8), activations=("relu", "leaky_relu", "identity")),
+    batches,
+    seeds,
+)
 def test_kink_rows_follow_the_convention(spec: MLPSpec, batch: int, seed: int) -> None:
     """Zero biases and zero input rows: every Zˡ of those rows is exactly 0 (f(0) = 0 here).
 
@@ -181,8 +191,9 @@ def test_kink_rows_follow_the_convention(spec: MLPSpec, batch: int, seed: int) -
     _, cache = mlp_forward(spec, p, X)
     grads = mlp_backward(spec, dY, cache)
 
-    s = [derivative_at_zero(spec.activation(l), spec.slope, spec.leaky_kink)
-         for l in range(1, spec.depth + 1)]
+    s = [
+        derivative_at_zero(spec.activation(l), spec.slope, spec.leaky_kink) for l in range(1, spec.depth + 1)
+    ]
     delta = s[-1] * dY[zero_rows]
     expected_db = {}
     for l in range(spec.depth, 0, -1):
@@ -210,8 +221,12 @@ def test_relu_network_at_the_kink_passes_no_gradient_and_leaky_ones_pass_the_con
     """A pinned example: X = 0, b = 0, W = 1, one hidden unit, so every Z is exactly 0."""
     X, dY = np.zeros((1, 1)), np.array([[3.0]])
     p = {"W1": np.ones((1, 1)), "b1": np.zeros(1), "W2": np.ones((1, 1)), "b2": np.zeros(1)}
-    expected = {("relu", "slope"): 0.0, ("relu", "one"): 0.0,
-                ("leaky_relu", "slope"): 3.0 * 0.2 * 0.2, ("leaky_relu", "one"): 3.0}
+    expected = {
+        ("relu", "slope"): 0.0,
+        ("relu", "one"): 0.0,
+        ("leaky_relu", "slope"): 3.0 * 0.2 * 0.2,
+        ("leaky_relu", "one"): 3.0,
+    }
     for (name, kink), dx in expected.items():
         spec = MLPSpec((1, 1, 1), name, name, slope=0.2, leaky_kink=kink)
         grads = mlp_backward(spec, dY, mlp_forward(spec, p, X)[1])

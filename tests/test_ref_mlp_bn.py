@@ -32,8 +32,9 @@ from refimpl.mlp_bn import (
 )
 
 seeds = st.integers(0, 2**32 - 1)
-smooth = bn_specs().filter(lambda s: not {s.hidden_activation, s.output_activation}
-                           & {"relu", "leaky_relu"})  # no kink for the differences to cross
+smooth = bn_specs().filter(
+    lambda s: not {s.hidden_activation, s.output_activation} & {"relu", "leaky_relu"}
+)  # no kink for the differences to cross
 RTOL, ATOL = 1e-6, 1e-7  # float64 differences, extrapolated (below)
 # A batch norm over N = 3 rows has large third derivatives: a plain central difference at
 # ε = 1e-6 was off by twice the tolerance on a (3, 16, 8, 16, 1) tanh network in training mode
@@ -46,6 +47,8 @@ def extrapolated_grads(f: Any, point: dict[str, np.ndarray]) -> dict[str, np.nda
     """Central differences at steps h and h/2 (h = FD_EPS max(1, |x|)), extrapolated."""
     coarse, fine = numerical_grads(f, point, eps=FD_EPS), numerical_grads(f, point, eps=FD_EPS / 2)
     return {k: (4 * fine[k] - coarse[k]) / 3 for k in point}
+
+
 SPEC = BN_CATALOG[1]  # (4, 6, 6, 3), relu, two batch norms
 
 
@@ -98,8 +101,9 @@ def test_deltas_are_the_linear_layers_errors(seed: int) -> None:
     grads, deltas = mlp_bn_backward_deltas(SPEC, case.inputs["dY"], cache)
     assert len(deltas) == SPEC.depth
     for l, delta in enumerate(deltas, start=1):
-        np.testing.assert_allclose(grads[f"W{l}"], delta.T @ cache.layers[l - 1].linear.X,
-                                   rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(
+            grads[f"W{l}"], delta.T @ cache.layers[l - 1].linear.X, rtol=1e-12, atol=1e-14
+        )
         if l in SPEC.bn_layers():
             assert np.all(np.abs(delta.sum(axis=0)) <= 1e-12 * np.abs(delta).sum(axis=0))
     np.testing.assert_allclose(grads["X"], deltas[0] @ case.params["W1"], rtol=1e-12, atol=1e-14)
@@ -108,12 +112,14 @@ def test_deltas_are_the_linear_layers_errors(seed: int) -> None:
 # --- running statistics, modes, state --------------------------------------------------
 
 
-@pytest.mark.parametrize("convention", [bn.TORCH_CONVENTION, bn.FLAX_CONVENTION],
-                         ids=["torch", "flax"])
+@pytest.mark.parametrize("convention", [bn.TORCH_CONVENTION, bn.FLAX_CONVENTION], ids=["torch", "flax"])
 def test_running_statistics_follow_the_convention(convention: bn.BatchNormConvention) -> None:
-    spec = replace(BN_CATALOG[0], bn_momentum=convention.momentum,
-                   bn_momentum_convention=convention.momentum_convention,
-                   bn_running_var=convention.running_var_estimator)
+    spec = replace(
+        BN_CATALOG[0],
+        bn_momentum=convention.momentum,
+        bn_momentum_convention=convention.momentum_convention,
+        bn_running_var=convention.running_var_estimator,
+    )
     case = bn_case(spec, 6, 3, train=True)
     X, state = case.inputs["X"], case.state
     _, new_state, _ = mlp_bn_forward(spec, case.params, X, state, train=True)
@@ -122,10 +128,10 @@ def test_running_statistics_follow_the_convention(convention: bn.BatchNormConven
     b = var * 6 / 5 if convention.running_var_estimator == "unbiased" else var
     m = convention.momentum
     keep, take = (1 - m, m) if convention.momentum_convention == "torch" else (m, 1 - m)
-    np.testing.assert_allclose(new_state["running_mean1"], keep * state["running_mean1"] + take * mu,
-                               rtol=1e-13)
-    np.testing.assert_allclose(new_state["running_var1"], keep * state["running_var1"] + take * b,
-                               rtol=1e-13)
+    np.testing.assert_allclose(
+        new_state["running_mean1"], keep * state["running_mean1"] + take * mu, rtol=1e-13
+    )
+    np.testing.assert_allclose(new_state["running_var1"], keep * state["running_var1"] + take * b, rtol=1e-13)
 
 
 @settings(max_examples=20, deadline=None)
@@ -144,8 +150,7 @@ def test_eval_mode_keeps_the_state_and_treats_rows_alone(seed: int) -> None:
 def test_nothing_passed_in_is_modified(seed: int, train: bool) -> None:
     case = bn_case(SPEC, 6, seed, train=train)
     saved = {k: v.copy() for k, v in {**case.params, **case.state, **case.inputs}.items()}
-    loss_and_grads_state(SPEC, case.params, case.inputs["X"], case.inputs["targets"], case.state,
-                         train=train)
+    loss_and_grads_state(SPEC, case.params, case.inputs["X"], case.inputs["targets"], case.state, train=train)
     after = {**case.params, **case.state, **case.inputs}
     assert all(np.array_equal(saved[k], after[k]) for k in saved)
 
@@ -182,14 +187,18 @@ def test_init_has_gamma_beta_and_no_bias_before_batch_norm() -> None:
         assert np.array_equal(params[f"gamma{l}"], np.ones(6))
         assert np.array_equal(params[f"beta{l}"], np.zeros(6))
     assert np.array_equal(params["W1"], same_draws["W1"])
-    assert sorted(init_state(SPEC)) == ["running_mean1", "running_mean2", "running_var1",
-                                        "running_var2"]
+    assert sorted(init_state(SPEC)) == ["running_mean1", "running_mean2", "running_var1", "running_var2"]
     assert init_state(plain) == {}
 
 
 def test_json_round_trip_and_specs_without_batch_norm_read_as_before() -> None:
-    spec = replace(SPEC, bn_momentum=0.99, bn_momentum_convention="flax", bn_running_var="biased",
-                   bn_single_example="allow")
+    spec = replace(
+        SPEC,
+        bn_momentum=0.99,
+        bn_momentum_convention="flax",
+        bn_running_var="biased",
+        bn_single_example="allow",
+    )
     assert MLPSpec.from_json(spec.to_json()) == spec
     plain = MLPSpec((3, 4, 2))
     assert not [k for k in json.loads(plain.to_json()) if k.startswith("bn") or k == "batchnorm"]
@@ -220,22 +229,36 @@ def _bad_calls() -> list[Any]:
     p, s, X = case.params, case.state, case.inputs["X"]
     short = {k: v for k, v in s.items() if k != "running_var2"}
     return [
-        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, short, train=True), ValueError, "state",
-                     id="state-missing-key"),
-        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, {**s, "running_var1": s["running_var1"][:2]},
-                                               train=True), ValueError, "running_var1",
-                     id="state-shape"),
-        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, {**s, "running_var1": -s["running_var1"]},
-                                               train=False), ValueError, "running_var",
-                     id="state-negative-variance"),
-        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, [s], train=True), TypeError, "state",
-                     id="state-not-a-dict"),
-        pytest.param(lambda: mlp_bn_forward(SPEC, p, X, s, train="yes"), TypeError, "train",
-                     id="train-not-bool"),
-        pytest.param(lambda: mlp_bn_forward(SPEC, {**p, "b1": np.zeros(6)}, X, s, train=True),
-                     ValueError, "params", id="bias-before-batch-norm"),
-        pytest.param(lambda: mlp_bn_forward(SPEC, p, X[:1], s, train=True), ValueError, "X",
-                     id="training-batch-of-one"),
+        pytest.param(
+            lambda: mlp_bn_forward(SPEC, p, X, short, train=True), ValueError, "state", id="state-missing-key"
+        ),
+        pytest.param(
+            lambda: mlp_bn_forward(SPEC, p, X, {**s, "running_var1": s["running_var1"][:2]}, train=True),
+            ValueError,
+            "running_var1",
+            id="state-shape",
+        ),
+        pytest.param(
+            lambda: mlp_bn_forward(SPEC, p, X, {**s, "running_var1": -s["running_var1"]}, train=False),
+            ValueError,
+            "running_var",
+            id="state-negative-variance",
+        ),
+        pytest.param(
+            lambda: mlp_bn_forward(SPEC, p, X, [s], train=True), TypeError, "state", id="state-not-a-dict"
+        ),
+        pytest.param(
+            lambda: mlp_bn_forward(SPEC, p, X, s, train="yes"), TypeError, "train", id="train-not-bool"
+        ),
+        pytest.param(
+            lambda: mlp_bn_forward(SPEC, {**p, "b1": np.zeros(6)}, X, s, train=True),
+            ValueError,
+            "params",
+            id="bias-before-batch-norm",
+        ),
+        pytest.param(
+            lambda: mlp_bn_forward(SPEC, p, X[:1], s, train=True), ValueError, "X", id="training-batch-of-one"
+        ),
     ]
 
 

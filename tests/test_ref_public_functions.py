@@ -51,15 +51,23 @@ FUNCTIONS = public_functions()
 
 def test_the_sweep_finds_the_functions_of_every_module() -> None:
     names = {name for name, _ in FUNCTIONS}
-    assert {"clip.global_norm", "batchnorm.batch_statistics", "bptt.truncated_bptt", "train.sgd_update",
-            "rnn.rnn_step_backward", "gradcheck.worst_mismatch", "losses.log_softmax"} <= names
+    assert {
+        "clip.global_norm",
+        "batchnorm.batch_statistics",
+        "bptt.truncated_bptt",
+        "train.sgd_update",
+        "rnn.rnn_step_backward",
+        "gradcheck.worst_mismatch",
+        "losses.log_softmax",
+    } <= names
     assert len(FUNCTIONS) >= 60
 
 
 @pytest.mark.parametrize("function", [f for _, f in FUNCTIONS], ids=[name for name, _ in FUNCTIONS])
 def test_nonsense_is_rejected_with_a_named_field(function: Callable[..., Any]) -> None:
-    required = [p for p in inspect.signature(function).parameters.values()
-                if p.default is inspect.Parameter.empty]
+    required = [
+        p for p in inspect.signature(function).parameters.values() if p.default is inspect.Parameter.empty
+    ]
     args = [Nonsense() for p in required if p.kind is not inspect.Parameter.KEYWORD_ONLY]
     kwargs = {p.name: Nonsense() for p in required if p.kind is inspect.Parameter.KEYWORD_ONLY}
     with pytest.raises((TypeError, ValueError)) as info:

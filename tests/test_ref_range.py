@@ -48,8 +48,11 @@ def exact_clip(g: np.ndarray, max_norm: float, norm: float, eps: float | None) -
     n = Fraction(norm) + (Fraction(eps) if eps is not None else 0)
     if Fraction(max_norm) >= n:
         return g.copy()  # c = min(1, M / (n + eps)) = 1; optax: n < M, or n = M (g / n) M = g
-    return np.array([float(Fraction(float(x)) * Fraction(max_norm) / n) for x in g.reshape(-1)],
-                    F64).astype(g.dtype).reshape(g.shape)
+    return (
+        np.array([float(Fraction(float(x)) * Fraction(max_norm) / n) for x in g.reshape(-1)], F64)
+        .astype(g.dtype)
+        .reshape(g.shape)
+    )
 
 
 def assert_close(received: np.ndarray, expected: np.ndarray, what: str, rtol: float = 0.0) -> None:
@@ -70,15 +73,17 @@ CLIP_CASES = [
     pytest.param({"g": np.array([3e38, 3e38], F32)}, 1.0, id="float32-norm-beyond-float32"),
     pytest.param({"g": np.array([1e300, 1.0])}, 1e-20, id="float64-coefficient-underflows"),
     pytest.param({"a": np.array([1e39]), "b": np.array([3e38], F32)}, 1.0, id="mixed-norm-beyond-float32"),
-    pytest.param({"a": np.array([1e25, -2e25], F32), "b": np.array([[3.0, 4.0]], F32)}, 2.0,
-                 id="float32-two-tensors"),
+    pytest.param(
+        {"a": np.array([1e25, -2e25], F32), "b": np.array([[3.0, 4.0]], F32)}, 2.0, id="float32-two-tensors"
+    ),
 ]
 
 
 @pytest.mark.parametrize("convention", ["torch", "optax", "tensorflow"])
 @pytest.mark.parametrize(("grads", "max_norm"), CLIP_CASES)
-def test_norm_and_clipping_at_the_ends_of_the_range(grads: dict[str, np.ndarray], max_norm: float,
-                                                    convention: str) -> None:
+def test_norm_and_clipping_at_the_ends_of_the_range(
+    grads: dict[str, np.ndarray], max_norm: float, convention: str
+) -> None:
     norm = hypot(grads)
     dtype = np.result_type(*grads.values())  # the norm's dtype; float64 where float32 cannot hold it
     reported = norm if norm > float(np.finfo(dtype).max) else float(dtype.type(norm))
@@ -134,8 +139,9 @@ def test_clip_by_norm_at_the_ends_of_the_range(grads: dict[str, np.ndarray], max
     """Each tensor by its own norm (tf.clip_by_norm): g_k · M / max(n_k, M), n_k by math.hypot."""
     clipped = clip_by_norm(grads, max_norm)
     for k, g in grads.items():
-        assert_close(clipped[k], exact_clip(g, max_norm, hypot({k: g}), None), k,
-                     4 * float(np.finfo(g.dtype).eps))
+        assert_close(
+            clipped[k], exact_clip(g, max_norm, hypot({k: g}), None), k, 4 * float(np.finfo(g.dtype).eps)
+        )
 
 
 def test_inf_norm_order_with_a_coefficient_that_underflows() -> None:
@@ -173,8 +179,10 @@ def expected_xhat(X: np.ndarray, eps: float) -> np.ndarray:
     return centered / np.sqrt((centered**2).mean(axis=0) + eps)
 
 
-@pytest.mark.parametrize(("dtype", "scale"), [("float32", 1e30), ("float64", 1e200), ("float32", 1e-30),
-                                              ("float64", 1e-200), ("float64", 1e300)])
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [("float32", 1e30), ("float64", 1e200), ("float32", 1e-30), ("float64", 1e-200), ("float64", 1e300)],
+)
 def test_batchnorm_inputs_scaled_to_the_ends_of_the_range(dtype: str, scale: float) -> None:
     """float32 X · 1e30 (float64: 1e200) normalizes to x̂ ≈ ±1, not 0 (torch and flax: 0 or NaN)."""
     rng = np.random.default_rng(0)

@@ -17,14 +17,20 @@ import refimpl
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MATH = README.read_text().split("## The math, mapped to the code")[1].split("### The public API")[0]
-MODULES = {info.name: importlib.import_module(f"refimpl.{info.name}")
-           for info in pkgutil.iter_modules(refimpl.__path__) if not info.name.startswith("_")}
+MODULES = {
+    info.name: importlib.import_module(f"refimpl.{info.name}")
+    for info in pkgutil.iter_modules(refimpl.__path__)
+    if not info.name.startswith("_")
+}
 
 
 def qualified_names() -> list[str]:
     """`module.function` in the math section, for every refimpl module (calls' arguments dropped)."""
-    names = {m.group(1) + "." + m.group(2) for m in re.finditer(r"`([a-z_]+)\.([a-z_]+)[(`]", MATH)
-             if m.group(1) in MODULES}
+    names = {
+        m.group(1) + "." + m.group(2)
+        for m in re.finditer(r"`([a-z_]+)\.([a-z_]+)[(`]", MATH)
+        if m.group(1) in MODULES
+    }
     return sorted(names)
 
 

@@ -94,9 +94,7 @@ def oracle_loss(spec: RNNSpec, Y: np.ndarray, targets: np.ndarray) -> float:
     return float(np.mean(logsumexp - rows[np.arange(y.size), y]))
 
 
-def surrogate(
-    spec: RNNSpec, point: Point, out: Callable[[np.ndarray], float]
-) -> Callable[[Point], float]:
+def surrogate(spec: RNNSpec, point: Point, out: Callable[[np.ndarray], float]) -> Callable[[Point], float]:
     """p -> out(Y) with boundary states frozen at the run from `point` (full BPTT if no window)."""
     boundary = oracle_forward(spec, point)[1] if spec.truncation else None
     return lambda p: out(oracle_forward(spec, p, boundary)[0])
@@ -158,9 +156,7 @@ def test_full_bptt_matches_finite_differences(case: tuple[RNNSpec, Point, Any]) 
     spec, point, targets = case
     assume(away_from_kinks(spec, point))
     loss, grads = bptt.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
-    assert loss == pytest.approx(
-        oracle_loss(spec, oracle_forward(spec, point)[0], targets), rel=1e-12
-    )
+    assert loss == pytest.approx(oracle_loss(spec, oracle_forward(spec, point)[0], targets), rel=1e-12)
     check_loss_grads(spec, point, targets, grads, f"full BPTT {spec}")
 
 
@@ -171,9 +167,7 @@ def test_truncated_bptt_matches_the_surrogate(case: tuple[RNNSpec, Point, Any]) 
     assume(away_from_kinks(spec, point))
     loss, grads = bptt.loss_and_grads(spec, params_of(point), point["X"], point["h0"], targets)
     full = replace(spec, truncation=None)
-    assert loss == pytest.approx(
-        oracle_loss(spec, oracle_forward(full, point)[0], targets), rel=1e-12
-    )
+    assert loss == pytest.approx(oracle_loss(spec, oracle_forward(full, point)[0], targets), rel=1e-12)
     check_loss_grads(spec, point, targets, grads, f"truncated BPTT {spec}")
 
 
@@ -197,9 +191,7 @@ def test_vjp_with_a_random_upstream_gradient(case: tuple[RNNSpec, Point, Any], s
 
 @settings(max_examples=40, deadline=None)
 @given(cases("at_least_T"), seeds)
-def test_window_at_least_T_is_full_bptt_exactly(
-    case: tuple[RNNSpec, Point, Any], seed: int
-) -> None:
+def test_window_at_least_T_is_full_bptt_exactly(case: tuple[RNNSpec, Point, Any], seed: int) -> None:
     spec, point, targets = case
     full = replace(spec, truncation=None)
     args = (params_of(point), point["X"], point["h0"])
@@ -288,9 +280,7 @@ def test_one_step_is_one_dense_layer(nonlinearity: str, readout: str, loss: str)
 @pytest.mark.parametrize("truncation", [None, 8])
 @pytest.mark.parametrize("readout", rnn.READOUTS)
 @pytest.mark.parametrize("nonlinearity", rnn.NONLINEARITIES)
-def test_64_steps_along_random_directions(
-    nonlinearity: str, readout: str, truncation: int | None
-) -> None:
+def test_64_steps_along_random_directions(nonlinearity: str, readout: str, truncation: int | None) -> None:
     def case(seed: int) -> tuple[RNNSpec, Point, Any]:
         return make_case(seed, 64, 3, 4, 5, 3, nonlinearity, readout, "cross_entropy", truncation)
 

@@ -51,17 +51,21 @@ def test_step_backward_matches_finite_differences(seed: int, nonlinearity: str) 
     assert np.abs(z).min() > 1e-3, "the seeds keep z clear of relu's kink by far more than the step"
     u = np.random.default_rng(seed + 100).standard_normal(z.shape)
     _, cache = rnn.rnn_step_forward(*(p[k] for k in STEP_KEYS), nonlinearity)
-    analytic = dict(zip(("x_t", "h_prev", "W_ih", "W_hh", "b_ih", "b_hh"),
-                        rnn.rnn_step_backward(u, cache), strict=True))
+    analytic = dict(
+        zip(("x_t", "h_prev", "W_ih", "W_hh", "b_ih", "b_hh"), rnn.rnn_step_backward(u, cache), strict=True)
+    )
     numeric = numerical_grads(lambda q: float(np.sum(plain_step(q, nonlinearity)[0] * u)), p)
     for key in STEP_KEYS:
         ratio, at = worst_mismatch(analytic[key], numeric[key], rtol=RTOL, atol=ATOL)
-        assert ratio <= 1.0, (f"{nonlinearity} step: ∂/∂{key}{list(at)} = {analytic[key][at]!r},"
-                              f" finite differences {numeric[key][at]!r} ({ratio:.3g} tolerances)")
+        assert ratio <= 1.0, (
+            f"{nonlinearity} step: ∂/∂{key}{list(at)} = {analytic[key][at]!r},"
+            f" finite differences {numeric[key][at]!r} ({ratio:.3g} tolerances)"
+        )
 
 
-def chained_steps(X: np.ndarray, h0: np.ndarray, W: tuple[np.ndarray, ...], dH: np.ndarray,
-                  nonlinearity: str) -> dict[str, Any]:
+def chained_steps(
+    X: np.ndarray, h0: np.ndarray, W: tuple[np.ndarray, ...], dH: np.ndarray, nonlinearity: str
+) -> dict[str, Any]:
     """BPTT written with the step functions: forward step by step, then t = T..1 carrying
     ∂L/∂h_{t-1} = step backward's dh_prev into dH[t-2], the weight gradients summed."""
     h, caches = h0, []
@@ -98,5 +102,6 @@ def test_the_sequence_backward_is_the_step_backward_chained(seed: int, nonlinear
         h = rnn.rnn_step_forward(X[t], h, *W, nonlinearity)[0]
         np.testing.assert_allclose(H_all[t], h, rtol=1e-13, atol=1e-13, err_msg=f"h_{t + 1}")
     for key, value in sequence.items():
-        np.testing.assert_allclose(value, by_steps[key], rtol=1e-12, atol=1e-13,
-                                   err_msg=f"{nonlinearity}, T = {T}: {key}")
+        np.testing.assert_allclose(
+            value, by_steps[key], rtol=1e-12, atol=1e-13, err_msg=f"{nonlinearity}, T = {T}: {key}"
+        )

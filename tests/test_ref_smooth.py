@@ -33,17 +33,24 @@ def derivative(name: str, Z: np.ndarray, **kw: object) -> np.ndarray:
     return activation_backward(np.ones_like(Z), cache)
 
 
-def params(alpha: float = 1.0, kink: str = "negative", beta: float = 1.0,
-           threshold: float | None = 20.0) -> smooth.SmoothParams:
+def params(
+    alpha: float = 1.0, kink: str = "negative", beta: float = 1.0, threshold: float | None = 20.0
+) -> smooth.SmoothParams:
     return smooth_params(alpha, kink, beta, threshold)
 
 
 @pytest.mark.parametrize("name", NAMES)
 @settings(max_examples=20, deadline=None)
-@given(seed=seeds, alpha=st.sampled_from((0.5, 1.0, 1.7)), kink=st.sampled_from(smooth.ELU_KINKS),
-       beta=st.sampled_from((0.5, 1.0, 2.0)), threshold=st.sampled_from((None, 20.0, 3.0)))
-def test_backward_matches_finite_differences(name: str, seed: int, alpha: float, kink: str, beta: float,
-                                             threshold: float | None) -> None:
+@given(
+    seed=seeds,
+    alpha=st.sampled_from((0.5, 1.0, 1.7)),
+    kink=st.sampled_from(smooth.ELU_KINKS),
+    beta=st.sampled_from((0.5, 1.0, 2.0)),
+    threshold=st.sampled_from((None, 20.0, 3.0)),
+)
+def test_backward_matches_finite_differences(
+    name: str, seed: int, alpha: float, kink: str, beta: float, threshold: float | None
+) -> None:
     rng = np.random.default_rng(seed)
     Z = rng.standard_normal((4, 6)) * rng.choice([1.0, 4.0, 12.0])
     assume(np.abs(Z).min() > MARGIN)  # elu, selu: the kink at 0
@@ -52,10 +59,14 @@ def test_backward_matches_finite_differences(name: str, seed: int, alpha: float,
     p = params(alpha, kink, beta, threshold)
     A, cache = activation_forward(name, Z, params=p)
     dA = rng.standard_normal(Z.shape)
-    assert_fd_match(f"{name} {p} seed={seed}",
-                    lambda q: float(np.sum(activation_forward(name, q["Z"], params=p)[0] * dA)),
-                    {"Z": Z}, {"Z": activation_backward(dA, cache)}, rng,
-                    scale=float(np.sum(np.abs(A * dA))))
+    assert_fd_match(
+        f"{name} {p} seed={seed}",
+        lambda q: float(np.sum(activation_forward(name, q["Z"], params=p)[0] * dA)),
+        {"Z": Z},
+        {"Z": activation_backward(dA, cache)},
+        rng,
+        scale=float(np.sum(np.abs(A * dA))),
+    )
 
 
 def test_values_the_math_gives_in_closed_form() -> None:

@@ -28,18 +28,22 @@ from refimpl.train import SGDSpec, StepInfo, mlp_objective, rnn_objective, sgd_u
 
 SEEDS = st.integers(0, 2**32 - 1)
 SETTINGS = settings(max_examples=30, deadline=None)
-MLPS = st.sampled_from([
-    mlp.MLPSpec((3, 5, 2), "tanh", "identity", "mse"),
-    mlp.MLPSpec((4, 6, 6, 3), "sigmoid", "identity", "cross_entropy"),
-    mlp.MLPSpec((2, 4, 1), "tanh", "tanh", "mse"),
-])
-CLIPS = st.sampled_from([
-    None,
-    ClipSpec("global_norm", max_norm=0.05),
-    ClipSpec("global_norm", max_norm=0.05, convention="optax"),
-    ClipSpec("global_norm", max_norm=0.02, norm_type=float("inf")),
-    ClipSpec("value", clip_value=0.01),
-])
+MLPS = st.sampled_from(
+    [
+        mlp.MLPSpec((3, 5, 2), "tanh", "identity", "mse"),
+        mlp.MLPSpec((4, 6, 6, 3), "sigmoid", "identity", "cross_entropy"),
+        mlp.MLPSpec((2, 4, 1), "tanh", "tanh", "mse"),
+    ]
+)
+CLIPS = st.sampled_from(
+    [
+        None,
+        ClipSpec("global_norm", max_norm=0.05),
+        ClipSpec("global_norm", max_norm=0.05, convention="optax"),
+        ClipSpec("global_norm", max_norm=0.02, norm_type=float("inf")),
+        ClipSpec("value", clip_value=0.01),
+    ]
+)
 RNN = rnn.RNNSpec(3, 4, 2, "tanh", "every", "mse")
 
 
@@ -58,13 +62,20 @@ def mlp_problem(spec: mlp.MLPSpec, seed: int, steps: int = 3, N: int = 5) -> tup
 def rnn_problem(seed: int, steps: int = 3, T: int = 4, N: int = 2) -> tuple[Any, ...]:
     rng = np.random.default_rng(seed)
     params = rnn.init_params(RNN, rng)
-    batches = [{"X": rng.standard_normal((T, N, 3)), "h0": rng.standard_normal((N, 4)),
-                "targets": rng.standard_normal((T, N, 2))} for _ in range(steps)]
+    batches = [
+        {
+            "X": rng.standard_normal((T, N, 3)),
+            "h0": rng.standard_normal((N, 4)),
+            "targets": rng.standard_normal((T, N, 2)),
+        }
+        for _ in range(steps)
+    ]
     return rnn_objective(RNN), params, batches
 
 
-def update_error(step: Callable[..., Any], objective: Any, sgd: SGDSpec, params: Any, batch: Any,
-                 state: Any = None) -> float:
+def update_error(
+    step: Callable[..., Any], objective: Any, sgd: SGDSpec, params: Any, batch: Any, state: Any = None
+) -> float:
     """max |θ' - (θ - η clip(∇L))| / (η max |clip(∇L)|), ∇L by central differences (float64)."""
     state = {} if state is None else state
     new, _, _ = step(objective, sgd, params, state, batch)
@@ -160,8 +171,13 @@ def test_a_frozen_b_hh_is_the_one_bias_rnn(seed: int, dtype: str) -> None:
     moved = (both["b_ih"] + both["b_hh"]) - (params["b_ih"] + params["b_hh"])
     np.testing.assert_allclose(moved, -2 * 0.2 * g["b_ih"], rtol=1e-10, atol=1e-14)
     cast = {k: v.astype(dtype) for k, v in params.items()}
-    casted, _, _ = train(rnn_objective(replace(RNN, dtype=dtype)), sgd, cast,
-                         {}, [{k: v.astype(dtype) for k, v in b.items()} for b in batches])
+    casted, _, _ = train(
+        rnn_objective(replace(RNN, dtype=dtype)),
+        sgd,
+        cast,
+        {},
+        [{k: v.astype(dtype) for k, v in b.items()} for b in batches],
+    )
     assert all(v.dtype == np.dtype(dtype) for v in casted.values())
 
 
@@ -195,8 +211,9 @@ def test_batch_norm_state_is_threaded_through_the_steps(seed: int, clip: Any, sp
     assert update_error(train_step, objective, sgd, params, batches[0], state) < 1e-6
     theta, s = params, state
     for batch in batches:
-        _, _, forward_state = mlp_bn.loss_and_grads_state(spec, theta, batch["X"], batch["targets"], s,
-                                                       train=True)
+        _, _, forward_state = mlp_bn.loss_and_grads_state(
+            spec, theta, batch["X"], batch["targets"], s, train=True
+        )
         theta, s, _ = train_step(objective, sgd, theta, s, batch)
         for k in state:
             np.testing.assert_array_equal(s[k], forward_state[k])
@@ -216,8 +233,9 @@ def test_sgd_update_keeps_the_dtype_and_untouched_parameters() -> None:
     params = {"w": np.array([1.0, 2.0], np.float32), "b": np.array([3.0])}
     new = sgd_update(params, {"w": np.array([0.5, -1.0], np.float32)}, 0.1)
     assert new["w"].dtype == np.float32 and new["b"] is params["b"]
-    np.testing.assert_array_equal(new["w"], np.array([1.0, 2.0], np.float32) - np.float32(0.1) *
-                                  np.array([0.5, -1.0], np.float32))
+    np.testing.assert_array_equal(
+        new["w"], np.array([1.0, 2.0], np.float32) - np.float32(0.1) * np.array([0.5, -1.0], np.float32)
+    )
 
 
 OBJ, PARAMS, BATCHES = mlp_problem(mlp.MLPSpec((3, 5, 2)), 0)

@@ -28,10 +28,15 @@ KEYS = ("W_ih", "W_hh", "b_ih", "b_hh", "W_out", "b_out")
 def cases(draw: st.DrawFn) -> tuple[VarLenRNNSpec, Arrays, Arrays]:
     """Lengths in 1..T, one of them T; under zero_length "allow", 0..T."""
     zero = draw(st.booleans())
-    spec = VarLenRNNSpec(draw(st.integers(1, 4)), draw(st.integers(1, 5)), draw(st.integers(2, 3)),
-                         nonlinearity=draw(st.sampled_from(rnn.NONLINEARITIES)),
-                         readout=draw(st.sampled_from(rnn.READOUTS)),
-                         reverse=draw(st.booleans()), zero_length="allow" if zero else "raise")
+    spec = VarLenRNNSpec(
+        draw(st.integers(1, 4)),
+        draw(st.integers(1, 5)),
+        draw(st.integers(2, 3)),
+        nonlinearity=draw(st.sampled_from(rnn.NONLINEARITIES)),
+        readout=draw(st.sampled_from(rnn.READOUTS)),
+        reverse=draw(st.booleans()),
+        zero_length="allow" if zero else "raise",
+    )
     T, N = draw(st.integers(1, 6)), draw(st.integers(1, 4))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     lengths = rng.integers(0 if zero else 1, T + 1, size=N)
@@ -39,9 +44,14 @@ def cases(draw: st.DrawFn) -> tuple[VarLenRNNSpec, Arrays, Arrays]:
     params = {k: rng.uniform(-0.6, 0.6, size=s) for k, s in spec.param_shapes().items()}
     Y_shape = (N, spec.output_size) if spec.readout == "last" else (T, N, spec.output_size)
     H = spec.hidden_size
-    inputs = {"X": rng.standard_normal((T, N, spec.input_size)), "h0": rng.standard_normal((N, H)),
-              "lengths": lengths, "dY": rng.standard_normal(Y_shape),
-              "dH": rng.standard_normal((T, N, H)), "dh_n": rng.standard_normal((N, H))}
+    inputs = {
+        "X": rng.standard_normal((T, N, spec.input_size)),
+        "h0": rng.standard_normal((N, H)),
+        "lengths": lengths,
+        "dY": rng.standard_normal(Y_shape),
+        "dH": rng.standard_normal((T, N, H)),
+        "dh_n": rng.standard_normal((N, H)),
+    }
     return spec, params, inputs
 
 
@@ -66,8 +76,14 @@ def test_gradients_match_finite_differences(case: tuple[VarLenRNNSpec, Arrays, A
         Z_hint = np.abs(H)[H != 0]
         assume(Z_hint.size == 0 or Z_hint.min() > 1e-4)  # away from relu's kink
     rng = np.random.default_rng(0)
-    assert_fd_match(f"varlen {spec}", lambda p: objective(spec, p, x), point, grads(spec, params, x), rng,
-                    scale=abs(objective(spec, point, x)) + 1.0)
+    assert_fd_match(
+        f"varlen {spec}",
+        lambda p: objective(spec, p, x),
+        point,
+        grads(spec, params, x),
+        rng,
+        scale=abs(objective(spec, point, x)) + 1.0,
+    )
 
 
 def alone(spec: VarLenRNNSpec, params: Arrays, x: Arrays, n: int) -> tuple[Any, ...]:
@@ -77,8 +93,9 @@ def alone(spec: VarLenRNNSpec, params: Arrays, x: Arrays, n: int) -> tuple[Any, 
     order = slice(L - 1, None, -1) if spec.reverse else slice(0, L)
     plain = rnn.RNNSpec(spec.input_size, spec.hidden_size, spec.output_size, spec.nonlinearity, "every")
     X = x["X"][:L, n : n + 1][order]
-    H, seq = rnn.rnn_sequence_forward(X, x["h0"][n : n + 1], *(params[k] for k in rnn.RECURRENT_KEYS),
-                                      nonlinearity=plain.nonlinearity)
+    H, seq = rnn.rnn_sequence_forward(
+        X, x["h0"][n : n + 1], *(params[k] for k in rnn.RECURRENT_KEYS), nonlinearity=plain.nonlinearity
+    )
     dH = x["dH"][:L, n : n + 1][order].copy()
     dH[-1] += x["dh_n"][n]  # h_n is the last state processed
     g = rnn.rnn_sequence_backward(dH, seq)
@@ -87,8 +104,9 @@ def alone(spec: VarLenRNNSpec, params: Arrays, x: Arrays, n: int) -> tuple[Any, 
 
 @settings(max_examples=60, deadline=None)
 @given(cases())
-def test_each_sequence_is_the_plain_rnn_on_its_valid_steps(case: tuple[VarLenRNNSpec, Arrays, Arrays]
-                                                           ) -> None:
+def test_each_sequence_is_the_plain_rnn_on_its_valid_steps(
+    case: tuple[VarLenRNNSpec, Arrays, Arrays],
+) -> None:
     spec, params, x = case
     x = {**x, "dY": np.zeros_like(x["dY"])}  # the recurrence alone; the readout is refimpl.rnn's
     _, H, h_n, cache = varlen_forward(spec, params, x["X"], x["lengths"], x["h0"])
@@ -158,9 +176,11 @@ def test_bad_input_names_the_field() -> None:
     spec = VarLenRNNSpec(2, 3, 2)
     params = {k: np.zeros(s) for k, s in spec.param_shapes().items()}
     X, h0 = np.zeros((3, 2, 2)), np.zeros((2, 3))
-    for lengths, error, text in [(np.array([1.0, 2.0]), TypeError, "integer numpy.ndarray"),
-                                 (np.array([1]), ValueError, r"shape \(2,\)"),
-                                 (np.array([4, 1]), ValueError, r"lengths in \[1, 3\]")]:
+    for lengths, error, text in [
+        (np.array([1.0, 2.0]), TypeError, "integer numpy.ndarray"),
+        (np.array([1]), ValueError, r"shape \(2,\)"),
+        (np.array([4, 1]), ValueError, r"lengths in \[1, 3\]"),
+    ]:
         with pytest.raises(error, match=f"lengths: expected .*{text}"):
             varlen_forward(spec, params, X, lengths, h0)
     with pytest.raises(ValueError, match="X: expected finite values at the valid steps"):

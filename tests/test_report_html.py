@@ -23,50 +23,105 @@ from conformance.report import write_report
 
 # status -> the colour the README's legend gives it
 GREEN, YELLOW, RED, DARK_RED, LAVENDER, BLUE, GREY = (
-    "#1a9850", "#fee08b", "#d73027", "#67001f", "#b2abd2", "#4575b4", "#e0e0e0")
+    "#1a9850",
+    "#fee08b",
+    "#d73027",
+    "#67001f",
+    "#b2abd2",
+    "#4575b4",
+    "#e0e0e0",
+)
 CELL = 40 * 12  # pixels: a cell is at least 40 px wide and 12 px high
 
 
-def row(prop: str, framework: str, dtype: str, status: str, ratio: float | None,
-        **extra: Any) -> dict[str, Any]:
-    return {"component": "mlp", "property": prop, "framework": framework, "framework_version": "1.0",
-            "dtype": dtype, "device": "cpu", "status": status, "examples": 12, "worst_ratio": ratio,
-            "worst": None, "reproducer": "", "known_issue": "", "message": "", **extra}
+def row(
+    prop: str, framework: str, dtype: str, status: str, ratio: float | None, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "component": "mlp",
+        "property": prop,
+        "framework": framework,
+        "framework_version": "1.0",
+        "dtype": dtype,
+        "device": "cpu",
+        "status": status,
+        "examples": 12,
+        "worst_ratio": ratio,
+        "worst": None,
+        "reproducer": "",
+        "known_issue": "",
+        "message": "",
+        **extra,
+    }
 
 
 ROWS = [
     row("forward-agreement", "torch", "float64", "passed", 1e-5),
     row("forward-agreement", "torch", "float32", "passed", 0.7),
-    row("gradient-agreement", "torch", "float64", "failed", 40.0,
+    row(
+        "gradient-agreement",
+        "torch",
+        "float64",
+        "failed",
+        40.0,
         message="conformance failure: property gradient-agreement ... <worst element>",
-        reproducer="reproducers/mlp.gradient-agreement.torch.float64.cpu.npz"),
+        reproducer="reproducers/mlp.gradient-agreement.torch.float64.cpu.npz",
+    ),
     row("gradient-agreement", "torch", "float32", "error", None, message="TypeError: boom"),
     row("kink-convention", "jax", "float64", "xfailed", 5.0, known_issue="jax-kink"),
     row("kink-convention", "jax", "float32", "xpassed", 0.1, known_issue="jax-kink"),
     row("reverse-vs-forward", "jax", "float64", "skipped", None, message="jax: no cuda device"),
 ]
-META = {"versions": {"numpy": "2.4.6", "torch": "2.13.0"}, "profile": "ci", "device": "cpu",
-        "frameworks": ["numpy", "torch", "jax"],
-        "known_issues": {"jax-kink": {"kind": "bug", "link": "https://example.org/1", "expected": "slope 1",
-                                      "package": "jax", "versions": ">=0.4", "file": "known.toml"}}}
+META = {
+    "versions": {"numpy": "2.4.6", "torch": "2.13.0"},
+    "profile": "ci",
+    "device": "cpu",
+    "frameworks": ["numpy", "torch", "jax"],
+    "known_issues": {
+        "jax-kink": {
+            "kind": "bug",
+            "link": "https://example.org/1",
+            "expected": "slope 1",
+            "package": "jax",
+            "versions": ">=0.4",
+            "file": "known.toml",
+        }
+    },
+}
 
 
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        pytest.skip("chromium is not installed (apt-get install chromium): the HTML report is not"
-                    " checked in a browser here; .ci/run installs it")
+        pytest.skip(
+            "chromium is not installed (apt-get install chromium): the HTML report is not"
+            " checked in a browser here; .ci/run installs it"
+        )
     return found
 
 
 def screenshot(page: Path, tmp_path: Path, size: str = "1200,700") -> Path:
     shot = tmp_path / f"{page.stem}.png"
     subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-         f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars", f"--window-size={size}",
-         f"--screenshot={shot}", page.resolve().as_uri()],
-        check=True, capture_output=True, timeout=120,
+        [
+            chromium(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            f"--window-size={size}",
+            f"--screenshot={shot}",
+            page.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     return shot
 
@@ -107,14 +162,18 @@ def test_the_check_sees_a_blank_page(tmp_path: Path) -> None:
 
 
 def test_chromium_shows_the_diff_as_a_heat_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    old = [row("forward-agreement", "torch", "float64", "passed", 0.1),
-           row("gradient-agreement", "torch", "float64", "passed", 0.1),
-           row("kink-convention", "jax", "float64", "failed", 3.0),
-           row("loss-gradient-agreement", "jax", "float64", "passed", 0.01)]
-    new = [row("forward-agreement", "torch", "float64", "passed", 0.1),
-           row("gradient-agreement", "torch", "float64", "failed", 40.0, message="conformance failure: x"),
-           row("kink-convention", "jax", "float64", "passed", 0.2),
-           row("loss-gradient-agreement", "jax", "float64", "passed", 0.5)]
+    old = [
+        row("forward-agreement", "torch", "float64", "passed", 0.1),
+        row("gradient-agreement", "torch", "float64", "passed", 0.1),
+        row("kink-convention", "jax", "float64", "failed", 3.0),
+        row("loss-gradient-agreement", "jax", "float64", "passed", 0.01),
+    ]
+    new = [
+        row("forward-agreement", "torch", "float64", "passed", 0.1),
+        row("gradient-agreement", "torch", "float64", "failed", 40.0, message="conformance failure: x"),
+        row("kink-convention", "jax", "float64", "passed", 0.2),
+        row("loss-gradient-agreement", "jax", "float64", "passed", 0.5),
+    ]
     a = write_report(tmp_path / "old" / "report.json", old, META)
     b = write_report(tmp_path / "new" / "report.json", new, META)
     page = tmp_path / "diff.html"

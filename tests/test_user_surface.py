@@ -23,7 +23,7 @@ from conformance.report import write_report
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 MLP = ["--pyargs", "conformance.components.mlp.test_mlp", "-p", "no:cacheprovider"]
-FAULTS = '''
+FAULTS = """
 from conformance.components.mlp import torch_adapter as t
 
 _ACT = dict(t.ACTIVATIONS)
@@ -35,12 +35,19 @@ def jvp(case, tangents, device):
 
 
 t.jvp = jvp
-'''
+"""
 
 
 def run(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600,
-                          check=False, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def one_line(stderr: str) -> str:
@@ -53,45 +60,91 @@ def one_line(stderr: str) -> str:
 
 def test_a_usage_error_prints_no_matrix_not_even_a_stale_one(tmp_path: Path) -> None:
     stale = tmp_path / ".conformance" / "report.json"
-    write_report(stale, [{"component": "mlp", "property": "p", "framework": "numpy", "dtype": "float64",
-                          "device": "cpu", "status": "passed", "worst_ratio": 0.1}], {})
+    write_report(
+        stale,
+        [
+            {
+                "component": "mlp",
+                "property": "p",
+                "framework": "numpy",
+                "dtype": "float64",
+                "device": "cpu",
+                "status": "passed",
+                "worst_ratio": 0.1,
+            }
+        ],
+        {},
+    )
     done = run(tmp_path, "-m", "conformance", "--frameworks", "tensorflow")
     assert done.returncode == 4 and done.stdout == ""
     assert "--frameworks: expected a comma list of ['numpy'," in one_line(done.stderr)
-    done = run(tmp_path, "-m", "conformance", "--frameworks", "numpy", "--",
-               "--conformance-known-issues", "nowhere.toml")  # caught by pytest, after the run began
+    done = run(
+        tmp_path,
+        "-m",
+        "conformance",
+        "--frameworks",
+        "numpy",
+        "--",
+        "--conformance-known-issues",
+        "nowhere.toml",
+    )  # caught by pytest, after the run began
     assert done.returncode == 4 and "component" not in done.stdout
-    assert one_line(done.stderr) == ("ERROR: --conformance-known-issues nowhere.toml: expected a"
-                                     " known-issues TOML file, no such file")
+    assert one_line(done.stderr) == (
+        "ERROR: --conformance-known-issues nowhere.toml: expected a known-issues TOML file, no such file"
+    )
     assert not stale.exists() and not stale.with_suffix(".md").exists()
 
 
 def test_an_internal_error_prints_no_matrix(tmp_path: Path) -> None:
     (tmp_path / "breaks.py").write_text("def pytest_sessionstart(session):\n    raise RuntimeError('x')\n")
-    done = run(tmp_path, "-m", "conformance", "--frameworks", "numpy", "--", "-p", "breaks",
-               env={"PYTHONPATH": str(tmp_path)})
+    done = run(
+        tmp_path,
+        "-m",
+        "conformance",
+        "--frameworks",
+        "numpy",
+        "--",
+        "-p",
+        "breaks",
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     assert done.returncode == 2 and "component" not in done.stdout
-    assert done.stderr.splitlines()[-1] == ("python -m conformance: no report was written (pytest's exit"
-                                            " status 3: internal error), so no matrix")
+    assert done.stderr.splitlines()[-1] == (
+        "python -m conformance: no report was written (pytest's exit status 3: internal error), so no matrix"
+    )
 
 
-ENTRY = ('id = "torch-forward-demo"\nkind = "bug"\nproperty = "forward-agreement"\ncomponent = "mlp"\n'
-         'framework = "torch"\npackage = "torch"\nversions = ">=1.0"\nlink = "https://example.org/1"\n'
-         'expected = "disagrees"\n')
+ENTRY = (
+    'id = "torch-forward-demo"\nkind = "bug"\nproperty = "forward-agreement"\ncomponent = "mlp"\n'
+    'framework = "torch"\npackage = "torch"\nversions = ">=1.0"\nlink = "https://example.org/1"\n'
+    'expected = "disagrees"\n'
+)
 
 
-@pytest.mark.parametrize(("content", "said"), [
-    (None, "expected a known-issues TOML file, no such file"),
-    ("[[issue]\n", "expected a known-issues TOML file, not valid TOML (Expected ']]' at the end of an"
-                   " array declaration (at line 1, column 8))"),
-    ('[[issue]]\nid = "a"\n', "[[issue]] 1 (a): expected the fields ['id', 'kind', 'property',"),
-    ("[[issue]]\n" + ENTRY.replace(">=1.0", ">=1.0,<<2"), "[[issue]] 1 (torch-forward-demo) versions:"
-                                                          " expected a PEP 440 range"),
-    ("[[issue]]\n" + ENTRY.replace('"forward-agreement"', '"forward-agreemnt"'),
-     "[[issue]] (torch-forward-demo) property: expected one of ['batch-blocks', 'batch-decomposition',"),
-])
-def test_a_bad_known_issues_file_is_one_line_naming_it(tmp_path: Path, content: str | None,
-                                                       said: str) -> None:
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "expected a known-issues TOML file, no such file"),
+        (
+            "[[issue]\n",
+            "expected a known-issues TOML file, not valid TOML (Expected ']]' at the end of an"
+            " array declaration (at line 1, column 8))",
+        ),
+        ('[[issue]]\nid = "a"\n', "[[issue]] 1 (a): expected the fields ['id', 'kind', 'property',"),
+        (
+            "[[issue]]\n" + ENTRY.replace(">=1.0", ">=1.0,<<2"),
+            "[[issue]] 1 (torch-forward-demo) versions: expected a PEP 440 range",
+        ),
+        (
+            "[[issue]]\n" + ENTRY.replace('"forward-agreement"', '"forward-agreemnt"'),
+            "[[issue]] (torch-forward-demo) property: expected one of "
+            "['batch-blocks', 'batch-decomposition',",
+        ),
+    ],
+)
+def test_a_bad_known_issues_file_is_one_line_naming_it(
+    tmp_path: Path, content: str | None, said: str
+) -> None:
     if content is not None:
         (tmp_path / "known.toml").write_text(content)
     done = run(tmp_path, "-m", "pytest", *MLP, "--conformance-known-issues", "known.toml")
@@ -127,20 +180,51 @@ def cuda() -> bool:
 def test_a_device_asked_for_and_missing_fails_unless_allowed(tmp_path: Path) -> None:
     if cuda():
         pytest.skip("this machine has a CUDA device")
-    asked = [*MLP, "-k", "test_forward", "--conformance-frameworks", "torch", "--conformance-dtypes",
-             "float64", "--conformance-device", "cuda"]
+    asked = [
+        *MLP,
+        "-k",
+        "test_forward",
+        "--conformance-frameworks",
+        "torch",
+        "--conformance-dtypes",
+        "float64",
+        "--conformance-device",
+        "cuda",
+    ]
     done = run(tmp_path, "-m", "pytest", *asked)
     assert done.returncode == 4
-    assert one_line(done.stderr) == ("ERROR: --conformance-frameworks torch --conformance-device cuda: torch:"
-                                     " no CUDA device is available; add --conformance-allow-missing to run"
-                                     " the rest and report these rows as skipped")
-    done = run(tmp_path, "-m", "pytest", *asked, "--conformance-allow-missing",
-               "--conformance-report", "gpu/report.json")
+    assert one_line(done.stderr) == (
+        "ERROR: --conformance-frameworks torch --conformance-device cuda: torch:"
+        " no CUDA device is available; add --conformance-allow-missing to run"
+        " the rest and report these rows as skipped"
+    )
+    done = run(
+        tmp_path,
+        "-m",
+        "pytest",
+        *asked,
+        "--conformance-allow-missing",
+        "--conformance-report",
+        "gpu/report.json",
+    )
     assert done.returncode == 0
     assert "  skipped (1): torch: no CUDA device is available" in done.stdout.splitlines()
     cpu = tmp_path / "cpu.json"
-    write_report(cpu, [{"component": "mlp", "property": "forward-agreement", "framework": "torch",
-                        "dtype": "float64", "device": "cpu", "status": "passed", "worst_ratio": 0.1}], {})
+    write_report(
+        cpu,
+        [
+            {
+                "component": "mlp",
+                "property": "forward-agreement",
+                "framework": "torch",
+                "dtype": "float64",
+                "device": "cpu",
+                "status": "passed",
+                "worst_ratio": 0.1,
+            }
+        ],
+        {},
+    )
     done = run(tmp_path, "-m", "conformance", "diff", str(cpu), "gpu/report.json")
     assert done.returncode == 1 and done.stdout.rstrip().endswith("verdict: NOTHING RAN")
 
@@ -152,8 +236,20 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.C
     folder = tmp_path_factory.mktemp("faulty")
     (folder / "conftest.py").write_text(FAULTS)
     selected = "test_mlp and not mlp_bn and (test_forward or test_reverse_vs_forward)"
-    done = run(folder, "-m", "conformance", "--frameworks", "torch", "--dtypes", "float64", "--report",
-               "out/report.json", "--", "-k", selected)
+    done = run(
+        folder,
+        "-m",
+        "conformance",
+        "--frameworks",
+        "torch",
+        "--dtypes",
+        "float64",
+        "--report",
+        "out/report.json",
+        "--",
+        "-k",
+        selected,
+    )
     return folder, done
 
 
@@ -165,8 +261,10 @@ def test_the_report_for_people_opens_with_versions_totals_and_the_matrix(faulty)
     folder, done = faulty
     assert done.returncode == 1
     printed = done.stdout.splitlines()
-    assert "  FAIL mlp forward-agreement torch float64 cpu: python -m conformance replay" \
+    assert (
+        "  FAIL mlp forward-agreement torch float64 cpu: python -m conformance replay"
         " out/reproducers/mlp.forward-agreement.torch.float64.cpu.npz" in printed
+    )
     assert "2 rows: 1 failed, 1 error" in printed
     md = (folder / "out" / "report.md").read_text().splitlines()
     assert md[0] == "# Conformance report" and md[2].startswith("numpy ") and " · torch 2." in md[2]
@@ -189,8 +287,9 @@ def test_a_row_message_is_the_failure_or_the_exception(faulty) -> None:  # type:
     message = str(failed["message"])
     verdict, header = message.splitlines()[:2]  # the arbitration's verdict first (conformance.runner)
     assert verdict.startswith("disagreement: torch float64 is ")
-    assert header.startswith("  conformance failure: property forward-agreement, component mlp,"
-                             " framework torch")
+    assert header.startswith(
+        "  conformance failure: property forward-agreement, component mlp, framework torch"
+    )
     assert "worst element" in message and "Falsifying" not in message and "____" not in message
     assert error["status"] == "error" and error["worst_ratio"] is None
     assert str(error["message"]).startswith("TypeError: injected: jvp is broken (at ")
@@ -200,7 +299,9 @@ def test_reproducers_are_one_per_failed_row_named_by_it(faulty) -> None:  # type
     folder, _ = faulty
     found = rows(folder / "out" / "report.json")
     assert sorted(p.name for p in (folder / "out" / "reproducers").iterdir()) == [
-        "mlp.forward-agreement.torch.float64.cpu.npz", "mlp.reverse-vs-forward.torch.float64.cpu.npz"]
+        "mlp.forward-agreement.torch.float64.cpu.npz",
+        "mlp.reverse-vs-forward.torch.float64.cpu.npz",
+    ]
     failed = found["forward-agreement"]
     assert failed["reproducer"] == "reproducers/mlp.forward-agreement.torch.float64.cpu.npz"
     named = re.search(r"replay: python -m conformance replay (\S+)", str(failed["message"]))
@@ -210,8 +311,15 @@ def test_reproducers_are_one_per_failed_row_named_by_it(faulty) -> None:  # type
 
 def test_a_row_that_runs_again_replaces_or_removes_its_reproducer(faulty) -> None:  # type: ignore[no-untyped-def]
     folder, _ = faulty
-    plain = [*MLP, "-k", "test_forward", "--conformance-frameworks", "torch",
-             "--conformance-dtypes", "float64"]
+    plain = [
+        *MLP,
+        "-k",
+        "test_forward",
+        "--conformance-frameworks",
+        "torch",
+        "--conformance-dtypes",
+        "float64",
+    ]
     assert run(folder, "-m", "pytest", *plain).returncode == 1  # no report asked for: failures only
     kept = folder / ".conformance" / "reproducers"
     assert [p.name for p in kept.iterdir()] == ["mlp.forward-agreement.torch.float64.cpu.npz"]
@@ -224,12 +332,27 @@ def test_names_select_and_options_carry_the_prefix(tmp_path: Path) -> None:
     """-k takes a property id; the old option names still work, with a warning; the examples per
     test are an option; torch's deprecation warnings stay out of a run outside the repository."""
     pytest.importorskip("torch")
-    done = run(tmp_path, "-m", "pytest", *MLP, "-k", "reverse-vs-forward", "--frameworks", "torch",
-               "--dtypes", "float64", "--conformance-max-examples", "3", "--conformance-report", "r.json")
+    done = run(
+        tmp_path,
+        "-m",
+        "pytest",
+        *MLP,
+        "-k",
+        "reverse-vs-forward",
+        "--frameworks",
+        "torch",
+        "--dtypes",
+        "float64",
+        "--conformance-max-examples",
+        "3",
+        "--conformance-report",
+        "r.json",
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     found = json.loads((tmp_path / "r.json").read_text())["rows"]
     assert [(r["property"], r["framework"], r["examples"]) for r in found] == [
-        ("reverse-vs-forward", "torch", 3)]
+        ("reverse-vs-forward", "torch", 3)
+    ]
     said = "--frameworks is deprecated and goes in the next release: use --conformance-frameworks"
     assert said in done.stdout
     assert "--dtypes is deprecated" in done.stdout
@@ -242,7 +365,8 @@ def test_an_unrelated_pytest_run_meets_nothing_of_the_suite(tmp_path: Path) -> N
     (tmp_path / "test_own.py").write_text(
         "import sys\n\n\ndef test_own(request):\n    assert request.config.getoption('device') == 'tpu7'\n"
         "    loaded = sorted(m for m in sys.modules if m.startswith('conformance'))\n"
-        "    assert loaded == ['conformance', 'conformance.plugin'], loaded\n")
+        "    assert loaded == ['conformance', 'conformance.plugin'], loaded\n"
+    )
     done = run(tmp_path, "-m", "pytest", "-p", "no:cacheprovider", "--device", "tpu7", "test_own.py")
     assert done.returncode == 0, done.stdout[-2000:]
     assert "deprecated" not in done.stdout and "conformance:" not in done.stdout
@@ -250,25 +374,47 @@ def test_an_unrelated_pytest_run_meets_nothing_of_the_suite(tmp_path: Path) -> N
 
 def test_known_issue_reasons_are_one_short_line(tmp_path: Path) -> None:
     pytest.importorskip("optax")
-    done = run(tmp_path, "-m", "pytest", "--pyargs", "conformance.components.clip.test_clip", "-p",
-               "no:cacheprovider", "-k", "zero_max_norm", "--conformance-frameworks", "jax", "-rx")
+    done = run(
+        tmp_path,
+        "-m",
+        "pytest",
+        "--pyargs",
+        "conformance.components.clip.test_clip",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "zero_max_norm",
+        "--conformance-frameworks",
+        "jax",
+        "-rx",
+    )
     assert done.returncode == 0, done.stdout[-2000:]
     xfails = [line for line in done.stdout.splitlines() if line.startswith("XFAIL")]
     assert len(xfails) == 2 and all(len(line) < 200 for line in xfails), xfails
-    assert all(line.endswith("known bug optax-clip-zero-max-norm-nan"
-                             " (https://github.com/google-deepmind/optax/pull/1752)") for line in xfails)
+    assert all(
+        line.endswith(
+            "known bug optax-clip-zero-max-norm-nan (https://github.com/google-deepmind/optax/pull/1752)"
+        )
+        for line in xfails
+    )
 
 
 # README, "What the exit statuses mean": command -> every status it documents. Each is
 # exercised: pytest and run here and in tests/meta_tests/test_pytest_plugin.py, replay and hunt in
 # tests/test_cli.py, diff in tests/test_diff.py, golden in tests/test_golden.py.
-STATUSES = {"pytest": {0, 1, 4}, "run": {0, 1, 2, 4}, "replay": {0, 1, 2}, "hunt": {0, 1, 2},
-            "diff": {0, 1, 2}, "golden": {0, 1, 2}}
+STATUSES = {
+    "pytest": {0, 1, 4},
+    "run": {0, 1, 2, 4},
+    "replay": {0, 1, 2},
+    "hunt": {0, 1, 2},
+    "diff": {0, 1, 2},
+    "golden": {0, 1, 2},
+}
 
 
 def test_the_readme_exit_status_table_names_every_command_and_status() -> None:
     text = README.read_text()
-    table = text[text.index("What the exit statuses mean:"):].split("\n\n")[1].splitlines()[2:]
+    table = text[text.index("What the exit statuses mean:") :].split("\n\n")[1].splitlines()[2:]
     documented = {}
     for line in table:
         cells = [c.strip() for c in line.strip("|").split("|")]

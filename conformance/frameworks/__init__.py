@@ -32,8 +32,9 @@ def plugins() -> dict[str, Framework | str]:
             found[entry.name] = f"{entry.name}: its plugin {entry.value} failed to load ({err})"
             continue
         if not isinstance(plugin, Framework) or plugin.name != entry.name:
-            found[entry.name] = (f"{entry.name}: {entry.value} is not a conformance.framework.Framework"
-                                 f" named {entry.name!r}")
+            found[entry.name] = (
+                f"{entry.name}: {entry.value} is not a conformance.framework.Framework named {entry.name!r}"
+            )
             continue
         found[entry.name] = plugin
     ranked = sorted(found, key=lambda n: (getattr(found[n], "order", 100), n))
@@ -80,5 +81,14 @@ def backend(framework: str, device: str = "cpu") -> Backend:
     return check_name(framework).backend(device, registry.adapter_of)
 
 
-__all__ = ["DEVICES", "GROUP", "REFERENCE", "Framework", "backend", "check_name", "names", "plugins",
-           "skip_reason"]
+__all__ = [
+    "DEVICES",
+    "GROUP",
+    "REFERENCE",
+    "Framework",
+    "backend",
+    "check_name",
+    "names",
+    "plugins",
+    "skip_reason",
+]

@@ -24,8 +24,9 @@ BUILT_LAYOUTS = ("contiguous", "strided", "transposed")
 
 def _check(layout: str) -> None:
     if layout not in BUILT_LAYOUTS:
-        raise ValueError(f"meta['layout']: JAX builds {list(BUILT_LAYOUTS)} from an array,"
-                         f" received {layout!r}")
+        raise ValueError(
+            f"meta['layout']: JAX builds {list(BUILT_LAYOUTS)} from an array, received {layout!r}"
+        )
 
 
 def layout_of(case: Case) -> str:
@@ -67,8 +68,9 @@ def path_of(case: Case) -> str | None:
     """case.meta["path"]: None (the default, jitted) or "eager"; anything else a ValueError."""
     path = case.meta.get("path")
     if path not in (None, "eager"):
-        raise ValueError(f"meta['path']: JAX adapters offer 'eager' beside their jitted default,"
-                         f" received {path!r}")
+        raise ValueError(
+            f"meta['path']: JAX adapters offer 'eager' beside their jitted default, received {path!r}"
+        )
     return None if path is None else str(path)
 
 

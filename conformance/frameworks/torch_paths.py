@@ -20,8 +20,11 @@ BUILT_LAYOUTS = ("contiguous", "strided", "transposed")  # what laid_out builds 
 COMPILE: dict[str, Any] = {"dynamic": False, "fullgraph": True}
 # Every spec and shape is a graph of its own, guarded on the same forward code: past dynamo's
 # default of 8 it would run the rest eagerly. The limit is raised, and hitting it is an error.
-RECOMPILE: dict[str, Any] = {"recompile_limit": 4096, "accumulated_recompile_limit": 1 << 16,
-             "fail_on_recompile_limit_hit": True}
+RECOMPILE: dict[str, Any] = {
+    "recompile_limit": 4096,
+    "accumulated_recompile_limit": 1 << 16,
+    "fail_on_recompile_limit_hit": True,
+}
 _COMPILED: dict[Hashable, tuple[nn.Module, Any]] = {}
 
 
@@ -53,8 +56,9 @@ def laid_out(t: torch.Tensor, layout: str) -> torch.Tensor:
         order = tuple(reversed(range(t.dim())))
         return t.permute(order).contiguous().permute(order)
     if layout != "contiguous":
-        raise ValueError(f"meta['layout']: torch builds {list(BUILT_LAYOUTS)} from a tensor,"
-                         f" received {layout!r}")
+        raise ValueError(
+            f"meta['layout']: torch builds {list(BUILT_LAYOUTS)} from a tensor, received {layout!r}"
+        )
     return t
 
 
@@ -62,8 +66,9 @@ def path_of(case: Case, offered: tuple[str, ...]) -> str | None:
     """case.meta["path"] (None: the default), one of `offered` or a ValueError naming it."""
     path = case.meta.get("path")
     if path is not None and path not in offered:
-        raise ValueError(f"meta['path']: this torch adapter offers {list(offered)} beside its"
-                         f" default, received {path!r}")
+        raise ValueError(
+            f"meta['path']: this torch adapter offers {list(offered)} beside its default, received {path!r}"
+        )
     return None if path is None else str(path)
 
 

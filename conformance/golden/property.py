@@ -46,10 +46,13 @@ def _assert_reproduces(ctx: Context, actual: Arrays, r64: Arrays, r32: Arrays, l
         stored = float(expected[index]) if expected.size else 0.0
         observe(ctx, record.Worst(ratio, label + name, index, got, stored))
         if not ratio <= 1.0:
-            fail(ctx, f"parameter {label}{name}: the reference no longer reproduces its stored"
-                      f" golden value at {list(index)}: now {got!r}, stored {stored!r};"
-                      f" |difference| = {abs(got - stored):.3g} = {ratio:.3g} tolerances"
-                      f" (allowed {allowed:.3g}, golden float64)")
+            fail(
+                ctx,
+                f"parameter {label}{name}: the reference no longer reproduces its stored"
+                f" golden value at {list(index)}: now {got!r}, stored {stored!r};"
+                f" |difference| = {abs(got - stored):.3g} = {ratio:.3g} tolerances"
+                f" (allowed {allowed:.3g}, golden float64)",
+            )
 
 
 def _stored_for(component: Component, case: Case) -> tuple[Arrays, str, list[str]]:
@@ -57,8 +60,10 @@ def _stored_for(component: Component, case: Case) -> tuple[Arrays, str, list[str
     entry, arrays = read_component(case.component)
     found = [c for c in entry["cases"] if c["seed"] == case.seed]
     if not found:
-        raise GoldenDataError(f"golden seed: expected one of {[c['seed'] for c in entry['cases']]},"
-                              f" received {case.seed} for component {case.component!r}")
+        raise GoldenDataError(
+            f"golden seed: expected one of {[c['seed'] for c in entry['cases']]},"
+            f" received {case.seed} for component {case.component!r}"
+        )
     stored = _group(arrays, f"{found[0]['id']}/")
     for k, v in {**_prefixed("params/", case.params), **_prefixed("inputs/", case.inputs)}.items():
         if k not in stored or not np.array_equal(stored[k], v):
@@ -69,7 +74,8 @@ def _stored_for(component: Component, case: Case) -> tuple[Arrays, str, list[str
         raise GoldenDataError(
             f"golden variant: expected one of {sorted(found[0]['variants'])}, received {label!r}"
             f" for {case.component} {found[0]['id']}; regenerate with the framework installed:"
-            " python -m conformance golden --write")
+            " python -m conformance golden --write"
+        )
     return stored, label, list(found[0]["cotangents"])
 
 
@@ -80,8 +86,10 @@ def golden_agreement(ctx: Context, backend: Backend) -> None:
     r32 = _group(stored, f"reference/{label}/float32/")
     tight = ctx.framework == "numpy" and ctx.dtype == "float64"
     plain = backend.run(ctx.case)
-    checks: list[tuple[str, Arrays, str, Arrays | None]] = [("outputs/", plain.outputs, "output ", None),
-                                                            ("state/", plain.state, "state ", None)]
+    checks: list[tuple[str, Arrays, str, Arrays | None]] = [
+        ("outputs/", plain.outputs, "output ", None),
+        ("state/", plain.state, "state ", None),
+    ]
     for s in sets:
         cot = _group(stored, f"cotangents/{s}/")
         checks.append((f"grads/{s}/", backend.run(ctx.case, cot).grads, f"[{s}] ", cot))

@@ -65,8 +65,9 @@ def _cotangent_sets(case: Case, outputs: Arrays) -> dict[str, Arrays]:
     return {s: cot for s, cot in sets.items() if cot}
 
 
-def generate_case(name: str, seed: int, stored: dict[str, dict[str, Any]] | None = None
-                  ) -> tuple[dict[str, Any], Arrays]:
+def generate_case(
+    name: str, seed: int, stored: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], Arrays]:
     """One golden case: its manifest entry and its arrays (keys relative to the case).
 
     Its variants: "default", every variant stored before (`stored`, label -> fields: the
@@ -82,8 +83,11 @@ def generate_case(name: str, seed: int, stored: dict[str, dict[str, Any]] | None
         fixed = changed_fields(spec, case.spec)
         variants[variant_label(fixed)] = fixed
     variants = dict(sorted(variants.items()))
-    arrays = {**_prefixed("params/", case.params), **_prefixed("inputs/", case.inputs),
-              **_prefixed("state/", case.state)}
+    arrays = {
+        **_prefixed("params/", case.params),
+        **_prefixed("inputs/", case.inputs),
+        **_prefixed("state/", case.state),
+    }
     sets = _cotangent_sets(case, comp.reference(case.with_dtype("float64"), None).outputs)
     kept: list[str] = []
     for label, fixed in variants.items():
@@ -101,9 +105,15 @@ def generate_case(name: str, seed: int, stored: dict[str, dict[str, Any]] | None
                     kept += [s] if s not in kept else []
     for s in kept:
         arrays.update(_prefixed(f"cotangents/{s}/", sets[s]))
-    entry = {"id": f"seed{seed}", "seed": seed, "spec": json.loads(case.spec.to_json()),
-             "train": case.train, "meta": case.meta, "cotangents": kept,
-             "variants": {k: {f: _jsonable(v) for f, v in fx.items()} for k, fx in variants.items()}}
+    entry = {
+        "id": f"seed{seed}",
+        "seed": seed,
+        "spec": json.loads(case.spec.to_json()),
+        "train": case.train,
+        "meta": case.meta,
+        "cotangents": kept,
+        "variants": {k: {f: _jsonable(v) for f, v in fx.items()} for k, fx in variants.items()},
+    }
     return entry, arrays
 
 
@@ -121,8 +131,11 @@ def stored_variants(name: str, directory: Path | None = None) -> dict[int, dict[
     return {int(c["seed"]): c["variants"] for c in entry["cases"]}
 
 
-def generate(name: str, seeds: tuple[int, ...] | None = None,
-             variants: dict[int, dict[str, dict[str, Any]]] | None = None) -> tuple[dict[str, Any], Arrays]:
+def generate(
+    name: str,
+    seeds: tuple[int, ...] | None = None,
+    variants: dict[int, dict[str, dict[str, Any]]] | None = None,
+) -> tuple[dict[str, Any], Arrays]:
     """A component's manifest entry and arrays (keys "<case>/..."), for `seeds` (default SEEDS),
     each case with its `variants` (seed -> stored variants; default: those of the golden set)."""
     variants = stored_variants(name) if variants is None else variants
@@ -142,7 +155,6 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-
 @dataclass
 class Changes:
     added: list[str]
@@ -153,13 +165,16 @@ class Changes:
         return bool(self.added or self.removed or self.changed)
 
     def summary(self, limit: int = 3) -> str:
-        return "; ".join(f"{len(items)} {title}: {items[:limit]}" for title, items in
-                         (("added", self.added), ("removed", self.removed), ("changed", self.changed))
-                         if items)
+        return "; ".join(
+            f"{len(items)} {title}: {items[:limit]}"
+            for title, items in (("added", self.added), ("removed", self.removed), ("changed", self.changed))
+            if items
+        )
 
 
 _REFERENCE = re.compile(
-    r"^(?P<at>.*reference/[^/]+/)(?P<dtype>float32|float64)/(?P<what>outputs|state|grads)/")
+    r"^(?P<at>.*reference/[^/]+/)(?P<dtype>float32|float64)/(?P<what>outputs|state|grads)/"
+)
 
 
 def _value_change(key: str, old: np.ndarray, new: np.ndarray, stored: Arrays) -> str | None:
@@ -170,7 +185,7 @@ def _value_change(key: str, old: np.ndarray, new: np.ndarray, stored: Arrays) ->
     if m is None:  # spec data (parameters, inputs, cotangents) is drawn exactly: bit for bit
         same = np.array_equal(old, new, equal_nan=old.dtype.kind in "fc")
         return None if same else f"{key}: the drawn values differ"
-    rest = key[m.end():]
+    rest = key[m.end() :]
     r64 = stored[f"{m['at']}float64/{m['what']}/{rest}"]
     r32 = stored[f"{m['at']}float32/{m['what']}/{rest}"]
     if m["dtype"] == "float64":
@@ -181,8 +196,10 @@ def _value_change(key: str, old: np.ndarray, new: np.ndarray, stored: Arrays) ->
     ratio, index = worst(new, r64, allowed)
     if ratio <= 1.0:
         return None
-    return (f"{key}{list(index)}: stored {float(old[index])!r}, now {float(new[index])!r}"
-            f" ({ratio:.3g} tolerances)")
+    return (
+        f"{key}{list(index)}: stored {float(old[index])!r}, now {float(new[index])!r}"
+        f" ({ratio:.3g} tolerances)"
+    )
 
 
 def compare(old: tuple[dict[str, Any], Arrays], new: tuple[dict[str, Any], Arrays]) -> Changes:
@@ -199,8 +216,11 @@ def compare(old: tuple[dict[str, Any], Arrays], new: tuple[dict[str, Any], Array
                 old_variants = old_cases[i].get(field, {})
                 changes.added += [f"{i} variant {v}" for v in value if v not in old_variants]
                 changes.removed += [f"{i} variant {v}" for v in old_variants if v not in value]
-                changes.changed += [f"{i} variant {v}: {old_variants[v]!r} -> {value[v]!r}"
-                                    for v in value if v in old_variants and old_variants[v] != value[v]]
+                changes.changed += [
+                    f"{i} variant {v}: {old_variants[v]!r} -> {value[v]!r}"
+                    for v in value
+                    if v in old_variants and old_variants[v] != value[v]
+                ]
             elif old_cases[i].get(field) != value:
                 changes.changed.append(f"{i} {field}: {old_cases[i].get(field)!r} -> {value!r}")
         prefix = f"{i}/"
@@ -223,8 +243,7 @@ def _show(title: str, items: list[str], limit: int = 20) -> None:
             print(f"      ... and {len(items) - limit} more")
 
 
-def command(*, write: bool, force: bool, only: list[str] | None = None,
-            directory: Path | None = None) -> int:
+def command(*, write: bool, force: bool, only: list[str] | None = None, directory: Path | None = None) -> int:
     """`python -m conformance golden`: regenerate, compare with the stored set, write if allowed.
 
     0: up to date (or written); 1: differences found without --write, changed or
@@ -280,8 +299,10 @@ def command(*, write: bool, force: bool, only: list[str] | None = None,
     if not write:
         return 1 if (writes or refused or status) else 0
     if refused and not force:
-        print(f"refused: stored values of {refused} would change; nothing written."
-              " Rerun with --force to overwrite them (and say why in the commit).")
+        print(
+            f"refused: stored values of {refused} would change; nothing written."
+            " Rerun with --force to overwrite them (and say why in the commit)."
+        )
         return 1
     for name in [n for n in refused if n not in registry.names()]:
         (directory / stored[name]["file"]).unlink(missing_ok=True)
@@ -290,4 +311,3 @@ def command(*, write: bool, force: bool, only: list[str] | None = None,
     for name, entry, arrays in writes:
         print(f"wrote {write_component(name, entry, arrays, directory)}")
     return status
-

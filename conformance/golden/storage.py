@@ -28,7 +28,6 @@ REPRODUCE_FLOOR = 8.0
 KIND = {"outputs": "forward", "grads": "gradient", "state": "state"}
 
 
-
 class GoldenDataError(ValueError):
     """The stored golden data is missing, of another format, or lacks what a check needs."""
 
@@ -38,14 +37,17 @@ def golden_dir() -> Path:
 
 
 def variant_label(fixed: dict[str, Any]) -> str:
-    """"default" or "field=value,...": the spec fields a convention changes, as a key-safe name."""
+    """ "default" or "field=value,...": the spec fields a convention changes, as a key-safe name."""
     text = ",".join(f"{k}={v}" for k, v in sorted(fixed.items()))
     return re.sub(r"[^A-Za-z0-9_.=,+-]", "_", text) or DEFAULT
 
 
 def changed_fields(spec: Any, base: Any) -> dict[str, Any]:
-    return {f.name: getattr(spec, f.name) for f in fields(spec)
-            if f.name != "dtype" and getattr(spec, f.name) != getattr(base, f.name)}
+    return {
+        f.name: getattr(spec, f.name)
+        for f in fields(spec)
+        if f.name != "dtype" and getattr(spec, f.name) != getattr(base, f.name)
+    }
 
 
 def _prefixed(prefix: str, arrays: Arrays) -> Arrays:
@@ -53,7 +55,7 @@ def _prefixed(prefix: str, arrays: Arrays) -> Arrays:
 
 
 def _group(arrays: Arrays, prefix: str) -> Arrays:
-    return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
 
 
 def read_manifest(directory: Path | None = None) -> dict[str, Any]:
@@ -65,7 +67,8 @@ def read_manifest(directory: Path | None = None) -> dict[str, Any]:
         raise GoldenDataError(
             f"golden format_version: expected {FORMAT_VERSION}, received"
             f" {manifest.get('format_version')!r} in {path}; regenerate with"
-            " python -m conformance golden --write --force")
+            " python -m conformance golden --write --force"
+        )
     return manifest
 
 
@@ -82,14 +85,14 @@ def read_component(name: str, directory: Path | None = None) -> tuple[dict[str, 
     if entry is None:
         raise GoldenDataError(
             f"golden component: no stored data for {name!r} in {directory};"
-            " run python -m conformance golden --write")
+            " run python -m conformance golden --write"
+        )
     path = directory / entry["file"]
     stat = path.stat()
     return entry, _read_arrays(str(path), (stat.st_mtime_ns, stat.st_size))
 
 
-def write_component(name: str, entry: dict[str, Any], arrays: Arrays,
-                    directory: Path | None = None) -> Path:
+def write_component(name: str, entry: dict[str, Any], arrays: Arrays, directory: Path | None = None) -> Path:
     """Write <name>.npz and the component's manifest entry (other components kept)."""
     directory = directory or golden_dir()
     directory.mkdir(parents=True, exist_ok=True)
@@ -110,12 +113,18 @@ def cases(name: str, spec_class: type[Any], directory: Path | None = None) -> li
     """The stored golden cases of a component, as the property suite's Case objects."""
     entry, arrays = read_component(name, directory)
     return [
-        Case(name, spec_class.from_json(json.dumps(c["spec"])), _group(arrays, f"{c['id']}/params/"),
-             _group(arrays, f"{c['id']}/inputs/"), _group(arrays, f"{c['id']}/state/"),
-             bool(c["train"]), int(c["seed"]), dict(c["meta"]))
+        Case(
+            name,
+            spec_class.from_json(json.dumps(c["spec"])),
+            _group(arrays, f"{c['id']}/params/"),
+            _group(arrays, f"{c['id']}/inputs/"),
+            _group(arrays, f"{c['id']}/state/"),
+            bool(c["train"]),
+            int(c["seed"]),
+            dict(c["meta"]),
+        )
         for c in entry["cases"]
     ]
-
 
 
 def reproduce_allowed(r64: np.ndarray, r32: np.ndarray) -> float:
@@ -144,5 +153,3 @@ def worst(actual: np.ndarray, expected: np.ndarray, allowed: float) -> tuple[flo
     ratio = np.where(np.isnan(ratio), np.inf, ratio)
     flat = int(np.argmax(ratio))
     return float(ratio.reshape(-1)[flat]), tuple(int(i) for i in np.unravel_index(flat, a.shape))
-
-

@@ -97,10 +97,14 @@ class Schedule:
             for b in range(len(d.buckets(c)))
         ]
         fast_frameworks = tuple(f for f in config.frameworks if f in FAST_FRAMEWORKS)
-        checks = [(c, j, f, d) for c in config.components
-                  for j, check in enumerate(registry.component(c).checks)
-                  for f in config.frameworks for d in config.dtypes
-                  if not check.property.not_applicable(f, d)]  # numpy: no property compares it with itself
+        checks = [
+            (c, j, f, d)
+            for c in config.components
+            for j, check in enumerate(registry.component(c).checks)
+            for f in config.frameworks
+            for d in config.dtypes
+            if not check.property.not_applicable(f, d)
+        ]  # numpy: no property compares it with itself
         self.fast = [fast[i] for i in rng.permutation(len(fast))] if fast_frameworks else []
         self.checks = [checks[i] for i in rng.permutation(len(checks))]
         self.config, self.fast_frameworks, self.number = config, fast_frameworks, 0

@@ -134,8 +134,9 @@ class Finding:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Finding:
         floats = ("ratio", "actual", "expected")
-        fields: dict[str, Any] = {k: (float(v) if k in floats and isinstance(v, str) else v)
-                                  for k, v in data.items()}
+        fields: dict[str, Any] = {
+            k: (float(v) if k in floats and isinstance(v, str) else v) for k, v in data.items()
+        }
         return cls(**fields)
 
 

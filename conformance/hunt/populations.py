@@ -164,12 +164,19 @@ def _mlp_bucket(rng: np.random.Generator) -> Bucket:
 def _activation_bucket(activation: str) -> Callable[[np.random.Generator], Bucket]:
     """The MLP with `activation` in its hidden layers (in the output layer too without one),
     ELU's α and softplus's β either at 1 or where the two sides of 0 (the switch) differ."""
+
     def make(rng: np.random.Generator) -> Bucket:
         depth = int(rng.integers(1, 4))
         sizes = tuple(int(w) for w in rng.choice(WIDTHS, depth + 1))
         output = str(rng.choice(OUTPUTS)) if depth > 1 else activation
-        spec = MLPSpec(sizes, activation, output, str(rng.choice(("mse", "cross_entropy"))),
-                       elu_alpha=float(rng.choice((1.0, 1.5))), softplus_beta=float(rng.choice((1.0, 2.0))))
+        spec = MLPSpec(
+            sizes,
+            activation,
+            output,
+            str(rng.choice(("mse", "cross_entropy"))),
+            elu_alpha=float(rng.choice((1.0, 1.5))),
+            softplus_beta=float(rng.choice((1.0, 2.0))),
+        )
         if activation != "elu":
             spec = replace(spec, elu_alpha=1.0)
         if activation != "softplus":
@@ -249,8 +256,10 @@ class MLPDrawer:
     _buckets: ClassVar[dict[str, tuple[Bucket, ...]]] = {
         "mlp": _grid(np.random.default_rng(16), 48, _mlp_bucket) + WIDE_BUCKETS["mlp"],
         "mlp_bn": _grid(np.random.default_rng(17), 16, _bn_bucket) + WIDE_BUCKETS["mlp_bn"],
-        **{component_name(a): _grid(np.random.default_rng([20, i]), 8, _activation_bucket(a))
-           for i, a in enumerate(SMOOTH)},
+        **{
+            component_name(a): _grid(np.random.default_rng([20, i]), 8, _activation_bucket(a))
+            for i, a in enumerate(SMOOTH)
+        },
     }
 
     def buckets(self, component: str) -> tuple[Bucket, ...]:
@@ -298,4 +307,3 @@ def drawer_of(component: str) -> Drawer | None:
         if component in drawer.components:
             return drawer
     return None
-

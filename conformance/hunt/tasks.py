@@ -33,8 +33,13 @@ from conformance.runner import under_conventions
 from refimpl.smooth import NAMES as SMOOTH
 
 FAST_FRAMEWORKS = ("torch", "jax")  # frameworks with a population runner (population_runner)
-POPULATION = {"mlp": 64, "mlp_bn": 32, "rnn": 16, "rnn_truncated": 16,  # members per population
-              **{component_name(a): 64 for a in SMOOTH}}
+POPULATION = {
+    "mlp": 64,
+    "mlp_bn": 32,
+    "rnn": 16,
+    "rnn_truncated": 16,  # members per population
+    **{component_name(a): 64 for a in SMOOTH},
+}
 Mark = Callable[..., None]  # the worker's note of what it is about to run (read after a crash)
 
 
@@ -193,17 +198,32 @@ def _property(task: Task, result: TaskResult, mark: Mark) -> None:
         _report(task, result, case, verdict, framework, dtype, "property")
 
 
-def _report(task: Task, result: TaskResult, case: Case, verdict: confirm.Verdict, framework: str,
-            dtype: str, lane: str) -> None:
+def _report(
+    task: Task,
+    result: TaskResult,
+    case: Case,
+    verdict: confirm.Verdict,
+    framework: str,
+    dtype: str,
+    lane: str,
+) -> None:
     """A confirmed failure: counted if its signature is known (here or before), else minimized.
     A wrong value arbitrated as rounding is noted, not reported (conformance.hunt.confirm)."""
     if verdict.rounding:
-        result.unconfirmed_notes.append(f"{framework} {dtype} {case.component} seed {case.seed}:"
-                                        f" {verdict.message.splitlines()[0]}")
+        result.unconfirmed_notes.append(
+            f"{framework} {dtype} {case.component} seed {case.seed}: {verdict.message.splitlines()[0]}"
+        )
         return
     version = frameworks.backend(framework).version()
-    finding = Finding.of(case, verdict, framework, version, dtype, lane=lane,
-                         origin=f"{describe_shape(case)}, seed {case.seed}")
+    finding = Finding.of(
+        case,
+        verdict,
+        framework,
+        version,
+        dtype,
+        lane=lane,
+        origin=f"{describe_shape(case)}, seed {case.seed}",
+    )
     signature = finding.signature()
     for seen in result.findings:
         if signature == seen.signature() or signature in seen.aliases:
@@ -217,9 +237,18 @@ def _report(task: Task, result: TaskResult, case: Case, verdict: confirm.Verdict
     until = time.monotonic() + max(0.0, min(task.minimize_seconds, task.deadline - time.time()))
     small = minimize(case, verdict, framework, dtype, until)
     _timed(result, "minimize", started)
-    minimized = Finding.of(small.case, small.verdict, framework, version, dtype, lane=lane,
-                           origin=finding.origin, shrink=small.steps, minimized=small.complete,
-                           aliases=[signature])
+    minimized = Finding.of(
+        small.case,
+        small.verdict,
+        framework,
+        version,
+        dtype,
+        lane=lane,
+        origin=finding.origin,
+        shrink=small.steps,
+        minimized=small.complete,
+        aliases=[signature],
+    )
     for seen in result.findings:
         if minimized.signature() == seen.signature():
             seen.count += 1

@@ -59,9 +59,11 @@ def entry(finding: Finding, base: Path) -> str:
             f"{_number(finding.expected)} ({ratio} tolerances)"
         )
     if finding.kind == "wrong-value" and finding.ratio < MARGINAL:
-        lines.append(f"- near the bound: {finding.ratio:.3g} tolerances; an error of the size of"
-                     f" {finding.dtype}'s rounding in another summation order looks like this: check it"
-                     " against the tolerance table before filing it")
+        lines.append(
+            f"- near the bound: {finding.ratio:.3g} tolerances; an error of the size of"
+            f" {finding.dtype}'s rounding in another summation order looks like this: check it"
+            " against the tolerance table before filing it"
+        )
     if finding.shrink:
         done = "" if finding.minimized else " (stopped at its time limit)"
         lines.append(f"- minimized{done}: {'; '.join(finding.shrink)}")

@@ -26,12 +26,27 @@ from conformance.report.rows import (
 )
 
 # (upper bound of the worst error in tolerances, colour, legend) for passing rows
-STEPS = ((1e-3, "#1a9850", "< 0.001"), (1e-2, "#66bd63", "< 0.01"), (1e-1, "#a6d96a", "< 0.1"),
-         (0.5, "#d9ef8b", "< 0.5"), (1.0, "#fee08b", "< 1"))
-STATUS_COLOURS = {"failed": "#d73027", "error": "#67001f", "xfailed": "#b2abd2", "xpassed": "#4575b4",
-                  "skipped": "#e0e0e0"}
-STATUS_LEGEND = {"failed": "FAIL: 1 tolerance or more", "error": "ERROR: the check raised",
-                 "xfailed": "known issue", "xpassed": "FIXED?: a known issue passes", "skipped": "skipped"}
+STEPS = (
+    (1e-3, "#1a9850", "< 0.001"),
+    (1e-2, "#66bd63", "< 0.01"),
+    (1e-1, "#a6d96a", "< 0.1"),
+    (0.5, "#d9ef8b", "< 0.5"),
+    (1.0, "#fee08b", "< 1"),
+)
+STATUS_COLOURS = {
+    "failed": "#d73027",
+    "error": "#67001f",
+    "xfailed": "#b2abd2",
+    "xpassed": "#4575b4",
+    "skipped": "#e0e0e0",
+}
+STATUS_LEGEND = {
+    "failed": "FAIL: 1 tolerance or more",
+    "error": "ERROR: the check raised",
+    "xfailed": "known issue",
+    "xpassed": "FIXED?: a known issue passes",
+    "skipped": "skipped",
+}
 DARK = {"#1a9850", "#d73027", "#67001f", "#4575b4"}
 
 CSS = """
@@ -81,35 +96,50 @@ def cell(background: str, text: str, tip: str = "", href: str = "") -> str:
 def grid(m: Matrix, draw: Callable[[Line, Column], str], versions: dict[str, str]) -> str:
     """The matrix as a table: a framework over its dtypes, a component over its properties."""
     frameworks = list(dict.fromkeys(c[0] for c in m.columns))
-    top = "".join(f'<th colspan="{sum(c[0] == f for c in m.columns)}">{escape(f)}'
-                  f'<br><small>{escape(versions.get(f, ""))}</small></th>' for f in frameworks)
+    top = "".join(
+        f'<th colspan="{sum(c[0] == f for c in m.columns)}">{escape(f)}'
+        f"<br><small>{escape(versions.get(f, ''))}</small></th>"
+        for f in frameworks
+    )
     sub = "".join(f"<th>{escape(column_name(c).split(' ', 1)[1])}</th>" for c in m.columns)
     body = []
     for n, line in enumerate(m.lines):
         span = sum(x[0] == line[0] for x in m.lines)
-        head = (f'<th class="component" rowspan="{span}">{escape(line[0])}</th>'
-                if n == 0 or m.lines[n - 1][0] != line[0] else "")
+        head = (
+            f'<th class="component" rowspan="{span}">{escape(line[0])}</th>'
+            if n == 0 or m.lines[n - 1][0] != line[0]
+            else ""
+        )
         body.append(f"<tr>{head}<th>{escape(line[1])}</th>{''.join(draw(line, c) for c in m.columns)}</tr>")
-    return (f'<table class="matrix"><thead><tr><th rowspan="2">component</th><th rowspan="2">property</th>'
-            f"{top}</tr><tr>{sub}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return (
+        f'<table class="matrix"><thead><tr><th rowspan="2">component</th><th rowspan="2">property</th>'
+        f"{top}</tr><tr>{sub}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
 
 
 def legend(entries: list[tuple[str, str]]) -> str:
-    return '<div class="legend">' + "".join(
-        f'<span><i style="background:{c}"></i>{escape(text)}</span>' for c, text in entries) + "</div>"
+    return (
+        '<div class="legend">'
+        + "".join(f'<span><i style="background:{c}"></i>{escape(text)}</span>' for c, text in entries)
+        + "</div>"
+    )
 
 
 def page(heading: str, badge: tuple[str, str], parts: list[str]) -> str:
     text, background = badge
-    return ("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(heading)}: {escape(text)}</title><style>{CSS}</style></head><body>"
-            f'<h1>{escape(heading)}<span class="badge" style="background:{background}">{escape(text)}'
-            f"</span></h1>{''.join(parts)}</body></html>\n")
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(heading)}: {escape(text)}</title><style>{CSS}</style></head><body>"
+        f'<h1>{escape(heading)}<span class="badge" style="background:{background}">{escape(text)}'
+        f"</span></h1>{''.join(parts)}</body></html>\n"
+    )
 
 
 def entry(row: dict[str, Any], heading: str, body: str, swatch: str = "") -> str:
-    return (f'<details id="{escape(anchor(row))}"><summary><i style="background:{swatch or colour(row)}">'
-            f"</i>{escape(heading)}</summary>{body}</details>")
+    return (
+        f'<details id="{escape(anchor(row))}"><summary><i style="background:{swatch or colour(row)}">'
+        f"</i>{escape(heading)}</summary>{body}</details>"
+    )
 
 
 def replay(row: dict[str, Any]) -> str:
@@ -147,32 +177,56 @@ def report_page(document: dict[str, Any]) -> str:
         return cell(colour(row), label(row), tip, anchor(row) if linked else "")
 
     verdict_text = verdict(rows)
-    parts = [f'<p class="env">{escape(" · ".join(environment(meta)))}</p>',
-             f"<p><b>{escape(totals_line(rows))}</b></p>", chips(rows), "<h2>Matrix</h2>",
-             legend([(c, f"ok {text}") for _, c, text in STEPS]
-                    + [(STATUS_COLOURS[s], t) for s, t in STATUS_LEGEND.items()]),
-             grid(m, draw, versions)]
+    parts = [
+        f'<p class="env">{escape(" · ".join(environment(meta)))}</p>',
+        f"<p><b>{escape(totals_line(rows))}</b></p>",
+        chips(rows),
+        "<h2>Matrix</h2>",
+        legend(
+            [(c, f"ok {text}") for _, c, text in STEPS]
+            + [(STATUS_COLOURS[s], t) for s, t in STATUS_LEGEND.items()]
+        ),
+        grid(m, draw, versions),
+    ]
     failures = [r for r in rows if r["status"] in ("failed", "error", "xpassed")]
     if failures:
-        parts.append(f"<h2>Failures ({len(failures)})</h2><p>Reproducer paths are relative to this"
-                     " report's folder.</p>")
-        parts += [entry(r, f"{title(r)}: {label(r)}",
-                        f"<pre>{escape(str(r.get('message') or ''))}</pre>{replay(r)}") for r in failures]
+        parts.append(
+            f"<h2>Failures ({len(failures)})</h2><p>Reproducer paths are relative to this"
+            " report's folder.</p>"
+        )
+        parts += [
+            entry(
+                r, f"{title(r)}: {label(r)}", f"<pre>{escape(str(r.get('message') or ''))}</pre>{replay(r)}"
+            )
+            for r in failures
+        ]
     known = [r for r in rows if r["status"] == "xfailed"]
     if known:
         details = meta.get("known_issues", {})
         parts.append(f"<h2>Known issues ({len(known)})</h2>")
         for r in known:
             issue = details.get(r.get("known_issue"), {})
-            about = (f"<p><a href=\"{escape(issue['link'])}\">{escape(issue['link'])}</a>"
-                     f" ({escape(issue['package'])} {escape(issue['versions'])}):"
-                     f" {escape(issue['expected'])}</p>" if issue else "")
-            parts.append(entry(r, f"{r.get('known_issue', '')} ({issue.get('kind', 'known issue')}):"
-                                  f" {title(r)}: {label(r)}",
-                               about + f"<pre>{escape(str(r.get('message') or ''))}</pre>{replay(r)}"))
+            about = (
+                f'<p><a href="{escape(issue["link"])}">{escape(issue["link"])}</a>'
+                f" ({escape(issue['package'])} {escape(issue['versions'])}):"
+                f" {escape(issue['expected'])}</p>"
+                if issue
+                else ""
+            )
+            parts.append(
+                entry(
+                    r,
+                    f"{r.get('known_issue', '')} ({issue.get('kind', 'known issue')}):"
+                    f" {title(r)}: {label(r)}",
+                    about + f"<pre>{escape(str(r.get('message') or ''))}</pre>{replay(r)}",
+                )
+            )
     reasons = skip_reasons(rows)
     if reasons:
-        parts.append("<h2>Skipped</h2><ul>" + "".join(
-            f"<li>{escape(reason)} ({n})</li>" for n, reason in reasons) + "</ul>")
+        parts.append(
+            "<h2>Skipped</h2><ul>"
+            + "".join(f"<li>{escape(reason)} ({n})</li>" for n, reason in reasons)
+            + "</ul>"
+        )
     badge_colour = {"PASS": STEPS[0][1], "FAIL": STATUS_COLOURS["failed"]}.get(verdict_text, "#636363")
     return page("Conformance report", (verdict_text, badge_colour), parts)

@@ -37,29 +37,55 @@ def replay(row: dict[str, Any]) -> str:
 
 
 def _failure(row: dict[str, Any]) -> list[str]:
-    return [f"### {title(row)}: {label(row)}", "", FENCE + "text", str(row.get("message") or "").strip(),
-            FENCE, "", replay(row), ""]
+    return [
+        f"### {title(row)}: {label(row)}",
+        "",
+        FENCE + "text",
+        str(row.get("message") or "").strip(),
+        FENCE,
+        "",
+        replay(row),
+        "",
+    ]
 
 
 def _known(issue_id: str, rows: list[dict[str, Any]], details: dict[str, Any]) -> list[str]:
-    where = ", ".join(f"{r['component']} · {r['property']} · {r['framework']} {r['dtype']}: {label(r)}"
-                      for r in rows)
+    where = ", ".join(
+        f"{r['component']} · {r['property']} · {r['framework']} {r['dtype']}: {label(r)}" for r in rows
+    )
     lines = [f"### {issue_id} ({details.get('kind', 'known issue')})", "", f"rows: {where}", ""]
     if details:
-        lines += [f"{details['link']} ({details['package']} {details['versions']}):"
-                  f" {details['expected']}", ""]
+        lines += [
+            f"{details['link']} ({details['package']} {details['versions']}): {details['expected']}",
+            "",
+        ]
     return lines + [replay(r) for r in rows if r.get("reproducer")] + [""]
 
 
 def markdown(document: dict[str, Any]) -> str:
     meta, rows = document.get("meta", {}), document["rows"]
-    out = ["# Conformance report", "", " · ".join(environment(meta)), "",
-           f"**{verdict(rows)}: {totals_line(rows)}**", "", "## Matrix", "", LEGEND + ".", "",
-           *_table(document), ""]
+    out = [
+        "# Conformance report",
+        "",
+        " · ".join(environment(meta)),
+        "",
+        f"**{verdict(rows)}: {totals_line(rows)}**",
+        "",
+        "## Matrix",
+        "",
+        LEGEND + ".",
+        "",
+        *_table(document),
+        "",
+    ]
     failures = [r for r in rows if r["status"] in ("failed", "error", "xpassed")]
     if failures:
-        out += [f"## Failures ({len(failures)})", "",
-                "Reproducer paths are relative to this report's folder.", ""]
+        out += [
+            f"## Failures ({len(failures)})",
+            "",
+            "Reproducer paths are relative to this report's folder.",
+            "",
+        ]
         for r in failures:
             out += _failure(r)
     known: dict[str, list[dict[str, Any]]] = {}

@@ -11,11 +11,19 @@ from typing import Any
 
 from conformance.report.rows import environment, fmt_ratio, skip_reasons, totals_line
 
-LABELS = {"passed": "ok", "failed": "FAIL", "error": "ERROR", "skipped": "skip", "xfailed": "known",
-          "xpassed": "FIXED?"}
-LEGEND = ("each cell: the row's status and its worst error in tolerances (ok below 1, FAIL at 1 or"
-          " more); known: a recorded known issue still reproduces; FIXED?: a known issue no longer"
-          " reproduces; ERROR: the check raised an exception; skip: not run")
+LABELS = {
+    "passed": "ok",
+    "failed": "FAIL",
+    "error": "ERROR",
+    "skipped": "skip",
+    "xfailed": "known",
+    "xpassed": "FIXED?",
+}
+LEGEND = (
+    "each cell: the row's status and its worst error in tolerances (ok below 1, FAIL at 1 or"
+    " more); known: a recorded known issue still reproduces; FIXED?: a known issue no longer"
+    " reproduces; ERROR: the check raised an exception; skip: not run"
+)
 
 Line = tuple[str, str]  # (component, property)
 Column = tuple[str, ...]  # (framework, dtype), with the device when a report holds several
@@ -40,8 +48,10 @@ def build(rows: list[dict[str, Any]], framework_order: list[str] | tuple[str, ..
     """The matrix of `rows`; frameworks in `framework_order` (the run's), the rest after them."""
     with_device = len({r["device"] for r in rows}) > 1
     rank = {name: n for n, name in enumerate(framework_order)}
-    columns = sorted({column_of(r, with_device) for r in rows},
-                     key=lambda c: (rank.get(c[0], len(rank)), c[0] != "numpy", *c))
+    columns = sorted(
+        {column_of(r, with_device) for r in rows},
+        key=lambda c: (rank.get(c[0], len(rank)), c[0] != "numpy", *c),
+    )
     lines = sorted({(str(r["component"]), str(r["property"])) for r in rows})
     cells = {((str(r["component"]), str(r["property"])), column_of(r, with_device)): r for r in rows}
     return Matrix(lines, columns, cells)
@@ -79,9 +89,14 @@ def text(document: dict[str, Any], report_dir: str | Path = ".") -> str:
     lines = [" · ".join(env), "", *out, "", LEGEND, totals_line(rows)]
     for r in rows:
         if r["status"] in ("failed", "error", "xpassed"):
-            replay = f": python -m conformance replay {Path(report_dir) / r['reproducer']}" if r.get(
-                "reproducer") else ""
-            lines.append(f"  {label(r).split()[0]} {r['component']} {r['property']} {r['framework']}"
-                         f" {r['dtype']} {r['device']}{replay}")
+            replay = (
+                f": python -m conformance replay {Path(report_dir) / r['reproducer']}"
+                if r.get("reproducer")
+                else ""
+            )
+            lines.append(
+                f"  {label(r).split()[0]} {r['component']} {r['property']} {r['framework']}"
+                f" {r['dtype']} {r['device']}{replay}"
+            )
     lines += [f"  skipped ({n}): {reason}" for n, reason in skip_reasons(rows)]
     return "\n".join(lines)

@@ -42,15 +42,18 @@ def read_report(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     document = files.read(path, "a JSON report", "JSON", json.loads, (json.JSONDecodeError,))
     if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
-        raise ValueError(f"{path}: expected a JSON object with a list 'rows', received"
-                         f" {type(document).__name__}{' without rows' if isinstance(document, dict) else ''}")
+        raise ValueError(
+            f"{path}: expected a JSON object with a list 'rows', received"
+            f" {type(document).__name__}{' without rows' if isinstance(document, dict) else ''}"
+        )
     for n, row in enumerate(document["rows"]):
         missing = [k for k in (*ROW_KEY, "status") if not isinstance(row, dict) or k not in row]
         if missing:
             raise ValueError(f"{path} rows[{n}]: expected fields {[*ROW_KEY, 'status']}, missing {missing}")
         if row["status"] not in STATUSES:
-            raise ValueError(f"{path} rows[{n}] status: expected one of {list(STATUSES)},"
-                             f" received {row['status']!r}")
+            raise ValueError(
+                f"{path} rows[{n}] status: expected one of {list(STATUSES)}, received {row['status']!r}"
+            )
     if not isinstance(document.get("meta", {}), dict):
         raise ValueError(f"{path} meta: expected a JSON object, received {document['meta']!r}")
     return document
@@ -65,8 +68,11 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, int]:
     return {s: n for s in STATUSES if (n := sum(r["status"] == s for r in rows))}
 
 
-_NAMES = {"error": ("error", "errors"), "xfailed": ("known issue", "known issues"),
-          "xpassed": ("fixed known issue", "fixed known issues")}
+_NAMES = {
+    "error": ("error", "errors"),
+    "xfailed": ("known issue", "known issues"),
+    "xpassed": ("fixed known issue", "fixed known issues"),
+}
 
 
 def counted(status: str, n: int) -> str:
@@ -98,11 +104,13 @@ def environment(meta: dict[str, Any]) -> list[str]:
     versions = dict(sorted(versions.items(), key=lambda pv: (first.get(pv[0], len(first)), pv[0])))
     found = [f"{p} {v}" for p, v in versions.items() if v != "not installed"]
     absent = [p for p, v in versions.items() if v == "not installed"]
-    run = [f"Python {meta['python']} ({meta.get('machine', '?')})" if "python" in meta else "",
-           f"profile {meta['profile']}" if "profile" in meta else "",
-           f"{meta['max_examples']} examples per test" if meta.get("max_examples") else "",
-           f"device {meta['device']}" if "device" in meta else "",
-           meta.get("created", "")]
+    run = [
+        f"Python {meta['python']} ({meta.get('machine', '?')})" if "python" in meta else "",
+        f"profile {meta['profile']}" if "profile" in meta else "",
+        f"{meta['max_examples']} examples per test" if meta.get("max_examples") else "",
+        f"device {meta['device']}" if "device" in meta else "",
+        meta.get("created", ""),
+    ]
     return [*found, *([f"not installed: {', '.join(absent)}"] if absent else []), *filter(None, run)]
 
 

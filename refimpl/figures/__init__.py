@@ -54,8 +54,7 @@ def render(out: Path, names: list[str] | None = None) -> list[Path]:
     try:
         import matplotlib
     except ImportError as err:
-        raise MissingExtra(
-            'python -m refimpl.figures needs matplotlib: pip install -e ".[figures]"') from err
+        raise MissingExtra('python -m refimpl.figures needs matplotlib: pip install -e ".[figures]"') from err
     matplotlib.use("Agg")
     from refimpl.figures import style
 

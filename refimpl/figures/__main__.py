@@ -12,8 +12,9 @@ from refimpl.figures import FIGURES, MissingExtra, render
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m refimpl.figures", description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder to write <name>.png into")
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"figures to draw (default: all): {', '.join(FIGURES)}")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help=f"figures to draw (default: all): {', '.join(FIGURES)}"
+    )
     args = parser.parse_args(argv)
     try:
         written = render(args.out, args.names or None)

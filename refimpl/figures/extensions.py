@@ -40,21 +40,35 @@ def activation_derivatives(fig: Figure) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("pre-activation x")
     ax.set_ylabel("f'(x)")
-    ax.set_title(f"vanishing regime: f' < {VANISHING} for |x| > {edges['tanh']:.1f} (tanh),"
-                 f" |x| > {edges['sigmoid']:.1f} (sigmoid)", loc="left", fontsize=10)
+    ax.set_title(
+        f"vanishing regime: f' < {VANISHING} for |x| > {edges['tanh']:.1f} (tanh),"
+        f" |x| > {edges['sigmoid']:.1f} (sigmoid)",
+        loc="left",
+        fontsize=10,
+    )
     ax.legend(loc="upper left")
     side = fig.add_axes((0.72, 0.12, 0.25, 0.75))
     depth = np.arange(1, 21)
     for name, peak, color in (("sigmoid", 0.25, SERIES[0]), ("tanh", 1.0, SERIES[1])):
-        side.semilogy(depth, peak ** depth, color=color, lw=2, label=f"({peak:g})ᴸ: {name} at x = 0")
-    side.semilogy(depth, float(derivative("tanh", np.array(2.0))) ** depth, color=SERIES[1], ls="--",
-                  lw=1.5, label="tanh at x = 2")
+        side.semilogy(depth, peak**depth, color=color, lw=2, label=f"({peak:g})ᴸ: {name} at x = 0")
+    side.semilogy(
+        depth,
+        float(derivative("tanh", np.array(2.0))) ** depth,
+        color=SERIES[1],
+        ls="--",
+        lw=1.5,
+        label="tanh at x = 2",
+    )
     side.set_xlabel("layers L")
     side.set_title("best case: ∏ f' over L layers", loc="left", fontsize=10)
     side.set_ylim(1e-13, 3)
     side.legend(loc="lower left", fontsize=8.5)
-    fig.text(0.08, 0.93, "σ'(x) = σ(1 − σ) ≤ 1/4 and tanh'(x) = 1 − tanh² ≤ 1: each layer multiplies"
-             " the gradient by one", fontsize=12)
+    fig.text(
+        0.08,
+        0.93,
+        "σ'(x) = σ(1 − σ) ≤ 1/4 and tanh'(x) = 1 − tanh² ≤ 1: each layer multiplies the gradient by one",
+        fontsize=12,
+    )
 
 
 def batchnorm_terms(seed: int = 4) -> dict[str, Any]:
@@ -68,9 +82,11 @@ def batchnorm_terms(seed: int = 4) -> dict[str, Any]:
     dX = batchnorm.batchnorm_train_backward(dY, cache).dX
     N, scale = 8, gamma * cache.inv_std / 8
     dxhat = dY * gamma
-    terms = {"[1] through x̂": scale / gamma * N * dxhat,
-             "[2] through μ": np.broadcast_to(-scale / gamma * dxhat.sum(axis=0), (N, 1)),
-             "[3] through σ²": -scale / gamma * cache.xhat * (dxhat * cache.xhat).sum(axis=0)}
+    terms = {
+        "[1] through x̂": scale / gamma * N * dxhat,
+        "[2] through μ": np.broadcast_to(-scale / gamma * dxhat.sum(axis=0), (N, 1)),
+        "[3] through σ²": -scale / gamma * cache.xhat * (dxhat * cache.xhat).sum(axis=0),
+    }
     return {"terms": {k: v[:, 0] for k, v in terms.items()}, "dX": dX[:, 0]}
 
 
@@ -100,8 +116,12 @@ def bptt_and_batchnorm(fig: Figure) -> None:
     top = max(float(np.abs(v).max()) for v in [*bn["terms"].values(), bn["dX"]])
     bx.set_ylim(-1.1 * top, 1.9 * top)
     bx.legend(loc="upper left", fontsize=8, ncol=2)
-    fig.text(0.02, 0.92, "Truncated BPTT drops paths longer than its window; batch norm's backward also"
-             " runs through μ and σ²", fontsize=12)
+    fig.text(
+        0.02,
+        0.92,
+        "Truncated BPTT drops paths longer than its window; batch norm's backward also runs through μ and σ²",
+        fontsize=12,
+    )
 
 
 def error_nudge(fig: Figure) -> None:
@@ -118,8 +138,9 @@ def error_nudge(fig: Figure) -> None:
     cmap, norm = colormaps["magma_r"], Normalize(0.0, top)
     ax = canvas(fig)
     xs = [0.12, 0.34, 0.56, 0.78]
-    nodes = [[(x0, y) for y in np.linspace(0.86, 0.22, n + 2)[1:-1]] for x0, n in zip(xs, spec.sizes,
-                                                                                           strict=True)]
+    nodes = [
+        [(x0, y) for y in np.linspace(0.86, 0.22, n + 2)[1:-1]] for x0, n in zip(xs, spec.sizes, strict=True)
+    ]
     for l in range(1, 4):
         for j, (bx, by) in enumerate(nodes[l]):
             for i, (ax0, ay) in enumerate(nodes[l - 1]):
@@ -131,16 +152,32 @@ def error_nudge(fig: Figure) -> None:
     for (px, py), value in zip(nodes[0], x[0], strict=True):
         ax.text(px - 0.03, py, f"x = {value:+.1f}", ha="right", va="center", fontsize=9, color=FORWARD)
     for (px, py), y, target in zip(nodes[-1], Y[0], t[0], strict=True):
-        ax.annotate("", (px + 0.025, py), (px + 0.11, py),
-                    arrowprops={"arrowstyle": "-|>", "color": BACKWARD, "lw": 1.2 + 2 * abs(y - target)})
-        ax.text(px + 0.12, py, f"ŷ = {y:+.2f}\nt = {target:+.0f}\nerror {y - target:+.2f}", va="center",
-                fontsize=9, color=BACKWARD)
-    colorbar = fig.colorbar(_mappable(cmap, norm), ax=ax, cax=fig.add_axes((0.1, 0.12, 0.5, 0.025)),
-                            orientation="horizontal")
+        ax.annotate(
+            "",
+            (px + 0.025, py),
+            (px + 0.11, py),
+            arrowprops={"arrowstyle": "-|>", "color": BACKWARD, "lw": 1.2 + 2 * abs(y - target)},
+        )
+        ax.text(
+            px + 0.12,
+            py,
+            f"ŷ = {y:+.2f}\nt = {target:+.0f}\nerror {y - target:+.2f}",
+            va="center",
+            fontsize=9,
+            color=BACKWARD,
+        )
+    colorbar = fig.colorbar(
+        _mappable(cmap, norm), ax=ax, cax=fig.add_axes((0.1, 0.12, 0.5, 0.025)), orientation="horizontal"
+    )
     colorbar.set_label("share of the gradient, |∂L/∂w| / Σ|∂L/∂w|")
     layer_share = ", ".join(f"W{l} {share[l].sum():.0%}" for l in range(1, 4))
-    ax.text(0.02, 0.95, f"Error nudges: each weight's share of the gradient (per layer: {layer_share})",
-            fontsize=12, va="top")
+    ax.text(
+        0.02,
+        0.95,
+        f"Error nudges: each weight's share of the gradient (per layer: {layer_share})",
+        fontsize=12,
+        va="top",
+    )
 
 
 def _circle(x: float, y: float) -> Any:

@@ -76,8 +76,9 @@ def gradients(case: ClipCase, params: Params) -> Params:
     return {k: g for k, g in grads.items() if k != "X"}
 
 
-def train_with(clip: Any, spec: MLPSpec, params: Params, X: Array, targets: Array,
-               lr: float, max_norm: float, steps: int) -> ClipRun:
+def train_with(
+    clip: Any, spec: MLPSpec, params: Params, X: Array, targets: Array, lr: float, max_norm: float, steps: int
+) -> ClipRun:
     """Full-batch SGD, `clip` (clip_flat or clip_flat_aliasing) before each update."""
     losses, norms = [], []
     for _ in range(steps):
@@ -126,6 +127,9 @@ def stacked(case: ClipCase) -> dict[str, Array]:
 
 def in_float32(case: ClipCase) -> ClipCase:
     """The same case computed in float32 (the rounding estimate of the suite's tolerances)."""
-    return case._replace(spec=replace(case.spec, dtype="float32"),
-                         params={k: v.astype(np.float32) for k, v in case.params.items()},
-                         X=case.X.astype(np.float32), targets=case.targets.astype(np.float32))
+    return case._replace(
+        spec=replace(case.spec, dtype="float32"),
+        params={k: v.astype(np.float32) for k, v in case.params.items()},
+        X=case.X.astype(np.float32),
+        targets=case.targets.astype(np.float32),
+    )

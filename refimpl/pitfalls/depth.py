@@ -50,7 +50,12 @@ class DepthCase(NamedTuple):
 
 
 def depth_case(
-    activation: str, depth: int, *, gain: float = TORCH_GAIN, width: int = 64, batch: int = 64,
+    activation: str,
+    depth: int,
+    *,
+    gain: float = TORCH_GAIN,
+    width: int = 64,
+    batch: int = 64,
     seed: int = 0,
 ) -> DepthCase:
     """`depth` linear layers of `width` units, `activation` in every hidden layer, an identity
@@ -92,8 +97,13 @@ def delta_profile(case: DepthCase) -> Array:
 
 def chi(activation: str, gain: float, slope: float = 0.01) -> float:
     """The per-layer factor of ‖δ‖² in the linear regime (module docstring); sigmoid's is its bound."""
-    factors = {"relu": 0.5, "leaky_relu": (1.0 + slope**2) / 2.0, "tanh": 1.0, "sigmoid": 1.0 / 16.0,
-               "identity": 1.0}
+    factors = {
+        "relu": 0.5,
+        "leaky_relu": (1.0 + slope**2) / 2.0,
+        "tanh": 1.0,
+        "sigmoid": 1.0 / 16.0,
+        "identity": 1.0,
+    }
     return gain**2 * factors[require_choice("activation", activation, ACTIVATIONS)]
 
 
@@ -102,7 +112,7 @@ def sigmoid_bound(case: DepthCase) -> Array:
     stack, since ‖σ'(Z) ⊙ (δ W)‖_F <= max σ' ‖δ W‖_F <= ‖δ‖_F ‖W‖₂ / 4."""
     L = case.spec.depth
     factors = [np.linalg.norm(case.params[f"W{k}"], 2) / 4.0 for k in range(2, L + 1)]
-    return np.array([np.prod(factors[l - 1:]) for l in range(1, L + 1)])
+    return np.array([np.prod(factors[l - 1 :]) for l in range(1, L + 1)])
 
 
 DEPTH = 12  # the stacks of docs/pitfalls.md

@@ -39,7 +39,12 @@ class RecurrentCase(NamedTuple):
 
 
 def recurrent_case(
-    rho: float, input_scale: float, *, T: int = 32, readout: str = "last", hidden: int = 32,
+    rho: float,
+    input_scale: float,
+    *,
+    T: int = 32,
+    readout: str = "last",
+    hidden: int = 32,
     seed: int = 0,
 ) -> RecurrentCase:
     """A tanh RNN (D = 4, H = hidden, C = 2, mse) with W_hh = ρ Q for a random orthogonal Q,
@@ -68,8 +73,9 @@ def truncated_profile(case: RecurrentCase, k: int) -> Array:
     norms, h = np.zeros(T), case.h0
     for start in range(0, T, k):
         stop = min(start + k, T)
-        H_c, seq = rnn.rnn_sequence_forward(case.X[start:stop], h, p["W_ih"], p["W_hh"], p["b_ih"],
-                                            p["b_hh"], spec.nonlinearity)
+        H_c, seq = rnn.rnn_sequence_forward(
+            case.X[start:stop], h, p["W_ih"], p["W_hh"], p["b_ih"], p["b_hh"], spec.nonlinearity
+        )
         h = H_c[-1]
         if spec.readout == "last" and stop < T:
             continue  # no loss term in this chunk: nothing flows back in it
@@ -99,8 +105,11 @@ def clipping_case() -> RecurrentCase:
 
 def stacked(case: RecurrentCase, steps: int = CLIP_STEPS) -> dict[str, Array]:
     """The case's batch repeated for `steps` SGD steps, stacked on a leading step axis."""
-    return {"X": np.stack([case.X] * steps), "h0": np.stack([case.h0] * steps),
-            "targets": np.stack([case.targets] * steps)}
+    return {
+        "X": np.stack([case.X] * steps),
+        "h0": np.stack([case.h0] * steps),
+        "targets": np.stack([case.targets] * steps),
+    }
 
 
 class TrainingRun(NamedTuple):
@@ -115,8 +124,8 @@ def clipping_runs(case: RecurrentCase, steps: int = CLIP_STEPS) -> dict[str, Tra
     batch = {"X": case.X, "h0": case.h0, "targets": case.targets}
     runs = {}
     for name, clip in (("clipped", ClipSpec("global_norm", CLIP_MAX_NORM)), ("unclipped", None)):
-        params, _, infos = train(rnn_objective(case.spec), SGDSpec(CLIP_LR, clip), case.params, {},
-                                 [batch] * steps)
-        runs[name] = TrainingRun(np.array([i.loss for i in infos]), np.array([i.norm for i in infos]),
-                                 params)
+        params, _, infos = train(
+            rnn_objective(case.spec), SGDSpec(CLIP_LR, clip), case.params, {}, [batch] * steps
+        )
+        runs[name] = TrainingRun(np.array([i.loss for i in infos]), np.array([i.norm for i in infos]), params)
     return runs

@@ -37,21 +37,41 @@ def thread_environment(threads: str) -> dict[str, str]:
         return {}
     n = int(threads)
     xla = f"--xla_cpu_multi_thread_eigen={'false' if n == 1 else 'true'} intra_op_parallelism_threads={n}"
-    return {"OPENBLAS_NUM_THREADS": str(n), "OMP_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n),
-            "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {xla}".strip()}
+    return {
+        "OPENBLAS_NUM_THREADS": str(n),
+        "OMP_NUM_THREADS": str(n),
+        "MKL_NUM_THREADS": str(n),
+        "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {xla}".strip(),
+    }
 
 
 def pytest_command(timer: str, extra: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", str(HERE), "-o", "python_files=bench_*.py",
-            "--benchmark-only", "-p", "no:randomly", f"--benchmark-timer={TIMERS[timer]}",
-            "--benchmark-columns=min,median,rounds", "--benchmark-sort=name", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        str(HERE),
+        "-o",
+        "python_files=bench_*.py",
+        "--benchmark-only",
+        "-p",
+        "no:randomly",
+        f"--benchmark-timer={TIMERS[timer]}",
+        "--benchmark-columns=min,median,rounds",
+        "--benchmark-sort=name",
+        *extra,
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", default="1", help="threads per library, or 'default' (default: 1)")
-    parser.add_argument("--timer", choices=sorted(TIMERS), default="cpu",
-                        help="cpu: CPU time of the process (one thread only); wall: elapsed time")
+    parser.add_argument(
+        "--timer",
+        choices=sorted(TIMERS),
+        default="cpu",
+        help="cpu: CPU time of the process (one thread only); wall: elapsed time",
+    )
     parser.add_argument("--no-suite", action="store_true", help="skip timing the conformance suite")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments, after --")
     args = parser.parse_args(argv)
@@ -59,8 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--timer cpu adds up the CPU time of every thread: use it with --threads 1")
     command = pytest_command(args.timer, args.pytest_args)
     print("+", " ".join(f"{k}={v!r}" for k, v in thread_environment(args.threads).items()), *command[1:])
-    done = subprocess.run(command, cwd=ROOT, env={**os.environ, **thread_environment(args.threads)},
-                          check=False)
+    done = subprocess.run(
+        command, cwd=ROOT, env={**os.environ, **thread_environment(args.threads)}, check=False
+    )
     if args.no_suite:
         return done.returncode
     timing = measure()

@@ -19,8 +19,13 @@ def test_case(benchmark: Any, case: Any, implementation: str) -> None:
         pytest.importorskip(FRAMEWORK_MODULES[implementation])
     built = case.build(implementation)
     benchmark.group = case.name
-    benchmark.extra_info.update(case=case.name, implementation=implementation, dtype=case.dtype,
-                                flops=case.flops, first_call_s=built.first_call_s)
+    benchmark.extra_info.update(
+        case=case.name,
+        implementation=implementation,
+        dtype=case.dtype,
+        flops=case.flops,
+        first_call_s=built.first_call_s,
+    )
     scan_off = finiteness_scan_off() if implementation == "reference-noscan" else contextlib.nullcontext()
     with scan_off:
         benchmark(built.step)

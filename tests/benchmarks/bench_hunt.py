@@ -37,8 +37,9 @@ def fast_round(populations: list[Population], split: Counter[str]) -> None:
             spec = under_conventions(population.cases[0], frameworks.backend(framework)).spec
             started = time.process_time()
             if spec not in expected:
-                expected[spec] = Expected(run_population(population, spec, "float64"),
-                                          run_population(population, spec, "float32"))
+                expected[spec] = Expected(
+                    run_population(population, spec, "float64"), run_population(population, spec, "float32")
+                )
             split["reference"] += time.process_time() - started
             for dtype in DTYPES:
                 started = time.process_time()
@@ -62,5 +63,9 @@ def test_hunt_fast_lane(benchmark: Any, component: str) -> None:
     benchmark.group = "hunt fast lane"
     benchmark(fast_round, populations, split)
     total = sum(split.values())
-    benchmark.extra_info.update(hunt=component, cases=sum(len(p) for p in populations), first_round_s=first,
-                                split={k: v / total for k, v in split.items()})
+    benchmark.extra_info.update(
+        hunt=component,
+        cases=sum(len(p) for p in populations),
+        first_round_s=first,
+        split={k: v / total for k, v in split.items()},
+    )

@@ -79,8 +79,11 @@ def finiteness_scan_off() -> Iterator[None]:
     def no_scan(*args: Any, **kwargs: Any) -> Any:
         return original(*args, **{**kwargs, "finite": False})
 
-    modules = [m for name, m in list(sys.modules.items())
-               if name.startswith("refimpl.") and getattr(m, "require_array", None) is original]
+    modules = [
+        m
+        for name, m in list(sys.modules.items())
+        if name.startswith("refimpl.") and getattr(m, "require_array", None) is original
+    ]
     for module in modules:
         module.require_array = no_scan  # type: ignore[attr-defined]
     try:
@@ -143,8 +146,9 @@ def mlp_case(sizes: tuple[int, ...], N: int, dtype: str) -> Case:
 
     products = sum(a * b for a, b in itertools.pairwise(sizes))
     name = f"mlp {'-'.join(map(str, sizes))} N={N} {dtype}"
-    return Case(name, dtype, 6.0 * N * products,
-                {"reference": reference, "torch": torch_eager, "jax": jax_jit})
+    return Case(
+        name, dtype, 6.0 * N * products, {"reference": reference, "torch": torch_eager, "jax": jax_jit}
+    )
 
 
 def rnn_case(D: int, H: int, C: int, T: int, N: int, dtype: str) -> Case:
@@ -207,8 +211,12 @@ def rnn_case(D: int, H: int, C: int, T: int, N: int, dtype: str) -> Case:
         return _jitted(lambda: vjp(variables, Xj, h0j, dYj))
 
     flops = 6.0 * T * N * (D * H + H * H) + 6.0 * N * H * C
-    return Case(f"rnn D={D} H={H} T={T} N={N} {dtype}", dtype, flops,
-                {"reference": reference, "torch": torch_eager, "jax": jax_jit})
+    return Case(
+        f"rnn D={D} H={H} T={T} N={N} {dtype}",
+        dtype,
+        flops,
+        {"reference": reference, "torch": torch_eager, "jax": jax_jit},
+    )
 
 
 def batchnorm_case(N: int, D: int, dtype: str) -> Case:
@@ -250,8 +258,9 @@ def batchnorm_case(N: int, D: int, dtype: str) -> Case:
         enable_float64()
 
         jdtype = jnp.dtype(dtype)
-        model = fnn.BatchNorm(use_running_average=False, momentum=0.99, epsilon=1e-5,
-                              dtype=jdtype, param_dtype=jdtype)
+        model = fnn.BatchNorm(
+            use_running_average=False, momentum=0.99, epsilon=1e-5, dtype=jdtype, param_dtype=jdtype
+        )
         Xj, dYj = jnp.asarray(X), jnp.asarray(dY)
         variables = model.init(jax.random.key(0), Xj)
 
@@ -265,8 +274,12 @@ def batchnorm_case(N: int, D: int, dtype: str) -> Case:
 
         return _jitted(lambda: vjp(variables["params"], variables["batch_stats"], Xj, dYj))
 
-    return Case(f"batchnorm N={N} D={D} {dtype}", dtype, 0.0,
-                {"reference": reference, "torch": torch_eager, "jax": jax_jit})
+    return Case(
+        f"batchnorm N={N} D={D} {dtype}",
+        dtype,
+        0.0,
+        {"reference": reference, "torch": torch_eager, "jax": jax_jit},
+    )
 
 
 def clip_case(sizes: tuple[int, ...], dtype: str) -> Case:
@@ -302,8 +315,12 @@ def clip_case(sizes: tuple[int, ...], dtype: str) -> Case:
         update = jax.jit(lambda updates, state: tx.update(updates, state)[0])
         return _jitted(lambda: update(updates, state))
 
-    return Case(f"clip {'-'.join(map(str, sizes))} {dtype}", dtype, 0.0,
-                {"reference": reference, "torch": torch_eager, "jax": jax_jit})
+    return Case(
+        f"clip {'-'.join(map(str, sizes))} {dtype}",
+        dtype,
+        0.0,
+        {"reference": reference, "torch": torch_eager, "jax": jax_jit},
+    )
 
 
 CASES = (

@@ -51,7 +51,7 @@ def _component(classname: str) -> str:
 
 
 def _framework(name: str) -> str:
-    """"test_forward[jax-float64]" -> "jax"."""
+    """ "test_forward[jax-float64]" -> "jax"."""
     return name.partition("[")[2].partition("-")[0] or "other"
 
 
@@ -94,17 +94,32 @@ def measure(workers: int = 0, extra: tuple[str, ...] = ()) -> SuiteTiming:
     with tempfile.TemporaryDirectory() as tmp:
         junit = Path(tmp) / "junit.xml"
         command = [
-            sys.executable, "-m", "pytest", "--pyargs", "conformance.components",
-            "--conformance-profile", "ci", "-q", "-p", "no:cacheprovider",
-            f"--junitxml={junit}", "-o", "junit_family=xunit2", "-o", "junit_duration_report=total",
-            *(["-n", str(workers)] if workers else []), *extra,
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            "conformance.components",
+            "--conformance-profile",
+            "ci",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            "-o",
+            "junit_family=xunit2",
+            "-o",
+            "junit_duration_report=total",
+            *(["-n", str(workers)] if workers else []),
+            *extra,
         ]
         before, started = _children_cpu(), time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
         wall, cpu = time.perf_counter() - started, _children_cpu() - before
         if not junit.is_file():
-            raise RuntimeError(f"the suite wrote no report (exit {done.returncode}):\n{done.stdout[-2000:]}"
-                               f"\n{done.stderr[-2000:]}")
+            raise RuntimeError(
+                f"the suite wrote no report (exit {done.returncode}):\n{done.stdout[-2000:]}"
+                f"\n{done.stderr[-2000:]}"
+            )
         timing = parse_junit(junit)
     timing.wall_s, timing.cpu_s, timing.exit_code, timing.workers = wall, cpu, done.returncode, workers
     return timing
@@ -113,10 +128,12 @@ def measure(workers: int = 0, extra: tuple[str, ...] = ()) -> SuiteTiming:
 def render(timing: dict[str, Any]) -> str:
     mode = f"-n {timing['workers']}" if timing["workers"] else "serial"
     rest = timing["wall_s"] - timing["tests_s"]
-    lines = [f"conformance ci profile ({mode}): {timing['wall_s']:.1f} s wall, {timing['cpu_s']:.1f} s CPU,"
-             f" exit code "
-             f"{timing['exit_code']}; tests {timing['tests_s']:.1f} s, "
-             + (f"start-up and collection {rest:.1f} s" if not timing["workers"] else "across workers")]
+    lines = [
+        f"conformance ci profile ({mode}): {timing['wall_s']:.1f} s wall, {timing['cpu_s']:.1f} s CPU,"
+        f" exit code "
+        f"{timing['exit_code']}; tests {timing['tests_s']:.1f} s, "
+        + (f"start-up and collection {rest:.1f} s" if not timing["workers"] else "across workers")
+    ]
     total = timing["tests_s"] or 1.0
     for name, seconds in sorted(timing["components"].items(), key=lambda kv: -kv[1]):
         counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(timing["counts"][name].items()))

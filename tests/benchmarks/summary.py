@@ -59,8 +59,12 @@ def environment() -> dict[str, Any]:
     """The machine and the thread counts each implementation runs with."""
     import numpy as np
 
-    info: dict[str, Any] = {"cpu": _cpu_model(), "cores": os.cpu_count(), "numpy": np.__version__,
-                            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)")}
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "numpy": np.__version__,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+    }
     blas = np.__config__.CONFIG.get("Build Dependencies", {}).get("blas", {})
     info["blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     try:
@@ -112,18 +116,25 @@ def render(benchmarks: list[dict[str, Any]], env: dict[str, Any]) -> str:
         elif "peak" in extra:
             peaks[extra["peak"]] = extra["flops"] / _fastest(bench) / 1e9
         elif "hunt" in extra:
-            hunt.append(f"| {extra['hunt']:<8} | {extra['cases'] / _fastest(bench):>8,.0f} "
-                        f"| {extra['first_round_s']:>13.1f} | "
-                        + ", ".join(f"{k} {v:.0%}" for k, v in sorted(extra["split"].items(),
-                                                                       key=lambda kv: -kv[1])) + " |")
+            hunt.append(
+                f"| {extra['hunt']:<8} | {extra['cases'] / _fastest(bench):>8,.0f} "
+                f"| {extra['first_round_s']:>13.1f} | "
+                + ", ".join(f"{k} {v:.0%}" for k, v in sorted(extra["split"].items(), key=lambda kv: -kv[1]))
+                + " |"
+            )
 
     timer = benchmarks[0].get("options", {}).get("timer", "?") if benchmarks else "?"
     lines = ["", "benchmark summary (fastest rounds; ratios = reference time / framework time)"]
     lines += [f"  {key}: {value}" for key, value in {**env, "timer": timer}.items()]
-    lines += [f"  np.matmul {n} x {n} peak, {dtype}: {gflops:.1f} GFLOP/s"
-              for dtype, gflops in sorted(peaks.items()) for n in [512]]
-    header = (f"| {'case':<38} | ref ms | torch ms | jax ms | ref/torch | ref/jax | jax 1st call s "
-              f"| ref GFLOP/s | % peak | scan |")
+    lines += [
+        f"  np.matmul {n} x {n} peak, {dtype}: {gflops:.1f} GFLOP/s"
+        for dtype, gflops in sorted(peaks.items())
+        for n in [512]
+    ]
+    header = (
+        f"| {'case':<38} | ref ms | torch ms | jax ms | ref/torch | ref/jax | jax 1st call s "
+        f"| ref GFLOP/s | % peak | scan |"
+    )
     lines += ["", header, "|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|"]
     for case, t in times.items():
         ref = t.get("reference")
@@ -139,8 +150,12 @@ def render(benchmarks: list[dict[str, Any]], env: dict[str, Any]) -> str:
             f"| {f'{100 * gflops / peak:.0f}%' if gflops and peak else '-':>6} | {scan:>4} |"
         )
     if hunt:  # bench_hunt.py: the hunt's fast lane, cases checked in torch and JAX, both dtypes
-        lines += ["", "| hunt     | cases/s  | 1st round s   | share of a round |",
-                  "|----------|----------|---------------|------------------|", *hunt]
+        lines += [
+            "",
+            "| hunt     | cases/s  | 1st round s   | share of a round |",
+            "|----------|----------|---------------|------------------|",
+            *hunt,
+        ]
     return "\n".join(lines)
 
 

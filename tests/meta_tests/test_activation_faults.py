@@ -64,8 +64,9 @@ def test_gelu_backward_off_leaves_the_forward_right(monkeypatch: pytest.MonkeyPa
 
 
 def test_elu_kink_from_the_other_side_fails_the_kink_property(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "elu",
-                        lambda z, spec: EluKinkFromTheRight.apply(z, spec.elu_alpha))
+    monkeypatch.setitem(
+        torch_mlp.ACTIVATIONS, "elu", lambda z, spec: EluKinkFromTheRight.apply(z, spec.elu_alpha)
+    )
     with pytest.raises(ConformanceFailure, match=r"kink-convention, component mlp_elu.*torch"):
         test_activations.test_elu_kink(framework="torch", dtype="float64", conformance_run=META_RUN)
     # random pre-activations never hit 0 exactly: only the kink property sees it
@@ -74,8 +75,11 @@ def test_elu_kink_from_the_other_side_fails_the_kink_property(monkeypatch: pytes
 
 def test_softplus_without_the_threshold_fails_the_threshold_property(monkeypatch: pytest.MonkeyPatch) -> None:
     """The log form everywhere (jax's convention) where torch's spec says identity past βz = 20."""
-    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "softplus",
-                        lambda z, spec: F.softplus(z, beta=spec.softplus_beta, threshold=float("inf")))
+    monkeypatch.setitem(
+        torch_mlp.ACTIVATIONS,
+        "softplus",
+        lambda z, spec: F.softplus(z, beta=spec.softplus_beta, threshold=float("inf")),
+    )
     with pytest.raises(ConformanceFailure, match=r"softplus-threshold, component mlp_softplus.*float64"):
         test_activations.test_softplus_threshold(framework="torch", dtype="float64", conformance_run=META_RUN)
     # 1e-9 of a value of 20 is below float32's resolution, and random inputs never reach βz = 20
@@ -89,7 +93,8 @@ def test_a_wrong_reference_derivative_fails_finite_differences(monkeypatch: pyte
     right = smooth.silu_prime
     monkeypatch.setattr(smooth, "silu_prime", lambda x: 2 * smooth._sigmoid_pair(x)[0] - right(x))
     with pytest.raises(ConformanceFailure, match=r"finite-differences, component mlp_silu, framework numpy"):
-        test_activations.test_silu_finite_differences(framework="numpy", dtype="float64",
-                                                      conformance_run=META_RUN)
+        test_activations.test_silu_finite_differences(
+            framework="numpy", dtype="float64", conformance_run=META_RUN
+        )
     with pytest.raises(ConformanceFailure, match=r"gradient-agreement, component mlp_silu.*torch"):
         test_activations.test_silu_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)

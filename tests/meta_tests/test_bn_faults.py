@@ -30,9 +30,16 @@ _batch_norm = F.batch_norm
 _update = bn.update_running_stats
 
 
-def torch_constant_statistics(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
-                              bias: Any = None, training: bool = False, momentum: float = 0.1,
-                              eps: float = 1e-5) -> Any:
+def torch_constant_statistics(
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Any:
     """torch's batch norm with the batch statistics detached in training mode: the
     forward and the running statistics are right, the input gradient is δ γ s only."""
     y = _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
@@ -42,9 +49,16 @@ def torch_constant_statistics(x: Any, running_mean: Any, running_var: Any, weigh
     return (x - mean) / torch.sqrt(var + eps) * weight + bias
 
 
-def torch_biased_running_var(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
-                             bias: Any = None, training: bool = False, momentum: float = 0.1,
-                             eps: float = 1e-5) -> Any:
+def torch_biased_running_var(
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Any:
     """torch's batch norm whose running variance takes the biased batch variance."""
     before = running_var.clone() if running_var is not None else None
     y = _batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
@@ -54,9 +68,16 @@ def torch_biased_running_var(x: Any, running_mean: Any, running_var: Any, weight
     return y
 
 
-def torch_swapped_momentum(x: Any, running_mean: Any, running_var: Any, weight: Any = None,
-                           bias: Any = None, training: bool = False, momentum: float = 0.1,
-                           eps: float = 1e-5) -> Any:
+def torch_swapped_momentum(
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Any:
     """torch's batch norm with momentum 1 - m: the running statistics keep m of the batch."""
     return _batch_norm(x, running_mean, running_var, weight, bias, training, 1 - momentum, eps)
 
@@ -67,8 +88,9 @@ def reference_constant_statistics(dY: np.ndarray, cache: bn.BatchNormCache) -> b
     return bn.BatchNormGrads(right.dX, right.dgamma, right.dbeta)
 
 
-def reference_other_estimator(*args: Any, running_var_estimator: str = "unbiased",
-                              **kwargs: Any) -> dict[str, np.ndarray]:
+def reference_other_estimator(
+    *args: Any, running_var_estimator: str = "unbiased", **kwargs: Any
+) -> dict[str, np.ndarray]:
     other = "biased" if running_var_estimator == "unbiased" else "unbiased"
     n = args[3] if len(args) > 3 else kwargs["n"]
     if other == "unbiased" and n < 2:
@@ -76,16 +98,16 @@ def reference_other_estimator(*args: Any, running_var_estimator: str = "unbiased
     return _update(*args, running_var_estimator=other, **kwargs)
 
 
-def reference_swapped_momentum(*args: Any, momentum: float = 0.1,
-                               **kwargs: Any) -> dict[str, np.ndarray]:
+def reference_swapped_momentum(*args: Any, momentum: float = 0.1, **kwargs: Any) -> dict[str, np.ndarray]:
     return _update(*args, momentum=1.0 - momentum, **kwargs)
 
 
 # The property tests' hypothesis runs with the shrink phase off: a fault shows at the first
 # example, and shrinking it to the smallest seed (some 100 runs) is the report's business, not
 # this test's.
-NO_SHRINK = replace(META_RUN, config=replace(META_RUN.config,
-                                             profile=replace(META_RUN.config.profile, shrink=False)))
+NO_SHRINK = replace(
+    META_RUN, config=replace(META_RUN.config, profile=replace(META_RUN.config.profile, shrink=False))
+)
 
 
 def _fails(test: Any, framework: str, dtype: str, match: str) -> str:
@@ -105,15 +127,13 @@ def test_torch_constant_statistics_backward_fails_gradient_agreement(
     monkeypatch: pytest.MonkeyPatch, dtype: str
 ) -> None:
     monkeypatch.setattr(F, "batch_norm", torch_constant_statistics)
-    _fails(test_mlp_bn.test_gradient, "torch", dtype,
-           r"gradient-agreement.*\n  parameter (Z1|Z2|W1|W2|X)\b")
+    _fails(test_mlp_bn.test_gradient, "torch", dtype, r"gradient-agreement.*\n  parameter (Z1|Z2|W1|W2|X)\b")
 
 
 def test_torch_constant_statistics_backward_fails_the_sums(monkeypatch: pytest.MonkeyPatch) -> None:
     """No reference involved: Σ_n ∂L/∂Z = 0 breaks."""
     monkeypatch.setattr(F, "batch_norm", torch_constant_statistics)
-    _fails(test_mlp_bn.test_gradient_sums, "torch", "float64",
-           r"bn-gradient-sums.*\n  parameter Σ_n ∂L/∂Z\d")
+    _fails(test_mlp_bn.test_gradient_sums, "torch", "float64", r"bn-gradient-sums.*\n  parameter Σ_n ∂L/∂Z\d")
 
 
 def test_torch_constant_statistics_forward_still_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,10 +147,18 @@ def test_reference_constant_statistics_backward_fails_against_each_framework(
 ) -> None:
     monkeypatch.setattr(bn, "batchnorm_train_backward", reference_constant_statistics)
     for framework in ("torch", "jax"):
-        _fails(test_mlp_bn.test_gradient, framework, "float64",
-               r"gradient-agreement.*\n  parameter (Z1|Z2|W1|W2|X)\b")
-    _fails(test_mlp_bn.test_finite_differences, "numpy", "float64",
-           r"finite-differences.*\n  parameter (W1|W2|X) \(directional\)")
+        _fails(
+            test_mlp_bn.test_gradient,
+            framework,
+            "float64",
+            r"gradient-agreement.*\n  parameter (Z1|Z2|W1|W2|X)\b",
+        )
+    _fails(
+        test_mlp_bn.test_finite_differences,
+        "numpy",
+        "float64",
+        r"finite-differences.*\n  parameter (W1|W2|X) \(directional\)",
+    )
 
 
 # --- the running statistics: the estimator, the momentum ---------------------------------
@@ -146,8 +174,12 @@ def test_torch_biased_running_variance_fails_state_agreement(
 
 def test_torch_swapped_momentum_fails_state_agreement(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(F, "batch_norm", torch_swapped_momentum)
-    _fails(test_mlp_bn.test_state, "torch", "float32",
-           r"state-agreement.*\n  parameter state after 1 step: running_(mean|var)\d")
+    _fails(
+        test_mlp_bn.test_state,
+        "torch",
+        "float32",
+        r"state-agreement.*\n  parameter state after 1 step: running_(mean|var)\d",
+    )
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
@@ -164,8 +196,12 @@ def test_reference_with_swapped_momentum_fails_state_agreement(
     monkeypatch: pytest.MonkeyPatch, framework: str
 ) -> None:
     monkeypatch.setattr(bn, "update_running_stats", reference_swapped_momentum)
-    _fails(test_mlp_bn.test_state, framework, "float64",
-           r"state-agreement.*\n  parameter state after 1 step: running_(mean|var)\d")
+    _fails(
+        test_mlp_bn.test_state,
+        framework,
+        "float64",
+        r"state-agreement.*\n  parameter state after 1 step: running_(mean|var)\d",
+    )
 
 
 def test_the_faults_are_faults() -> None:
@@ -177,6 +213,7 @@ def test_the_faults_are_faults() -> None:
     mu, var = bn.batch_statistics(X)
     right = _update(state, mu, var, 6, momentum=0.1)
     for fault in (reference_other_estimator, reference_swapped_momentum):
-        wrong = fault(state, mu, var, 6, momentum=0.1, momentum_convention="torch",
-                      running_var_estimator="unbiased")
+        wrong = fault(
+            state, mu, var, 6, momentum=0.1, momentum_convention="torch", running_var_estimator="unbiased"
+        )
         assert not np.allclose(wrong["running_var"], right["running_var"])

@@ -70,8 +70,13 @@ def clip_also_scaling_parameters(params: list[Any], spec: Any) -> Any:
         (clip_skipping_nan, test_clip.test_nonfinite, r"parameter .*clipped/"),
         (clip_also_scaling_parameters, test_clip.test_isolation, r"parameter param/"),
     ],
-    ids=["no-eps-agreement", "no-eps-threshold", "norm-without-last", "nan-left-unclipped",
-         "scales-parameters"],
+    ids=[
+        "no-eps-agreement",
+        "no-eps-threshold",
+        "norm-without-last",
+        "nan-left-unclipped",
+        "scales-parameters",
+    ],
 )
 def test_a_faulty_torch_clip_fails_the_suite(
     monkeypatch: pytest.MonkeyPatch, fault: Any, test: Any, where: str
@@ -118,8 +123,12 @@ def test_a_faulty_reference_fails_its_own_rows(
 
 def test_the_real_clipping_passes_the_same_tests() -> None:
     """Without a fault the same property tests pass: the failures above are the faults'."""
-    for test in (test_clip.test_agreement, test_clip.test_threshold, test_clip.test_nonfinite,
-                 test_clip.test_isolation):
+    for test in (
+        test_clip.test_agreement,
+        test_clip.test_threshold,
+        test_clip.test_nonfinite,
+        test_clip.test_isolation,
+    ):
         test(framework="torch", dtype="float64", conformance_run=META_RUN)
 
 

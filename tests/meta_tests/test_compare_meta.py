@@ -14,8 +14,16 @@ from conformance.rounding import Arithmetic
 
 def context(tmp_path, monkeypatch, dtype: str = "float64") -> Context:  # type: ignore[no-untyped-def]
     case = mlp_case(MLP_CATALOG[1], batch=4, seed=7)
-    return Context("gradient-agreement", component("mlp"), "torch", "0.0", dtype, "cpu", case,
-                   reproducer=tmp_path / "case.npz")
+    return Context(
+        "gradient-agreement",
+        component("mlp"),
+        "torch",
+        "0.0",
+        dtype,
+        "cpu",
+        case,
+        reproducer=tmp_path / "case.npz",
+    )
 
 
 def gradients(seed: int) -> dict[str, np.ndarray]:
@@ -40,11 +48,23 @@ def test_a_wrong_element_fails_and_is_named(tmp_path, monkeypatch, relative_erro
     wrong = {k: v.copy() for k, v in expected.items()}
     wrong["W1"][2, 1] *= 1 + relative_error
     with pytest.raises(ConformanceFailure) as info:
-        assert_agree(context(tmp_path, monkeypatch), wrong, expected, rounding(expected, "float32"),
-                     kind="gradient")
+        assert_agree(
+            context(tmp_path, monkeypatch), wrong, expected, rounding(expected, "float32"), kind="gradient"
+        )
     message = str(info.value)
-    for part in ("gradient-agreement", "mlp", "torch", "float64", "parameter W1", "[2, 1]", "replay",
-                 "of 6", "allowed", "float64 rounding", "floor"):
+    for part in (
+        "gradient-agreement",
+        "mlp",
+        "torch",
+        "float64",
+        "parameter W1",
+        "[2, 1]",
+        "replay",
+        "of 6",
+        "allowed",
+        "float64 rounding",
+        "floor",
+    ):
         assert part in message
     reproducer = message.rsplit("replay ", 1)[1].split()[-1]
     case, meta = load_case(reproducer)
@@ -54,11 +74,13 @@ def test_a_wrong_element_fails_and_is_named(tmp_path, monkeypatch, relative_erro
 def test_float32_error_passes_float32_and_fails_float64(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     r64 = gradients(1)
     r32 = {k: v.astype(np.float32).astype(np.float64) for k, v in r64.items()}
-    assert_agree(context(tmp_path, monkeypatch, "float32"), r32, r64, rounding(r64, "float32"),
-                 kind="gradient")
+    assert_agree(
+        context(tmp_path, monkeypatch, "float32"), r32, r64, rounding(r64, "float32"), kind="gradient"
+    )
     with pytest.raises(ConformanceFailure):
-        assert_agree(context(tmp_path, monkeypatch, "float64"), r32, r64, rounding(r64, "float64"),
-                     kind="gradient")
+        assert_agree(
+            context(tmp_path, monkeypatch, "float64"), r32, r64, rounding(r64, "float64"), kind="gradient"
+        )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -67,18 +89,25 @@ def test_non_finite_where_reference_is_finite_fails(tmp_path, monkeypatch, bad) 
     wrong = {k: v.copy() for k, v in expected.items()}
     wrong["b1"][0] = bad
     with pytest.raises(ConformanceFailure, match="parameter b1"):
-        assert_agree(context(tmp_path, monkeypatch), wrong, expected, rounding(expected, "float32"),
-                     kind="gradient")
+        assert_agree(
+            context(tmp_path, monkeypatch), wrong, expected, rounding(expected, "float32"), kind="gradient"
+        )
 
 
 def test_missing_or_misshapen_gradient_fails(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     expected = gradients(3)
     with pytest.raises(ConformanceFailure, match="returned no"):
-        assert_agree(context(tmp_path, monkeypatch), {"W1": expected["W1"]}, expected, exact(expected),
-                     kind="gradient")
+        assert_agree(
+            context(tmp_path, monkeypatch), {"W1": expected["W1"]}, expected, exact(expected), kind="gradient"
+        )
     with pytest.raises(ConformanceFailure, match="shape"):
-        assert_agree(context(tmp_path, monkeypatch), {**expected, "W1": expected["W1"].T},
-                     expected, exact(expected), kind="gradient")
+        assert_agree(
+            context(tmp_path, monkeypatch),
+            {**expected, "W1": expected["W1"].T},
+            expected,
+            exact(expected),
+            kind="gradient",
+        )
 
 
 def test_identity_helper_fails_beyond_tolerance(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

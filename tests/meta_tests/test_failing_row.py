@@ -34,8 +34,19 @@ def test_the_row_points_to_the_case_the_message_prints(pytester: pytest.Pytester
     pytester.makeconftest(FAULT)
     report = pytester.path / "r.json"
     result = pytester.runpytest_subprocess(
-        "--pyargs", "conformance.components.mlp.test_mlp", "-p", "no:cacheprovider", "-k", "test_gradient",
-        "--frameworks", "torch", "--dtypes", "float32", "--conformance-report", str(report))
+        "--pyargs",
+        "conformance.components.mlp.test_mlp",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "test_gradient",
+        "--frameworks",
+        "torch",
+        "--dtypes",
+        "float32",
+        "--conformance-report",
+        str(report),
+    )
     result.assert_outcomes(failed=1)
     (row,) = json.loads(report.read_text())["rows"]
     assert row["status"] == "failed"

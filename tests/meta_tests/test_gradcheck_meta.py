@@ -78,8 +78,11 @@ def test_wrong_linear_backward_fails_the_check(
     wrong: Callable[[np.ndarray, LinearCache], LinearGrads], seed: int, N: int, D: int
 ) -> None:
     rng = np.random.default_rng(seed)
-    point = {"X": rng.standard_normal((N, D)), "W": rng.standard_normal((D, D)),  # square
-             "b": rng.standard_normal(D)}
+    point = {
+        "X": rng.standard_normal((N, D)),
+        "W": rng.standard_normal((D, D)),  # square
+        "b": rng.standard_normal(D),
+    }
     dZ = rng.standard_normal((N, D))
     Z, cache = linear_forward(point["X"], point["W"], point["b"])
 
@@ -125,8 +128,9 @@ def cross_entropy_sign_flip(dloss: float, cache: CrossEntropyCache) -> np.ndarra
     return -cross_entropy_backward(dloss, cache)
 
 
-@pytest.mark.parametrize("wrong", [mse_without_the_2, cross_entropy_without_the_mean,
-                                   cross_entropy_sign_flip])
+@pytest.mark.parametrize(
+    "wrong", [mse_without_the_2, cross_entropy_without_the_mean, cross_entropy_sign_flip]
+)
 @META
 @given(seed=seeds, N=st.integers(2, 16), C=st.integers(2, 16))
 def test_wrong_loss_backward_fails_the_check(wrong: Any, seed: int, N: int, C: int) -> None:
@@ -190,8 +194,7 @@ WRONG_MLP = [transposed_W2, dropped_b1, flipped_X, wrong_tanh_derivative]
 @pytest.mark.parametrize("spec", [SMALL, LARGE], ids=["elementwise", "directional"])
 @settings(max_examples=5, deadline=None)
 @given(seed=seeds, batch=st.integers(1, 8))
-def test_wrong_mlp_backward_fails_the_check(wrong: Any, spec: MLPSpec, seed: int,
-                                            batch: int) -> None:
+def test_wrong_mlp_backward_fails_the_check(wrong: Any, spec: MLPSpec, seed: int, batch: int) -> None:
     case = mlp_case(spec, batch, seed)
     X, dY = case.inputs["X"], case.inputs["dY"]
     Y, cache = mlp_forward(spec, case.params, X)
@@ -199,8 +202,7 @@ def test_wrong_mlp_backward_fails_the_check(wrong: Any, spec: MLPSpec, seed: int
     scale = objective_scale(Y, dY)
     right = mlp_backward(spec, dY, cache)
     assert_fd_match("right mlp", *args, right, np.random.default_rng(seed), scale=scale)
-    expect_detected(wrong.__name__, *args, wrong(spec, dY, cache), np.random.default_rng(seed),
-                    scale=scale)
+    expect_detected(wrong.__name__, *args, wrong(spec, dY, cache), np.random.default_rng(seed), scale=scale)
 
 
 @pytest.mark.parametrize("wrong", WRONG_MLP)
@@ -208,10 +210,10 @@ def test_wrong_mlp_backward_fails_the_check(wrong: Any, spec: MLPSpec, seed: int
 @given(seed=seeds, batch=st.integers(1, 8))
 def test_wrong_mlp_backward_fails_the_adjoint_test(wrong: Any, seed: int, batch: int) -> None:
     case = mlp_case(LARGE, batch, seed)
-    right, _ = mlp_adjoint_mismatch(LARGE, case.params, case.inputs["X"],
-                                    np.random.default_rng(seed))
-    ratio, _ = mlp_adjoint_mismatch(LARGE, case.params, case.inputs["X"],
-                                    np.random.default_rng(seed), backward=wrong)
+    right, _ = mlp_adjoint_mismatch(LARGE, case.params, case.inputs["X"], np.random.default_rng(seed))
+    ratio, _ = mlp_adjoint_mismatch(
+        LARGE, case.params, case.inputs["X"], np.random.default_rng(seed), backward=wrong
+    )
     assert right <= 1.0 and ratio > FAR, (right, ratio)  # wrong: >= 7e3 measured
 
 

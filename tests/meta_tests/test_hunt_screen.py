@@ -31,8 +31,12 @@ def test_the_block_diagonal_reference_is_each_members_own(component: str) -> Non
             case = population.cases[p]
             one = reference(case, {"Y": case.inputs["dY"]})
             by_loss = reference(case, {"loss": np.ones(())})
-            pairs = [(wide["forward"], one.outputs), (wide["gradient"], one.grads),
-                     (wide["loss-gradient"], by_loss.grads), (wide.get("state", {}), one.state)]
+            pairs = [
+                (wide["forward"], one.outputs),
+                (wide["gradient"], one.grads),
+                (wide["loss-gradient"], by_loss.grads),
+                (wide.get("state", {}), one.state),
+            ]
             for got, expected in pairs:
                 for name, value in expected.items():
                     if name.startswith("Z"):

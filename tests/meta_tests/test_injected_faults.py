@@ -40,8 +40,9 @@ def float32_linear(self, x):  # type: ignore[no-untyped-def]
 
 
 def test_activation_wrong_near_zero_fails_the_suite(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(torch_mlp.ACTIVATIONS, "leaky_relu",
-                        lambda z, spec: LeakyReluWrongNearZero.apply(z, spec.slope))
+    monkeypatch.setitem(
+        torch_mlp.ACTIVATIONS, "leaky_relu", lambda z, spec: LeakyReluWrongNearZero.apply(z, spec.slope)
+    )
     with pytest.raises(ConformanceFailure, match=r"gradient-agreement.*torch.*float64") as info:
         test_mlp.test_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)
     assert "parameter " in str(info.value)

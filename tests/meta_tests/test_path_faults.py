@@ -63,8 +63,11 @@ def test_a_kernel_wrong_on_strided_input_fails_layout_invariance(monkeypatch: py
 
 def test_a_kernel_wrong_for_a_power_of_two_batch_fails_batch_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """33 rows are right, the block of 32 is not: only the blocks see it."""
-    monkeypatch.setattr(torch.nn.functional, "linear",
-                        wrong_when(lambda x: x.dim() == 2 and x.shape[0] in (2, 4, 8, 16, 32, 64, 128)))
+    monkeypatch.setattr(
+        torch.nn.functional,
+        "linear",
+        wrong_when(lambda x: x.dim() == 2 and x.shape[0] in (2, 4, 8, 16, 32, 64, 128)),
+    )
     test_mlp.test_size_agreement(framework="torch", dtype="float64", conformance_run=RUN)
     with pytest.raises(ConformanceFailure, match=r"batch-blocks, component mlp, framework torch") as info:
         test_mlp.test_batch_blocks(framework="torch", dtype="float64", conformance_run=RUN)
@@ -144,11 +147,14 @@ def test_a_wrong_foreach_norm_fails_path_agreement(monkeypatch: pytest.MonkeyPat
 def test_a_norm_wrong_past_2200_elements_fails_clip_concatenated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every tensor of the case is right (the widest, 33 x 65, has 2145 entries), the norm of
     their concatenation (2291) is not: only the one long call sees it."""
+
     def wrong(norm: Callable[..., Any]) -> Callable[..., Any]:
         def patched(t: Any, *args: Any, **kwargs: Any) -> Any:
             if isinstance(t, list | tuple):
-                return [n * (1 + OFF) if x.numel() > 2200 else n
-                        for x, n in zip(t, norm(t, *args, **kwargs), strict=True)]
+                return [
+                    n * (1 + OFF) if x.numel() > 2200 else n
+                    for x, n in zip(t, norm(t, *args, **kwargs), strict=True)
+                ]
             n = norm(t, *args, **kwargs)
             return n * (1 + OFF) if t.numel() > 2200 else n
 
@@ -164,8 +170,13 @@ def test_a_norm_wrong_past_2200_elements_fails_clip_concatenated(monkeypatch: py
 
 def test_the_real_frameworks_pass_the_same_tests() -> None:
     """Without a fault these tests pass: the failures above are the faults'."""
-    for test in (test_mlp.test_size_agreement, test_mlp.test_layout_invariance, test_mlp.test_batch_blocks,
-                 test_mlp.test_path_agreement, test_mlp.test_per_example_gradients):
+    for test in (
+        test_mlp.test_size_agreement,
+        test_mlp.test_layout_invariance,
+        test_mlp.test_batch_blocks,
+        test_mlp.test_path_agreement,
+        test_mlp.test_per_example_gradients,
+    ):
         test(framework="torch", dtype="float64", conformance_run=RUN)
     test_mlp.test_path_agreement(framework="jax", dtype="float64", conformance_run=RUN)
     test_mlp_bn.test_path_agreement(framework="torch", dtype="float64", conformance_run=RUN)

@@ -16,8 +16,15 @@ SUBSET = ["-k", "test_forward or linearity"]
 def rows(path) -> list[tuple]:  # type: ignore[no-untyped-def]
     document = json.loads(path.read_text())
     return [
-        (r["component"], r["property"], r["framework"], r["dtype"], r["status"], r["examples"],
-         r["worst_ratio"])
+        (
+            r["component"],
+            r["property"],
+            r["framework"],
+            r["dtype"],
+            r["status"],
+            r["examples"],
+            r["worst_ratio"],
+        )
         for r in document["rows"]
     ]
 
@@ -39,8 +46,15 @@ def test_report_rows_are_the_same_under_xdist(pytester: pytest.Pytester) -> None
 
 def test_rows_carry_examples_ratio_and_reproducer(pytester: pytest.Pytester) -> None:
     report = pytester.path / "r.json"
-    pytester.runpytest_subprocess(*SUITE, "-k", "test_gradient and not loss",  # not per-example
-                                  "--conformance-dtypes", "float64", "--conformance-report", str(report))
+    pytester.runpytest_subprocess(
+        *SUITE,
+        "-k",
+        "test_gradient and not loss",  # not per-example
+        "--conformance-dtypes",
+        "float64",
+        "--conformance-report",
+        str(report),
+    )
     (row,) = [r for r in json.loads(report.read_text())["rows"] if r["framework"] == "torch"]
     assert row["status"] == "passed" and row["examples"] >= 10
     assert 0 < row["worst_ratio"] < 1
@@ -62,8 +76,13 @@ def known_issue(pytester: pytest.Pytester, versions: str) -> str:
 
 def test_known_issue_that_no_longer_reproduces_fails_as_fixed(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        *SUITE, "-k", "test_forward", "--conformance-dtypes", "float64",
-        "--conformance-known-issues", known_issue(pytester, ">=1.0"),
+        *SUITE,
+        "-k",
+        "test_forward",
+        "--conformance-dtypes",
+        "float64",
+        "--conformance-known-issues",
+        known_issue(pytester, ">=1.0"),
     )
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*XPASS(strict)*torch-forward-demo*looks fixed*remove*known.toml*"])
@@ -71,8 +90,13 @@ def test_known_issue_that_no_longer_reproduces_fails_as_fixed(pytester: pytest.P
 
 def test_known_issue_outside_its_versions_is_not_applied(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess(
-        *SUITE, "-k", "test_forward", "--conformance-dtypes", "float64",
-        "--conformance-known-issues", known_issue(pytester, "<1.0"),
+        *SUITE,
+        "-k",
+        "test_forward",
+        "--conformance-dtypes",
+        "float64",
+        "--conformance-known-issues",
+        known_issue(pytester, "<1.0"),
     )
     result.assert_outcomes(passed=1)
 
@@ -81,18 +105,39 @@ def test_missing_framework_is_a_skip_with_reason(pytester: pytest.Pytester) -> N
     """Not asked for by name (the default: every framework installed), a missing one is skipped."""
     pytester.makeconftest("import sys\nsys.modules['jax'] = None\n")
     result = pytester.runpytest_subprocess(
-        "--pyargs", MLP, "-p", "no:cacheprovider", "-k", "test_forward", "--conformance-dtypes", "float64",
+        "--pyargs",
+        MLP,
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "test_forward",
+        "--conformance-dtypes",
+        "float64",
     )
     others = len(frameworks.names()) - 2  # jax, and a plugin built on it (keras); numpy has no row
     result.assert_outcomes(passed=1, skipped=others)
-    result.stdout.fnmatch_lines([f"conformance: {others + 1} rows: 1 passed, {others} skipped",
-                                 "  skipped (1): jax is not installed*pip install*"])
+    result.stdout.fnmatch_lines(
+        [
+            f"conformance: {others + 1} rows: 1 passed, {others} skipped",
+            "  skipped (1): jax is not installed*pip install*",
+        ]
+    )
 
 
 def test_missing_framework_asked_for_is_a_usage_error_unless_allowed(pytester: pytest.Pytester) -> None:
     pytester.makeconftest("import sys\nsys.modules['jax'] = None\n")
-    asked = ["--pyargs", MLP, "-p", "no:cacheprovider", "-k", "test_forward",
-             "--conformance-frameworks", "torch,jax", "--conformance-dtypes", "float64"]
+    asked = [
+        "--pyargs",
+        MLP,
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "test_forward",
+        "--conformance-frameworks",
+        "torch,jax",
+        "--conformance-dtypes",
+        "float64",
+    ]
     result = pytester.runpytest_subprocess(*asked)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     said = "ERROR: --conformance-frameworks torch,jax: jax is not installed"
@@ -112,9 +157,18 @@ def test_rows_of_component_specific_checks_travel_under_xdist(pytester: pytest.P
     """Rows cross process boundaries as plain values, whatever a property recorded."""
     report = pytester.path / "rnn.json"
     result = pytester.runpytest_subprocess(
-        "--pyargs", "conformance.components.rnn.test_rnn", "-p", "no:cacheprovider", "-n", "2",
-        "-k", "truncated_finite_differences or two_bias", "--conformance-frameworks", "numpy",
-        "--conformance-report", str(report),
+        "--pyargs",
+        "conformance.components.rnn.test_rnn",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        "-k",
+        "truncated_finite_differences or two_bias",
+        "--conformance-frameworks",
+        "numpy",
+        "--conformance-report",
+        str(report),
     )
     result.assert_outcomes(passed=3)
     found = json.loads(report.read_text())["rows"]

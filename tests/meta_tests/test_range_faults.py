@@ -85,8 +85,9 @@ class ReluOneAtZero(torch.autograd.Function):
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-def test_wrong_derivative_at_the_kink_fails_low_precision_rows(monkeypatch: pytest.MonkeyPatch,
-                                                               dtype: str) -> None:
+def test_wrong_derivative_at_the_kink_fails_low_precision_rows(
+    monkeypatch: pytest.MonkeyPatch, dtype: str
+) -> None:
     monkeypatch.setitem(torch_mlp.ACTIVATIONS, "relu", ReluOneAtZero.apply)
     with pytest.raises(ConformanceFailure, match=rf"kink-convention.*torch.*{dtype}"):
         test_mlp.test_kink_convention(framework="torch", dtype=dtype, conformance_run=META_RUN)

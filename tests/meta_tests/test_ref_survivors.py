@@ -31,8 +31,11 @@ def mutant_code(function: Callable[..., Any], line: str, replacement: str) -> Co
     source = textwrap.dedent(inspect.getsource(function))
     assert source.count(line) == 1, f"{function.__name__} no longer contains {line!r}"
     namespace: dict[str, Any] = {}
-    exec(compile(source.replace(line, replacement), inspect.getfile(function), "exec"),
-         function.__globals__, namespace)
+    exec(
+        compile(source.replace(line, replacement), inspect.getfile(function), "exec"),
+        function.__globals__,
+        namespace,
+    )
     return namespace[function.__name__].__code__  # type: ignore[no-any-return]
 
 
@@ -44,13 +47,19 @@ def plant(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Callable[..., A
     yield planted
 
 
-FROZEN_IN_THE_NORM = ("clipped, norm = trained, global_norm(trained)",
-                      "clipped, norm = trained, global_norm(grads)")
+FROZEN_IN_THE_NORM = (
+    "clipped, norm = trained, global_norm(trained)",
+    "clipped, norm = trained, global_norm(grads)",
+)
 STEP_BUGS = {
-    "dh_prev from dh_t": ("return StepGrads(dx, dh_prev, dW_ih, dW_hh, db_ih, db_hh)",
-                          "return StepGrads(dx, dh_t @ cache.hh.W, dW_ih, dW_hh, db_ih, db_hh)"),
-    "recurrent linear fed dh_t": ("dh_prev, dW_hh, db_hh = linear_backward(delta, cache.hh)",
-                                  "dh_prev, dW_hh, db_hh = linear_backward(dh_t, cache.hh)"),
+    "dh_prev from dh_t": (
+        "return StepGrads(dx, dh_prev, dW_ih, dW_hh, db_ih, db_hh)",
+        "return StepGrads(dx, dh_t @ cache.hh.W, dW_ih, dW_hh, db_ih, db_hh)",
+    ),
+    "recurrent linear fed dh_t": (
+        "dh_prev, dW_hh, db_hh = linear_backward(delta, cache.hh)",
+        "dh_prev, dW_hh, db_hh = linear_backward(dh_t, cache.hh)",
+    ),
 }
 
 

@@ -28,8 +28,9 @@ def hidden_activation_everywhere(self: MLPSpec, layer: int) -> str:
 
 
 @pytest.mark.parametrize("framework", ["torch", "jax"])
-def test_wrong_activation_helper_fails_forward_agreement(monkeypatch: pytest.MonkeyPatch,
-                                                         framework: str) -> None:
+def test_wrong_activation_helper_fails_forward_agreement(
+    monkeypatch: pytest.MonkeyPatch, framework: str
+) -> None:
     pytest.importorskip({"torch": "torch", "jax": "flax"}[framework])
     monkeypatch.setattr(MLPSpec, "activation", hidden_activation_everywhere)
     failure = rf"forward-agreement.*{framework}.*\n  parameter output (Y|loss)"
@@ -45,6 +46,10 @@ def test_the_cases_do_not_come_from_refimpl_init(monkeypatch: pytest.MonkeyPatch
         raise AssertionError("refimpl.init.draw called by a strategy")
 
     monkeypatch.setattr(init, "draw", broken)
-    cases = [mlp_case(MLP_CATALOG[0], 3, 1), bn_case(BN_CATALOG[0], 6, 1, train=True),
-             rnn_case(RNN_CATALOG[1], 1), trajectory_case(TRAJECTORY_CATALOG[0], 1)]
+    cases = [
+        mlp_case(MLP_CATALOG[0], 3, 1),
+        bn_case(BN_CATALOG[0], 6, 1, train=True),
+        rnn_case(RNN_CATALOG[1], 1),
+        trajectory_case(TRAJECTORY_CATALOG[0], 1),
+    ]
     assert all(case.params for case in cases)

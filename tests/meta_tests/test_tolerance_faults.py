@@ -82,12 +82,21 @@ def test_the_small_entries_fault_hides_under_a_per_tensor_bound(monkeypatch: pyt
 
 def float32_linear(self: Any, x: Any) -> Any:
     """nn.Linear computed in float32 and cast back: a silent precision loss."""
-    return F.linear(x.float(), self.weight.float(), self.bias.float() if self.bias is not None else None
-                    ).to(x.dtype)
+    return F.linear(x.float(), self.weight.float(), self.bias.float() if self.bias is not None else None).to(
+        x.dtype
+    )
 
 
-def float32_batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any = None, bias: Any = None,
-                       training: bool = False, momentum: float = 0.1, eps: float = 1e-5) -> Any:
+def float32_batch_norm(
+    x: Any,
+    running_mean: Any,
+    running_var: Any,
+    weight: Any = None,
+    bias: Any = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Any:
     """torch's batch norm computed in float32 (the running statistics updated as before)."""
     if training:
         with torch.no_grad():
@@ -96,13 +105,18 @@ def float32_batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any 
     return _batch_norm(x.float(), *stats, weight.float(), bias.float(), training, momentum, eps).to(x.dtype)
 
 
-@pytest.mark.parametrize(("patch", "test"), [
-    ("linear", test_mlp.test_gradient),
-    ("linear", test_rnn.test_gradient),
-    ("batch_norm", test_mlp_bn.test_gradient),
-], ids=["mlp-linear", "rnn-readout-linear", "mlp_bn-batch-norm"])
-def test_a_float32_layer_fails_the_float64_row(monkeypatch: pytest.MonkeyPatch, patch: str,
-                                               test: Any) -> None:
+@pytest.mark.parametrize(
+    ("patch", "test"),
+    [
+        ("linear", test_mlp.test_gradient),
+        ("linear", test_rnn.test_gradient),
+        ("batch_norm", test_mlp_bn.test_gradient),
+    ],
+    ids=["mlp-linear", "rnn-readout-linear", "mlp_bn-batch-norm"],
+)
+def test_a_float32_layer_fails_the_float64_row(
+    monkeypatch: pytest.MonkeyPatch, patch: str, test: Any
+) -> None:
     if patch == "linear":
         monkeypatch.setattr(torch.nn.Linear, "forward", float32_linear)
     else:
@@ -135,8 +149,11 @@ def float32_noise(case: Any, cotangents: Any, device: Any = None) -> Outcome:
     if case.spec.dtype != "float32":
         return got
     rng = np.random.default_rng(case.seed)
-    return Outcome(got.outputs, {k: g * (1 + 2e-6 * rng.choice([-1.0, 1.0], g.shape))
-                                 for k, g in got.grads.items()}, got.state)
+    return Outcome(
+        got.outputs,
+        {k: g * (1 + 2e-6 * rng.choice([-1.0, 1.0], g.shape)) for k, g in got.grads.items()},
+        got.state,
+    )
 
 
 def test_a_rounding_level_near_miss_reads_rounding(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,8 +50,9 @@ def test_torch_without_packing_has_the_wrong_final_state(monkeypatch: pytest.Mon
     assert "h_n vs H at step" in str(info.value)
 
 
-def test_flax_without_seq_lengths_leaks_padding(monkeypatch: pytest.MonkeyPatch,
-                                                 private_jax_programs: None) -> None:
+def test_flax_without_seq_lengths_leaks_padding(
+    monkeypatch: pytest.MonkeyPatch, private_jax_programs: None
+) -> None:
     """nn.RNN called without seq_lengths (the outputs still masked): the carry runs on through the
     padding, and the reversed sequences start from it."""
     original = jax_varlen.modules

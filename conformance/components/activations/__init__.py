@@ -27,8 +27,10 @@ from conformance.components.mlp.reference import mlp_reference
 from refimpl.mlp import MLPSpec
 from refimpl.smooth import NAMES
 
-ADAPTERS = {"torch": "conformance.components.mlp.torch_adapter",
-            "jax": "conformance.components.mlp.jax_adapter"}
+ADAPTERS = {
+    "torch": "conformance.components.mlp.torch_adapter",
+    "jax": "conformance.components.mlp.jax_adapter",
+}
 
 
 def record(activation: str) -> Component:
@@ -47,8 +49,16 @@ def record(activation: str) -> Component:
     def golden_case(seed: int) -> Case:
         return activation_case(CATALOG[activation], CI_BATCH, seed)
 
-    return Component(component_name(activation), MLPSpec, ("X",), ("Y", "loss"), mlp_reference,
-                     golden_case, checks=tuple(checks), adapters=ADAPTERS)
+    return Component(
+        component_name(activation),
+        MLPSpec,
+        ("X",),
+        ("Y", "loss"),
+        mlp_reference,
+        golden_case,
+        checks=tuple(checks),
+        adapters=ADAPTERS,
+    )
 
 
 COMPONENTS = tuple(record(activation) for activation in NAMES)

@@ -58,6 +58,7 @@ def edges(beta: float) -> np.ndarray:
 def free_specs(activation: str) -> st.SearchStrategy[MLPSpec]:
     """Depth 1-4, the activation in every hidden layer, any output activation (the activation
     itself when there is no hidden layer)."""
+
     def hidden_is(spec: MLPSpec, output: str) -> MLPSpec:
         return replace(spec, output_activation=output if len(spec.sizes) > 2 else activation)
 
@@ -65,8 +66,9 @@ def free_specs(activation: str) -> st.SearchStrategy[MLPSpec]:
     return st.builds(hidden_is, specs, st.sampled_from(OUTPUTS))
 
 
-def activation_case(spec: MLPSpec, batch: int, seed: int, *, kinks: bool = False,
-                    threshold: bool = False) -> Case:
+def activation_case(
+    spec: MLPSpec, batch: int, seed: int, *, kinks: bool = False, threshold: bool = False
+) -> Case:
     """mlp_case for the component of spec.hidden_activation, with the edges above if asked."""
     case = mlp_case(spec, batch, seed, kinks=kinks)
     if threshold:
@@ -77,8 +79,9 @@ def activation_case(spec: MLPSpec, batch: int, seed: int, *, kinks: bool = False
 
 
 @st.composite
-def activation_cases(draw: st.DrawFn, profile: Profile, *, activation: str, kinks: bool = False,
-                     threshold: bool = False) -> Case:
+def activation_cases(
+    draw: st.DrawFn, profile: Profile, *, activation: str, kinks: bool = False, threshold: bool = False
+) -> Case:
     spec = draw(catalog_or(profile, (CATALOG[activation],), free_specs(activation)))
     batch = CI_BATCH if profile.bounded_shapes else draw(st.sampled_from((1, 2, 3, 4, 8, 16)))
     return activation_case(spec, batch, draw(seeds()), kinks=kinks, threshold=threshold)

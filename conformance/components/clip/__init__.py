@@ -46,7 +46,12 @@ def golden_case(seed: int) -> Case:
 
 
 CLIP = Component(
-    "clip", ClipCaseSpec, (), ("clipped", "norm"), clip_reference, golden_case,
+    "clip",
+    ClipCaseSpec,
+    (),
+    ("clipped", "norm"),
+    clip_reference,
+    golden_case,
     checks=(
         Check(cp.CLIP_AGREEMENT, clip_cases, "agreement"),
         Check(cp.CLIP_NORM_BOUND, clip_cases, "norm_bound"),
@@ -65,8 +70,10 @@ CLIP = Component(
         Check(CLIP_RANGE_OVERFLOW, overflow_cases, "range_ends_overflow"),
         Check(CLIP_RANGE_UNDERFLOW, underflow_cases, "range_ends_underflow"),
     ),
-    adapters={"torch": "conformance.components.clip.torch_adapter",
-              "jax": "conformance.components.clip.jax_adapter"},
+    adapters={
+        "torch": "conformance.components.clip.torch_adapter",
+        "jax": "conformance.components.clip.jax_adapter",
+    },
     rounding=clip_rounding,
     boundary=BOUNDARY,
 )

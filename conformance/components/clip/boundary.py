@@ -38,8 +38,11 @@ def case(shape: Shape, seed: int) -> Case:
     if seed % 3 == 0:
         largest = max(float(np.max(np.abs(v), initial=0.0)) for v in drawn.inputs.values())
         factor = 10 ** rng.uniform(-18, 15) / max(largest, 1e-300)
-        drawn = replace(drawn, inputs={k: np.asarray(v * factor) for k, v in drawn.inputs.items()},
-                        spec=with_threshold(drawn.spec, drawn.spec.threshold * factor))
+        drawn = replace(
+            drawn,
+            inputs={k: np.asarray(v * factor) for k, v in drawn.inputs.items()},
+            spec=with_threshold(drawn.spec, drawn.spec.threshold * factor),
+        )
     if shape.nonfinite:
         grads = {k: v.copy() for k, v in drawn.inputs.items()}
         flat = grads[next(iter(grads))].reshape(-1)
@@ -67,6 +70,7 @@ SPECS = (
 )
 # fmt: on
 SHAPES = tuple(Shape(layout, spec) for layout in LAYOUTS for spec in SPECS) + tuple(
-    Shape(layout, spec, nonfinite=True) for layout in LAYOUTS[2:4] for spec in SPECS[::2])
+    Shape(layout, spec, nonfinite=True) for layout in LAYOUTS[2:4] for spec in SPECS[::2]
+)
 
 BOUNDARY = Boundary(SHAPES, case, (cp.CLIP_AGREEMENT,))

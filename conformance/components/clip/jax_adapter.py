@@ -65,8 +65,9 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     params = {k: jnp.asarray(v) for k, v in cast_floats(case.params, spec.dtype).items()}
     threshold = spec.max_norm if spec.kind == "global_norm" else spec.clip_value
     with on_path(case):
-        both, norm = _clip(layout, {k: stored(np.asarray(v), layout) for k, v in updates.items()},
-                           params, threshold)
+        both, norm = _clip(
+            layout, {k: stored(np.asarray(v), layout) for k, v in updates.items()}, params, threshold
+        )
     outputs = {f"clipped/{k}": np.asarray(v, np.float64) for k, v in both[spec.kind].items()}
     if spec.kind == "global_norm":
         outputs["norm"] = np.asarray(norm, np.float64)

@@ -71,8 +71,14 @@ def norm_of(arrays: Arrays, order: float) -> float:
 def agree(ctx: Context, outputs: Arrays, case: Case) -> None:
     """The primary outputs against the reference pair on `case`."""
     r64, bound = reference_and_bound(ctx.component, case)
-    assert_agree(ctx, split_special(primary(outputs)), split_special(primary(r64.outputs)),
-                 split_bound(primary(bound.outputs)), kind="forward", label="output ")
+    assert_agree(
+        ctx,
+        split_special(primary(outputs)),
+        split_special(primary(r64.outputs)),
+        split_bound(primary(bound.outputs)),
+        kind="forward",
+        label="output ",
+    )
 
 
 def assert_same(ctx: Context, label: str, actual: Arrays, expected: Arrays, rtol: float) -> None:
@@ -103,8 +109,14 @@ def clip_norm_bound(ctx: Context, backend: Backend) -> None:
     clipped = tensors(backend.run(ctx.case).outputs)
     order = spec.norm_type if spec.kind == "global_norm" else math.inf
     excess = max(norm_of(clipped, order) - spec.threshold, 0.0)
-    assert_identity(ctx, f"‖clip(g)‖ - {spec.threshold:.6g} (excess over the threshold)", excess, 0.0,
-                    scale=spec.threshold, rtol=IDENTITY_RTOL[ctx.dtype])
+    assert_identity(
+        ctx,
+        f"‖clip(g)‖ - {spec.threshold:.6g} (excess over the threshold)",
+        excess,
+        0.0,
+        scale=spec.threshold,
+        rtol=IDENTITY_RTOL[ctx.dtype],
+    )
 
 
 def clip_direction(ctx: Context, backend: Backend) -> None:
@@ -116,12 +128,17 @@ def clip_direction(ctx: Context, backend: Backend) -> None:
         for k in g:
             grown = np.maximum(np.abs(clipped[k]) - np.abs(g[k]), 0.0)
             flipped = np.where(clipped[k] * g[k] < 0, np.abs(clipped[k]), 0.0)
-            assert_identity(ctx, f"{k} (growth or sign flip)", float(np.max(grown + flipped)), 0.0,
-                            scale=float(np.max(np.abs(g[k]))), rtol=rtol)
+            assert_identity(
+                ctx,
+                f"{k} (growth or sign flip)",
+                float(np.max(grown + flipped)),
+                0.0,
+                scale=float(np.max(np.abs(g[k]))),
+                rtol=rtol,
+            )
         return
     c = sum(float(np.sum(clipped[k] * g[k])) for k in g) / sum(float(np.sum(g[k] ** 2)) for k in g)
-    assert_identity(ctx, "coefficient c outside [0, 1]", c - min(max(c, 0.0), 1.0), 0.0, scale=1.0,
-                    rtol=rtol)
+    assert_identity(ctx, "coefficient c outside [0, 1]", c - min(max(c, 0.0), 1.0), 0.0, scale=1.0, rtol=rtol)
     assert_same(ctx, "clip(g) - c g: ", clipped, {k: c * v for k, v in g.items()}, rtol)
 
 
@@ -157,16 +174,23 @@ def clip_threshold(ctx: Context, backend: Backend) -> None:
         c, rtol = 1.0, 2 * EPS[ctx.dtype]  # optax: (g / n) · M, two roundings of g
     else:
         c, rtol = 1.0, EXACT[ctx.dtype]  # clamp(g, -v, v) at v = max |g|: g itself
-    assert_same(ctx, f"clip(g) at n == M = {M:.6g} vs {c!r} g: ", tensors(got),
-                {k: c * v for k, v in g.items()}, rtol)
+    assert_same(
+        ctx, f"clip(g) at n == M = {M:.6g} vs {c!r} g: ", tensors(got), {k: c * v for k, v in g.items()}, rtol
+    )
 
 
 def clip_zero_max_norm(ctx: Context, backend: Backend) -> None:
     got = backend.run(ctx.case).outputs
     agree(ctx, got, ctx.case)  # the framework matches the reference's model of its arithmetic
     zeros = {k: np.zeros_like(v) for k, v in ctx.case.inputs.items()}
-    assert_agree(ctx, split_special(tensors(got)), split_special(zeros), exact(split_special(zeros)),
-                 kind="forward", label="clip(g) with M = 0 vs zeros: ")
+    assert_agree(
+        ctx,
+        split_special(tensors(got)),
+        split_special(zeros),
+        exact(split_special(zeros)),
+        kind="forward",
+        label="clip(g) with M = 0 vs zeros: ",
+    )
 
 
 def expected_nonfinite(spec: ClipCaseSpec, g: Arrays) -> Arrays:
@@ -187,12 +211,19 @@ def clip_nonfinite(ctx: Context, backend: Backend) -> None:
     agree(ctx, got, ctx.case)
     raised = float(got["nonfinite_error"])
     must_raise = float(spec.kind == "global_norm" and spec.error_if_nonfinite)
-    assert_identity(ctx, "nonfinite_error (raised on a non-finite norm)", raised, must_raise, scale=1.0,
-                    rtol=0.5)
+    assert_identity(
+        ctx, "nonfinite_error (raised on a non-finite norm)", raised, must_raise, scale=1.0, rtol=0.5
+    )
     if not raised:
         expected = split_special(expected_nonfinite(spec, seen(ctx.case, ctx.case.inputs)))
-        assert_agree(ctx, split_special(tensors(got)), expected, exact(expected), kind="forward",
-                     label="clip(g) with non-finite g: ")
+        assert_agree(
+            ctx,
+            split_special(tensors(got)),
+            expected,
+            exact(expected),
+            kind="forward",
+            label="clip(g) with non-finite g: ",
+        )
 
 
 def clip_isolation(ctx: Context, backend: Backend) -> None:
@@ -208,6 +239,7 @@ def clip_isolation(ctx: Context, backend: Backend) -> None:
 
 # ---------------------------------------------------------------- the properties, by id
 
+
 def clip_concatenated(ctx: Context, backend: Backend) -> None:
     case = ctx.case
     shapes = {k: v.shape for k, v in case.inputs.items()}
@@ -221,8 +253,14 @@ def clip_concatenated(ctx: Context, backend: Backend) -> None:
     split = {f"clipped/{k}": piece.reshape(shapes[k]) for k, piece in zip(shapes, pieces, strict=True)}
     split.update({k: v for k, v in whole.items() if k in ("norm", "nonfinite_error")})
     _, bound = reference_and_bound(ctx.component, case)
-    agree_with_twin(ctx, split, primary(backend.run(case).outputs), primary(bound.outputs),
-                    kind="forward", label="the concatenation vs the tensors: output ")
+    agree_with_twin(
+        ctx,
+        split,
+        primary(backend.run(case).outputs),
+        primary(bound.outputs),
+        kind="forward",
+        label="the concatenation vs the tensors: output ",
+    )
 
 
 CLIP_AGREEMENT = Property("clip-agreement", clip_agreement, frameworks_only=True, low_precision=True)

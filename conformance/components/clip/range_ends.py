@@ -79,11 +79,19 @@ def clip_range_ends(ctx: Context, backend: Backend) -> None:
     got = primary(backend.run(ctx.case).outputs)
     ulps = RANGE_ENDS_ULPS * precision(ctx.dtype).eps
     bound = {k: ulps * np.abs(np.where(np.isfinite(v), v, 0.0)) for k, v in want.items()}
-    assert_agree(ctx, split_special(got), split_special(want), split_bound(bound), kind="forward",
-                 label=f"‖g‖ at the end of the {ctx.dtype} range, output ")
+    assert_agree(
+        ctx,
+        split_special(got),
+        split_special(want),
+        split_bound(bound),
+        kind="forward",
+        label=f"‖g‖ at the end of the {ctx.dtype} range, output ",
+    )
 
 
-CLIP_RANGE_OVERFLOW = Property("clip-range-ends-overflow", clip_range_ends, frameworks_only=True,
-                               low_precision=True)
-CLIP_RANGE_UNDERFLOW = Property("clip-range-ends-underflow", clip_range_ends, frameworks_only=True,
-                                low_precision=True)
+CLIP_RANGE_OVERFLOW = Property(
+    "clip-range-ends-overflow", clip_range_ends, frameworks_only=True, low_precision=True
+)
+CLIP_RANGE_UNDERFLOW = Property(
+    "clip-range-ends-underflow", clip_range_ends, frameworks_only=True, low_precision=True
+)

@@ -33,8 +33,9 @@ def global_norm(ar: Arithmetic, grads: dict[str, Uncertain], order: float) -> Un
     return ar.norm2(flat)
 
 
-def clipped(ar: Arithmetic, spec: ClipSpec, grads: dict[str, Uncertain]
-            ) -> tuple[dict[str, Uncertain], Uncertain]:
+def clipped(
+    ar: Arithmetic, spec: ClipSpec, grads: dict[str, Uncertain]
+) -> tuple[dict[str, Uncertain], Uncertain]:
     """(clipped gradients, pre-clip norm of order spec.norm_type) with their deviations."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         norm = global_norm(ar, grads, spec.norm_type) if grads else ar.exact(0.0)
@@ -55,8 +56,11 @@ def clipped(ar: Arithmetic, spec: ClipSpec, grads: dict[str, Uncertain]
             scale = ar.mul(M, smaller)
             return {k: ar.mul(g, scale) for k, g in grads.items()}, norm
         gap = ar.sub(norm, M)
-        return {k: ar.select(gap, scaled, g, scaled)
-                for k, g in grads.items() for scaled in [ar.mul(ar.div(g, norm), M)]}, norm
+        return {
+            k: ar.select(gap, scaled, g, scaled)
+            for k, g in grads.items()
+            for scaled in [ar.mul(ar.div(g, norm), M)]
+        }, norm
 
 
 def clip_rounding(case: Case, cotangents: Arrays | None = None) -> Outcome:

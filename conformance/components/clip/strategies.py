@@ -67,8 +67,12 @@ def wide_layouts(draw: st.DrawFn) -> Layout:
 
 # (kind, norm_type, foreach): torch's four global-norm paths and its two clip_grad_value_ paths.
 VARIANTS = (
-    ("global_norm", 2.0, True), ("global_norm", 2.0, False), ("global_norm", math.inf, True),
-    ("global_norm", math.inf, False), ("value", 2.0, True), ("value", 2.0, False),
+    ("global_norm", 2.0, True),
+    ("global_norm", 2.0, False),
+    ("global_norm", math.inf, True),
+    ("global_norm", math.inf, False),
+    ("value", 2.0, True),
+    ("value", 2.0, False),
 )
 
 
@@ -110,8 +114,15 @@ SCALES = {"float16": (-2.0, 0.5)}
 SCALE = (-3.0, 3.0)
 
 
-def clip_case(spec: ClipCaseSpec, layout: Layout, seed: int, *, ratio: float | None = None,
-              regime: str = "random", scales: tuple[float, float] = SCALE) -> Case:
+def clip_case(
+    spec: ClipCaseSpec,
+    layout: Layout,
+    seed: int,
+    *,
+    ratio: float | None = None,
+    regime: str = "random",
+    scales: tuple[float, float] = SCALE,
+) -> Case:
     """Gradients of scale 10^U(*scales), the threshold placed by `regime` (module docstring)."""
     rng = np.random.default_rng(seed)
     scale = 10 ** rng.uniform(*scales)
@@ -129,10 +140,16 @@ def clip_case(spec: ClipCaseSpec, layout: Layout, seed: int, *, ratio: float | N
 
 
 @st.composite
-def clip_cases(draw: st.DrawFn, profile: Profile, *, regime: str = "random",
-               kinds: tuple[str, ...] = KINDS) -> Case:
-    return clip_case(draw(clip_specs(kinds=kinds)), draw(layouts(profile)), draw(seeds()), regime=regime,
-                     scales=SCALES.get(profile.dtype, SCALE))
+def clip_cases(
+    draw: st.DrawFn, profile: Profile, *, regime: str = "random", kinds: tuple[str, ...] = KINDS
+) -> Case:
+    return clip_case(
+        draw(clip_specs(kinds=kinds)),
+        draw(layouts(profile)),
+        draw(seeds()),
+        regime=regime,
+        scales=SCALES.get(profile.dtype, SCALE),
+    )
 
 
 @st.composite
@@ -140,8 +157,9 @@ def wide_cases(draw: st.DrawFn, profile: Profile) -> Case:
     """Tensors across vector widths (ci: WIDE_LAYOUTS), the .grad in a memory layout (meta
     "layout"; "layouts" the ones to compare: ci CI_MEMORY_LAYOUTS)."""
     memory = CI_MEMORY_LAYOUTS if profile.bounded_shapes else MEMORY_LAYOUTS
-    case = clip_case(draw(clip_specs()), draw(catalog_or(profile, WIDE_LAYOUTS, wide_layouts())),
-                     draw(wide_seeds(profile)))
+    case = clip_case(
+        draw(clip_specs()), draw(catalog_or(profile, WIDE_LAYOUTS, wide_layouts())), draw(wide_seeds(profile))
+    )
     return with_meta(case, layout=draw(st.sampled_from(memory)), layouts=memory)
 
 

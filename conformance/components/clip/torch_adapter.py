@@ -36,8 +36,11 @@ CONVENTIONS: dict[str, object] = {
 # Looked up at call time, so a test can swap in a faulty clipping function.
 CLIP_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "global_norm": lambda params, spec: torch.nn.utils.clip_grad_norm_(
-        params, spec.max_norm, norm_type=spec.norm_type,
-        error_if_nonfinite=spec.error_if_nonfinite, foreach=spec.foreach,
+        params,
+        spec.max_norm,
+        norm_type=spec.norm_type,
+        error_if_nonfinite=spec.error_if_nonfinite,
+        foreach=spec.foreach,
     ),
     "value": lambda params, spec: torch.nn.utils.clip_grad_value_(
         params, spec.clip_value, foreach=spec.foreach

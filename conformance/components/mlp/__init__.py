@@ -51,7 +51,12 @@ def golden_case(seed: int) -> Case:
 ROWS = Batching(lambda case: {"X": 0, "targets": 0, "dY": 0, "dY2": 0, "Y": 0})
 
 MLP = Component(
-    "mlp", MLPSpec, ("X",), ("Y", "loss"), mlp_reference, golden_case,
+    "mlp",
+    MLPSpec,
+    ("X",),
+    ("Y", "loss"),
+    mlp_reference,
+    golden_case,
     checks=(
         Check(p.FORWARD_AGREEMENT, mlp_cases, "forward"),
         Check(p.GRADIENT_AGREEMENT, mlp_cases, "gradient"),
@@ -71,8 +76,10 @@ MLP = Component(
         Check(COMPILED_AGREEMENT, partial(path_cases, compiled=True), "compiled_agreement"),
         Check(per_example_gradients(ROWS), path_cases, "per_example_gradients"),
     ),
-    adapters={"torch": "conformance.components.mlp.torch_adapter",
-              "jax": "conformance.components.mlp.jax_adapter"},
+    adapters={
+        "torch": "conformance.components.mlp.torch_adapter",
+        "jax": "conformance.components.mlp.jax_adapter",
+    },
     rounding=mlp_rounding,
     boundary=BOUNDARY,
 )

@@ -103,17 +103,25 @@ class FlaxMLP(nn.Module):
         dtype = jnp.dtype(self.spec.dtype)
         normalized = normalized_layers(self.spec)
         for l, width in enumerate(self.spec.sizes[1:], start=1):
-            Z = nn.Dense(width, use_bias=l not in normalized, dtype=dtype, param_dtype=dtype,
-                         name=f"Dense_{l}")(X)
+            Z = nn.Dense(
+                width, use_bias=l not in normalized, dtype=dtype, param_dtype=dtype, name=f"Dense_{l}"
+            )(X)
             if self.spec.batchnorm:  # ∂L/∂Zˡ is the gradient of this zero perturbation
                 Z = self.perturb(f"Z{l}", Z)
             if l in normalized and self.functional:
-                Z = Standardized(self.spec.bn_eps, self.fast_variance, self.train, dtype,
-                                 name=f"BatchNorm_{l}")(Z)
+                Z = Standardized(
+                    self.spec.bn_eps, self.fast_variance, self.train, dtype, name=f"BatchNorm_{l}"
+                )(Z)
             elif l in normalized:
-                Z = nn.BatchNorm(use_running_average=not self.train, momentum=self.spec.bn_momentum,
-                                 epsilon=self.spec.bn_eps, use_fast_variance=self.fast_variance,
-                                 dtype=dtype, param_dtype=dtype, name=f"BatchNorm_{l}")(Z)
+                Z = nn.BatchNorm(
+                    use_running_average=not self.train,
+                    momentum=self.spec.bn_momentum,
+                    epsilon=self.spec.bn_eps,
+                    use_fast_variance=self.fast_variance,
+                    dtype=dtype,
+                    param_dtype=dtype,
+                    name=f"BatchNorm_{l}",
+                )(Z)
             last = l == len(self.spec.sizes) - 1
             activation = self.spec.output_activation if last else self.spec.hidden_activation
             X = ACTIVATIONS[activation](Z, self.spec)
@@ -135,11 +143,15 @@ def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
     if used & {"elu", "selu"} and spec.elu_kink != "negative":
         raise ValueError(f"elu_kink: jax implements 'negative', received {spec.elu_kink!r}")
     if "softplus" in used and (spec.softplus_beta, spec.softplus_threshold) != (1.0, None):
-        raise ValueError("softplus_beta, softplus_threshold: jax.nn.softplus implements (1.0, None),"
-                         f" received {(spec.softplus_beta, spec.softplus_threshold)}")
+        raise ValueError(
+            "softplus_beta, softplus_threshold: jax.nn.softplus implements (1.0, None),"
+            f" received {(spec.softplus_beta, spec.softplus_threshold)}"
+        )
     if spec.batchnorm and not batchnorm:
-        raise ValueError("batchnorm: the 'mlp' component runs specs without batch norm,"
-                         " received batchnorm=True (use the 'mlp_bn' component)")
+        raise ValueError(
+            "batchnorm: the 'mlp' component runs specs without batch norm,"
+            " received batchnorm=True (use the 'mlp_bn' component)"
+        )
 
 
 def to_variables(spec: MLPSpec, params: Arrays) -> dict[str, Any]:
@@ -168,16 +180,14 @@ def _outputs(spec: MLPSpec, layout: str, targets: jax.Array, variables: Any, X: 
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def _vjp(spec: MLPSpec, layout: str, variables: Any, X: Any, targets: Any, cot_Y: Any,
-         cot_loss: Any) -> Any:
+def _vjp(spec: MLPSpec, layout: str, variables: Any, X: Any, targets: Any, cot_Y: Any, cot_loss: Any) -> Any:
     (Y, loss), pullback = jax.vjp(partial(_outputs, spec, layout, targets), variables, X)
     d_variables, dX = pullback((cot_Y, cot_loss))
     return Y, loss, d_variables, dX
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def _jvp(spec: MLPSpec, layout: str, variables: Any, X: Any, targets: Any, t_vars: Any,
-         t_X: Any) -> Any:
+def _jvp(spec: MLPSpec, layout: str, variables: Any, X: Any, targets: Any, t_vars: Any, t_X: Any) -> Any:
     _, tangents_out = jax.jvp(partial(_outputs, spec, layout, targets), (variables, X), (t_vars, t_X))
     return tangents_out
 
@@ -194,8 +204,13 @@ def _prepare(case: Case) -> tuple[MLPSpec, str, Any, np.ndarray, jax.Array]:
     params = cast_floats(case.params, spec.dtype)
     inputs = cast_floats(case.inputs, spec.dtype)
     layout = layout_of(case)
-    return (spec, layout, to_variables(spec, params), stored(inputs["X"], layout),
-            jnp.asarray(inputs["targets"]))
+    return (
+        spec,
+        layout,
+        to_variables(spec, params),
+        stored(inputs["X"], layout),
+        jnp.asarray(inputs["targets"]),
+    )
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:

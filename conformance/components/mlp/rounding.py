@@ -123,9 +123,15 @@ class Normalization(NamedTuple):
     backward: Callable[[Uncertain, Any], Triple]
 
 
-def network_passes(ar: Arithmetic, spec: MLPSpec, params: Grads, X: Uncertain, targets: np.ndarray,
-                   cotangents: Arrays | None, normalization: Normalization | None = None
-                   ) -> tuple[Uncertain, Uncertain, Grads]:
+def network_passes(
+    ar: Arithmetic,
+    spec: MLPSpec,
+    params: Grads,
+    X: Uncertain,
+    targets: np.ndarray,
+    cotangents: Arrays | None,
+    normalization: Normalization | None = None,
+) -> tuple[Uncertain, Uncertain, Grads]:
     """(Y, loss, grads of Σ <cot, out> with δˡ as "Zˡ"), as Uncertain values; the layers in
     spec.bn_layers() normalized by `normalization`."""
     A, layers = X, []
@@ -159,7 +165,8 @@ def mlp_rounding(case: Case, cotangents: Arrays | None = None) -> Outcome:
     spec: MLPSpec = case.spec
     ar = Arithmetic(spec.dtype)
     params = {k: ar.rounded(v) for k, v in case.params.items()}
-    Y, loss, grads = network_passes(ar, spec, params, ar.rounded(case.inputs["X"]),
-                                    case.inputs["targets"], cotangents)
+    Y, loss, grads = network_passes(
+        ar, spec, params, ar.rounded(case.inputs["X"]), case.inputs["targets"], cotangents
+    )
     bounds = {k: ar.bound(g) for k, g in grads.items() if not k.startswith("Z")}
     return Outcome({"Y": ar.bound(Y), "loss": ar.bound(loss)}, bounds, {})

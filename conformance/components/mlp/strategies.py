@@ -205,5 +205,9 @@ def extreme_cases(draw: st.DrawFn, profile: Profile) -> Case:
     case = mlp_case(spec, draw(batch_sizes(profile)), draw(seeds()))
     factor = extreme_scale(regime, profile.dtype, draw(st.integers(0, 1)))
     names = extreme_names(spec, regime)
-    return replace(case, params=scaled(case.params, names, factor), inputs=scaled(case.inputs, names, factor),
-                   meta={**case.meta, "regime": regime, "factor": factor})
+    return replace(
+        case,
+        params=scaled(case.params, names, factor),
+        inputs=scaled(case.inputs, names, factor),
+        meta={**case.meta, "regime": regime, "factor": factor},
+    )

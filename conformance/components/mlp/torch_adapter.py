@@ -61,13 +61,11 @@ class TorchMLP(nn.Module):
         self.spec = spec
         hidden = spec.sizes[1:-1]
         self.layers = nn.ModuleList(
-            nn.Linear(n_in, n_out, bias=not (spec.batchnorm and l < len(hidden)), dtype=dtype,
-                      device=device)
+            nn.Linear(n_in, n_out, bias=not (spec.batchnorm and l < len(hidden)), dtype=dtype, device=device)
             for l, (n_in, n_out) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:], strict=True))
         )
         self.norms = nn.ModuleList(  # norms[l - 1] follows layers[l - 1], l = 1 .. L - 1
-            nn.BatchNorm1d(width, eps=spec.bn_eps, momentum=spec.bn_momentum, dtype=dtype,
-                           device=device)
+            nn.BatchNorm1d(width, eps=spec.bn_eps, momentum=spec.bn_momentum, dtype=dtype, device=device)
             for width in (hidden if spec.batchnorm else ())
         )
         self.activations = [spec.hidden_activation] * len(hidden) + [spec.output_activation]
@@ -94,9 +92,16 @@ class TorchMLP(nn.Module):
                 self.taps.append(Z)
             if l < len(self.norms):
                 norm = self.norms[l]
-                Z = F.batch_norm(Z, norm.running_mean, norm.running_var, norm.weight, norm.bias,
-                                 training=self.training, momentum=self.spec.bn_momentum,
-                                 eps=self.spec.bn_eps)
+                Z = F.batch_norm(
+                    Z,
+                    norm.running_mean,
+                    norm.running_var,
+                    norm.weight,
+                    norm.bias,
+                    training=self.training,
+                    momentum=self.spec.bn_momentum,
+                    eps=self.spec.bn_eps,
+                )
             X = ACTIVATIONS[self.activations[l]](Z, self.spec)
         return X
 
@@ -142,8 +147,10 @@ def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
     if "softplus" in used and spec.softplus_threshold is None:
         raise ValueError("softplus_threshold: F.softplus always has one (20 by default), received None")
     if spec.batchnorm and not batchnorm:
-        raise ValueError("batchnorm: the 'mlp' component runs specs without batch norm,"
-                         " received batchnorm=True (use the 'mlp_bn' component)")
+        raise ValueError(
+            "batchnorm: the 'mlp' component runs specs without batch norm,"
+            " received batchnorm=True (use the 'mlp_bn' component)"
+        )
 
 
 def param_names(spec: MLPSpec) -> dict[str, str]:
@@ -219,9 +226,7 @@ def jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
     model, X, targets = _tensors(case, device)
     names = param_names(case.spec)
     keys = [*names, "X"]
-    primals = tuple(dict(model.named_parameters())[names[k]].detach() for k in names) + (
-        X.detach(),
-    )
+    primals = tuple(dict(model.named_parameters())[names[k]].detach() for k in names) + (X.detach(),)
     t = cast_floats(tangents, case.spec.dtype)
     directions = tuple(from_numpy(t[k]).to(device) for k in keys)
 
@@ -246,15 +251,17 @@ def per_example_grads(case: Case, device: torch.device) -> Arrays:
         Y = torch.func.functional_call(model, weights, (x.unsqueeze(0),))
         return loss_of(case.spec, Y, t.unsqueeze(0))
 
-    d_params, dX = torch.func.vmap(torch.func.grad(loss_of_row, argnums=(0, 1)),
-                                   in_dims=(None, 0, 0))(params, X.detach(), targets)
+    d_params, dX = torch.func.vmap(torch.func.grad(loss_of_row, argnums=(0, 1)), in_dims=(None, 0, 0))(
+        params, X.detach(), targets
+    )
     grads = {k: _numpy(d_params[names[k]]) for k in names}
     grads["X"] = _numpy(dX).reshape(X.shape[0], 1, -1)
     return grads
 
 
-def constructed(build: Callable[[], nn.Module], names: dict[str, str], case: Case,
-                device: torch.device) -> Arrays:
+def constructed(
+    build: Callable[[], nn.Module], names: dict[str, str], case: Case, device: torch.device
+) -> Arrays:
     """case.meta["init_draws"] modules from build(), each initialized as torch constructs it,
     from torch.manual_seed(case.seed) (the global generators are restored afterwards):
     {reference name: (draws, *shape)}."""

@@ -59,7 +59,12 @@ evaluation = partial(bn_cases, train=False, ci=EVAL_SPECS)
 ill_conditioned = partial(bn_cases, ci=FIRST, ill_conditioned=True)
 
 MLP_BN = Component(
-    "mlp_bn", MLPSpec, ("X",), ("Y", "loss"), mlp_bn_reference, golden_case,
+    "mlp_bn",
+    MLPSpec,
+    ("X",),
+    ("Y", "loss"),
+    mlp_bn_reference,
+    golden_case,
     checks=(
         # training mode: the generic properties
         Check(p.FORWARD_AGREEMENT, bn_cases, "forward"),
@@ -89,8 +94,10 @@ MLP_BN = Component(
         Check(PATH_AGREEMENT, path_cases, "path_agreement"),
         Check(COMPILED_AGREEMENT, partial(path_cases, compiled=True), "compiled_agreement"),
     ),
-    adapters={"torch": "conformance.components.mlp_bn.torch_adapter",
-              "jax": "conformance.components.mlp_bn.jax_adapter"},
+    adapters={
+        "torch": "conformance.components.mlp_bn.torch_adapter",
+        "jax": "conformance.components.mlp_bn.jax_adapter",
+    },
     rounding=mlp_bn_rounding,
     boundary=BOUNDARY,
 )

@@ -49,5 +49,14 @@ SHAPES = (
 )
 # fmt: on
 
-BOUNDARY = Boundary(SHAPES, case, (p.FORWARD_AGREEMENT, p.GRADIENT_AGREEMENT, p.LOSS_GRADIENT_AGREEMENT,
-                                   bp.STATE_AGREEMENT, bp.EVAL_AGREEMENT))
+BOUNDARY = Boundary(
+    SHAPES,
+    case,
+    (
+        p.FORWARD_AGREEMENT,
+        p.GRADIENT_AGREEMENT,
+        p.LOSS_GRADIENT_AGREEMENT,
+        bp.STATE_AGREEMENT,
+        bp.EVAL_AGREEMENT,
+    ),
+)

@@ -52,8 +52,9 @@ CONVENTIONS: dict[str, object] = {
     "bn_single_example": "allow",
 }
 _FIXED = ("bn_momentum_convention", "bn_running_var", "bn_single_example")
-FLAX_FAST_VARIANCE = bool(next(f.default for f in fields(nn.BatchNorm)
-                               if f.name == "use_fast_variance"))  # True in flax 0.10 to 0.12
+FLAX_FAST_VARIANCE = bool(
+    next(f.default for f in fields(nn.BatchNorm) if f.name == "use_fast_variance")
+)  # True in flax 0.10 to 0.12
 
 
 default_init = mlp.default_init  # FlaxMLP builds the batch norms too
@@ -71,26 +72,31 @@ def fast_variance(case: Case) -> bool:
     """The use_fast_variance a case runs with (meta["bn_variance"], default "two-pass")."""
     choice = case.meta.get("bn_variance", "two-pass")
     if choice not in VARIANCE:
-        raise ValueError(f"meta['bn_variance']: expected one of {sorted(VARIANCE)},"
-                         f" received {choice!r}")
+        raise ValueError(f"meta['bn_variance']: expected one of {sorted(VARIANCE)}, received {choice!r}")
     return VARIANCE[choice]
 
 
 def to_variables(spec: MLPSpec, params: Arrays, N: int) -> dict[str, Any]:
-    """"params" (Dense and BatchNorm layers) and zero "perturbations" for a batch of N rows."""
+    """ "params" (Dense and BatchNorm layers) and zero "perturbations" for a batch of N rows."""
     variables = mlp.to_variables(spec, params)
     layers = dict(variables["params"])
     for l in mlp.normalized_layers(spec):
-        layers[f"BatchNorm_{l}"] = {"scale": jnp.asarray(params[f"gamma{l}"]),
-                                    "bias": jnp.asarray(params[f"beta{l}"])}
+        layers[f"BatchNorm_{l}"] = {
+            "scale": jnp.asarray(params[f"gamma{l}"]),
+            "bias": jnp.asarray(params[f"beta{l}"]),
+        }
     zeros = {f"Z{l}": jnp.zeros((N, width), spec.dtype) for l, width in enumerate(spec.sizes[1:], 1)}
     return {"params": layers, "perturbations": zeros}
 
 
 def to_batch_stats(spec: MLPSpec, state: Arrays) -> dict[str, Any]:
-    return {f"BatchNorm_{l}": {"mean": jnp.asarray(state[f"running_mean{l}"]),
-                               "var": jnp.asarray(state[f"running_var{l}"])}
-            for l in mlp.normalized_layers(spec)}
+    return {
+        f"BatchNorm_{l}": {
+            "mean": jnp.asarray(state[f"running_mean{l}"]),
+            "var": jnp.asarray(state[f"running_var{l}"]),
+        }
+        for l in mlp.normalized_layers(spec)
+    }
 
 
 def from_batch_stats(spec: MLPSpec, stats: dict[str, Any]) -> Arrays:
@@ -124,7 +130,7 @@ Mode = tuple[MLPSpec, bool, bool, str, bool]
 
 
 def paths(case: Case, device: Any = None) -> tuple[str, ...]:
-    """"eager" (op by op) and "functional": jax.nn.standardize between BatchNorm's scale and
+    """ "eager" (op by op) and "functional": jax.nn.standardize between BatchNorm's scale and
     bias (mlp.Standardized), which returns no running statistics in training."""
     return ("eager", "functional")
 
@@ -143,18 +149,19 @@ def _outputs(mode: Mode, targets: Any, stats: Any, variables: Any, X: Any) -> An
 
 
 @partial(jax.jit, static_argnums=0)
-def _vjp(mode: Mode, variables: Any, stats: Any, X: Any, targets: Any, cot_Y: Any,
-         cot_loss: Any) -> Any:
+def _vjp(mode: Mode, variables: Any, stats: Any, X: Any, targets: Any, cot_Y: Any, cot_loss: Any) -> Any:
     (Y, loss), pullback, new_stats = jax.vjp(
-        partial(_outputs, mode, targets, stats), variables, X, has_aux=True)
+        partial(_outputs, mode, targets, stats), variables, X, has_aux=True
+    )
     d_variables, dX = pullback((cot_Y, cot_loss))
     return Y, loss, new_stats, d_variables, dX
 
 
 @partial(jax.jit, static_argnums=0)
 def _jvp(mode: Mode, variables: Any, stats: Any, X: Any, targets: Any, t_vars: Any, t_X: Any) -> Any:
-    _, tangents_out, _ = jax.jvp(partial(_outputs, mode, targets, stats),
-                                 (variables, X), (t_vars, t_X), has_aux=True)
+    _, tangents_out, _ = jax.jvp(
+        partial(_outputs, mode, targets, stats), (variables, X), (t_vars, t_X), has_aux=True
+    )
     return tangents_out
 
 
@@ -173,8 +180,13 @@ def _prepare(case: Case) -> tuple[Mode, Any, Any, np.ndarray, jax.Array]:
         raise ValueError(f"meta['path']: expected one of {list(paths(case))} or none, received {path!r}")
     mode = (spec, case.train, fast_variance(case), layout_of(case), path == "functional")
     N = inputs["X"].shape[0]
-    return (mode, to_variables(spec, params, N), stats, stored(inputs["X"], mode[3]),
-            jnp.asarray(inputs["targets"]))
+    return (
+        mode,
+        to_variables(spec, params, N),
+        stats,
+        stored(inputs["X"], mode[3]),
+        jnp.asarray(inputs["targets"]),
+    )
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:

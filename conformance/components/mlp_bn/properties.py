@@ -58,23 +58,37 @@ def _require_train(case: Case, property_id: str, train: bool = True) -> None:
         raise NotApplicable(f"{property_id}: needs a {mode}-mode case")
 
 
-def _agree(ctx: Context, backend: Backend, case: Case, run_case: Case | None = None, *,
-           label: str = "", forward_only: bool = False) -> None:
+def _agree(
+    ctx: Context,
+    backend: Backend,
+    case: Case,
+    run_case: Case | None = None,
+    *,
+    label: str = "",
+    forward_only: bool = False,
+) -> None:
     """Outputs, gradients (random upstream) and state of the backend on run_case (default:
     case) vs the reference on case; forward_only: "Y" and the state."""
     cot = upstream(case)
     r64, bound = reference_and_bound(ctx.component, case, cot)
     got = backend.run(run_case or case, cot)
     outputs = ("Y",) if forward_only else tuple(r64.outputs)
-    assert_agree(ctx, got.outputs, {k: r64.outputs[k] for k in outputs}, bound.outputs, kind="forward",
-                 label=f"{label}output ")
+    assert_agree(
+        ctx,
+        got.outputs,
+        {k: r64.outputs[k] for k in outputs},
+        bound.outputs,
+        kind="forward",
+        label=f"{label}output ",
+    )
     if not forward_only:
         assert_agree(ctx, got.grads, r64.grads, bound.grads, kind="gradient", label=label)
     assert_agree(ctx, got.state, r64.state, bound.state, kind="state", label=f"{label}state ")
 
 
-def _assert_same(ctx: Context, lhs: Arrays, rhs: Arrays, what: str,
-                 scale: dict[str, float] | None = None) -> None:
+def _assert_same(
+    ctx: Context, lhs: Arrays, rhs: Arrays, what: str, scale: dict[str, float] | None = None
+) -> None:
     """Per entry of rhs: the worst element of lhs - rhs within IDENTITY_RTOL of the tensor's
     size (max |lhs|, |rhs|), or of scale[k] where given."""
     __tracebackhide__ = True
@@ -84,8 +98,14 @@ def _assert_same(ctx: Context, lhs: Arrays, rhs: Arrays, what: str,
         if scale and k in scale:
             size = scale[k]
         worst = np.unravel_index(np.argmax(np.abs(a - r)), r.shape) if r.size else ()
-        assert_identity(ctx, f"{k}{list(map(int, worst))} ({what})", float(a[worst]),
-                        float(r[worst]), scale=size, rtol=IDENTITY_RTOL[ctx.dtype])
+        assert_identity(
+            ctx,
+            f"{k}{list(map(int, worst))} ({what})",
+            float(a[worst]),
+            float(r[worst]),
+            scale=size,
+            rtol=IDENTITY_RTOL[ctx.dtype],
+        )
 
 
 # ---------------------------------------------------------------- running statistics, eval mode
@@ -120,8 +140,14 @@ def state_agreement(ctx: Context, backend: Backend) -> None:
         bound, state = step_rounding(replace(case, inputs={**case.inputs, "X": X}), None, state)
         bounds.append(bound.state)
     for step in (0, STEPS - 1):
-        assert_agree(ctx, got[step], r64[step], bounds[step], kind="state",
-                     label=f"state after {step + 1} step{'s' if step else ''}: ")
+        assert_agree(
+            ctx,
+            got[step],
+            r64[step],
+            bounds[step],
+            kind="state",
+            label=f"state after {step + 1} step{'s' if step else ''}: ",
+        )
 
 
 def eval_agreement(ctx: Context, backend: Backend) -> None:
@@ -156,19 +182,28 @@ def bn_gradient_sums(ctx: Context, backend: Backend) -> None:
         bound_g = np.abs(grads[f"Z{l + 1}"]) @ np.abs(case.params[f"W{l + 1}"])  # >= |∂L/∂Ẑˡ|
         m = np.max(np.abs(xhat), axis=0)
         size = (np.abs(dx) * (1 + np.abs(xhat))).sum(axis=0) + (
-            s * np.abs(gamma) * (2 + m) * (1 + m) * bound_g.sum(axis=0))
+            s * np.abs(gamma) * (2 + m) * (1 + m) * bound_g.sum(axis=0)
+        )
         sides = {
             f"Σ_n ∂L/∂Z{l}": (dx.sum(axis=0), np.zeros_like(s)),
             f"Σ_n ∂L/∂Z{l} ⊙ x̂ vs ε s³ γ ∂L/∂γ{l}": (
-                (dx * xhat).sum(axis=0), spec.bn_eps * s**3 * gamma * grads[f"gamma{l}"]),
+                (dx * xhat).sum(axis=0),
+                spec.bn_eps * s**3 * gamma * grads[f"gamma{l}"],
+            ),
         }
         for name, (lhs, rhs) in sides.items():
             off = np.abs(lhs - rhs)
             # a feature with no gradient at all (every unit dead) has size 0: only 0 = 0 passes
             ratio = np.divide(off, size, out=np.where(off > 0, np.inf, 0.0), where=size > 0)
             d = int(np.argmax(ratio))
-            assert_identity(ctx, f"{name}, feature {d}", float(lhs[d]), float(rhs[d]),
-                            scale=float(size[d] + abs(rhs[d])), rtol=IDENTITY_RTOL[ctx.dtype])
+            assert_identity(
+                ctx,
+                f"{name}, feature {d}",
+                float(lhs[d]),
+                float(rhs[d]),
+                scale=float(size[d] + abs(rhs[d])),
+                rtol=IDENTITY_RTOL[ctx.dtype],
+            )
 
 
 def bn_shift_scale_invariance(ctx: Context, backend: Backend) -> None:
@@ -183,8 +218,7 @@ def bn_shift_scale_invariance(ctx: Context, backend: Backend) -> None:
     later = {f"W{l}": 2.0 * p[f"W{l}"] for l in spec.bn_layers() if l > 1}
     moved = replace(case, inputs={**case.inputs, "X": 2.0 * X + t}, params={**p, **later})
     narrow = replace(case, spec=replace(spec, bn_eps=spec.bn_eps / 4))
-    _assert_same(ctx, backend.run(moved).outputs, backend.run(narrow).outputs,
-                 "2 X + t, 2 Wˡ vs ε/4")
+    _assert_same(ctx, backend.run(moved).outputs, backend.run(narrow).outputs, "2 X + t, 2 Wˡ vs ε/4")
 
 
 def bn_eval_affine(ctx: Context, backend: Backend) -> None:
@@ -204,8 +238,7 @@ def bn_eval_affine(ctx: Context, backend: Backend) -> None:
     mix = backend.run(at(a * X + b * X2)).outputs["Y"]
     Y1, Y2 = one.outputs["Y"], two.outputs["Y"]
     size = float(np.max(np.abs(a * Y1) + np.abs(b * Y2)))
-    _assert_same(ctx, {"Y": mix}, {"Y": a * Y1 + b * Y2}, "Y(a X + b X') vs a Y(X) + b Y(X')",
-                 {"Y": size})
+    _assert_same(ctx, {"Y": mix}, {"Y": a * Y1 + b * Y2}, "Y(a X + b X') vs a Y(X) + b Y(X')", {"Y": size})
     _assert_same(ctx, {"X": one.grads["X"]}, {"X": two.grads["X"]}, "∂L/∂X at X vs at X'")
 
 
@@ -225,8 +258,14 @@ def bn_batch_of_one(ctx: Context, backend: Backend) -> None:
         raised = 0.0
     except ValueError:
         raised = 1.0
-    assert_identity(ctx, "ValueError on a training batch of one (bn_single_example='raise')",
-                    raised, 1.0, scale=1.0, rtol=0.5)
+    assert_identity(
+        ctx,
+        "ValueError on a training batch of one (bn_single_example='raise')",
+        raised,
+        1.0,
+        scale=1.0,
+        rtol=0.5,
+    )
 
 
 # The variance formula shows in Y and the running variance, which these properties compare
@@ -247,15 +286,20 @@ def _variance(case: Case, choice: str) -> Case:
 def bn_ill_conditioned(ctx: Context, backend: Backend) -> None:
     """The framework as users get it (flax: use_fast_variance=True, E[x²] - E[x]²)."""
     _ill_conditioned(ctx.case, "bn-ill-conditioned")
-    _agree(ctx, backend, ctx.case, _variance(ctx.case, "default"), label="mean 1e4: ",
-           forward_only=True)
+    _agree(ctx, backend, ctx.case, _variance(ctx.case, "default"), label="mean 1e4: ", forward_only=True)
 
 
 def bn_ill_conditioned_two_pass(ctx: Context, backend: Backend) -> None:
     """The same case with σ² = E[(x - μ)²], as the reference (flax: use_fast_variance=False)."""
     _ill_conditioned(ctx.case, "bn-ill-conditioned-two-pass")
-    _agree(ctx, backend, ctx.case, _variance(ctx.case, "two-pass"),
-           label="mean 1e4, two-pass: ", forward_only=True)
+    _agree(
+        ctx,
+        backend,
+        ctx.case,
+        _variance(ctx.case, "two-pass"),
+        label="mean 1e4, two-pass: ",
+        forward_only=True,
+    )
 
 
 # ---------------------------------------------------------------- the properties, by id
@@ -267,5 +311,6 @@ BN_SHIFT_SCALE_INVARIANCE = Property("bn-shift-scale-invariance", bn_shift_scale
 BN_EVAL_AFFINE = Property("bn-eval-affine", bn_eval_affine)
 BN_BATCH_OF_ONE = Property("bn-batch-of-one", bn_batch_of_one)
 BN_ILL_CONDITIONED = Property("bn-ill-conditioned", bn_ill_conditioned, frameworks_only=True)
-BN_ILL_CONDITIONED_TWO_PASS = Property("bn-ill-conditioned-two-pass", bn_ill_conditioned_two_pass,
-                                       frameworks_only=True)
+BN_ILL_CONDITIONED_TWO_PASS = Property(
+    "bn-ill-conditioned-two-pass", bn_ill_conditioned_two_pass, frameworks_only=True
+)

@@ -44,12 +44,23 @@ def range_case(dtype: str, scale: float, seed: int) -> Case:
     params = {"W1": eye, "gamma1": np.ones(3), "beta1": np.zeros(3), "W2": eye, "b2": np.zeros(3)}
     Z = rng.standard_normal((ROWS, 3))
     Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
-    inputs = {"X": Z * scale, "targets": rng.standard_normal((ROWS, 3)),
-              "dY": rng.standard_normal((ROWS, 3)), "dY2": rng.standard_normal((ROWS, 3))}
+    inputs = {
+        "X": Z * scale,
+        "targets": rng.standard_normal((ROWS, 3)),
+        "dY": rng.standard_normal((ROWS, 3)),
+        "dY2": rng.standard_normal((ROWS, 3)),
+    }
     state = {"running_mean1": np.zeros(3), "running_var1": np.ones(3)}
     spec = MLPSpec(**{**SPEC.__dict__, "dtype": dtype})
-    return Case("mlp_bn", spec, round_to(params, dtype), round_to(inputs, dtype),
-                state=round_to(state, dtype), train=True, seed=seed)
+    return Case(
+        "mlp_bn",
+        spec,
+        round_to(params, dtype),
+        round_to(inputs, dtype),
+        state=round_to(state, dtype),
+        train=True,
+        seed=seed,
+    )
 
 
 @st.composite
@@ -65,8 +76,10 @@ def tiny_cases(draw: st.DrawFn, profile: Profile) -> Case:
 def _bound(ctx: Context, expected: Arrays) -> Arrays:
     """RANGE_ENDS_ULPS ulps of each tensor's largest finite entry (x̂'s centred values cancel)."""
     ulps = RANGE_ENDS_ULPS * precision(ctx.dtype).eps
-    return {k: np.full(v.shape, ulps * float(np.max(np.abs(v[np.isfinite(v)]), initial=0.0)))
-            for k, v in expected.items()}
+    return {
+        k: np.full(v.shape, ulps * float(np.max(np.abs(v[np.isfinite(v)]), initial=0.0)))
+        for k, v in expected.items()
+    }
 
 
 def bn_range_ends(ctx: Context, backend: Backend) -> None:
@@ -74,8 +87,11 @@ def bn_range_ends(ctx: Context, backend: Backend) -> None:
     r64 = ctx.component.reference(ctx.case.with_dtype("float64"), cot)
     got = backend.run(ctx.case, cot)
     label = f"batch norm at the end of the {ctx.dtype} range, "
-    for kind, actual, expected in (("forward", got.outputs, r64.outputs), ("state", got.state, r64.state),
-                                   ("gradient", got.grads, r64.grads)):
+    for kind, actual, expected in (
+        ("forward", got.outputs, r64.outputs),
+        ("state", got.state, r64.state),
+        ("gradient", got.grads, r64.grads),
+    ):
         want = round_to({k: v for k, v in expected.items() if not k.startswith("Z")}, ctx.dtype)
         assert_agree(ctx, actual, want, _bound(ctx, want), kind=kind, label=label + kind + " ")
 

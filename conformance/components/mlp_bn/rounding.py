@@ -44,9 +44,17 @@ def batch_variance(ar: Arithmetic, Z: Uncertain, mu: Uncertain, c: Uncertain, fo
     return Uncertain(two_pass.v, np.where(larger, fast.d, two_pass.d))
 
 
-def batchnorm_forward(ar: Arithmetic, spec: MLPSpec, Z: Uncertain, gamma: Uncertain, beta: Uncertain,
-                      mean: Uncertain, var: Uncertain, train: bool, variance: str = "two-pass"
-                      ) -> tuple[Uncertain, tuple[Any, ...], dict[str, Uncertain]]:
+def batchnorm_forward(
+    ar: Arithmetic,
+    spec: MLPSpec,
+    Z: Uncertain,
+    gamma: Uncertain,
+    beta: Uncertain,
+    mean: Uncertain,
+    var: Uncertain,
+    train: bool,
+    variance: str = "two-pass",
+) -> tuple[Uncertain, tuple[Any, ...], dict[str, Uncertain]]:
     """(Ẑ, what the backward needs, new running statistics {"mean", "var"})."""
     N = Z.v.shape[0]
     eps = ar.rounded(spec.bn_eps)
@@ -63,8 +71,9 @@ def batchnorm_forward(ar: Arithmetic, spec: MLPSpec, Z: Uncertain, gamma: Uncert
     return out, (xhat, s, gamma, train), stats
 
 
-def running_statistics(ar: Arithmetic, spec: MLPSpec, mean: Uncertain, var: Uncertain, mu: Uncertain,
-                       sigma2: Uncertain, N: int) -> dict[str, Uncertain]:
+def running_statistics(
+    ar: Arithmetic, spec: MLPSpec, mean: Uncertain, var: Uncertain, mu: Uncertain, sigma2: Uncertain, N: int
+) -> dict[str, Uncertain]:
     m = spec.bn_momentum
     keep, take = (1.0 - m, m) if spec.bn_momentum_convention == "torch" else (m, 1.0 - m)
     batch_var = sigma2
@@ -90,17 +99,33 @@ def batchnorm_backward(ar: Arithmetic, delta: Uncertain, cache: tuple[Any, ...])
     return ar.mul(inner, _row(ar.scale(factor, 1.0 / N))), dgamma, dbeta
 
 
-def mlp_bn_passes(ar: Arithmetic, spec: MLPSpec, params: Grads, X: Uncertain, targets: np.ndarray,
-                  state: dict[str, Uncertain], train: bool, cotangents: Arrays | None,
-                  variance: str = "two-pass") -> tuple[Uncertain, Uncertain, Grads, dict[str, Uncertain]]:
+def mlp_bn_passes(
+    ar: Arithmetic,
+    spec: MLPSpec,
+    params: Grads,
+    X: Uncertain,
+    targets: np.ndarray,
+    state: dict[str, Uncertain],
+    train: bool,
+    cotangents: Arrays | None,
+    variance: str = "two-pass",
+) -> tuple[Uncertain, Uncertain, Grads, dict[str, Uncertain]]:
     """(Y, loss, grads with δˡ as "Zˡ", new state) as Uncertain values; `variance`: the batch
     variance's formula (batch_variance)."""
     new_state: dict[str, Uncertain] = {}
 
     def forward(l: int, Z: Uncertain) -> tuple[Uncertain, tuple[Any, ...]]:
         normed, cache, stats = batchnorm_forward(
-            ar, spec, Z, params[f"gamma{l}"], params[f"beta{l}"], state[f"running_mean{l}"],
-            state[f"running_var{l}"], train, variance)
+            ar,
+            spec,
+            Z,
+            params[f"gamma{l}"],
+            params[f"beta{l}"],
+            state[f"running_mean{l}"],
+            state[f"running_var{l}"],
+            train,
+            variance,
+        )
         new_state[f"running_mean{l}"], new_state[f"running_var{l}"] = stats["mean"], stats["var"]
         return normed, cache
 
@@ -112,18 +137,22 @@ def mlp_bn_passes(ar: Arithmetic, spec: MLPSpec, params: Grads, X: Uncertain, ta
     return Y, loss, grads, new_state
 
 
-def step_rounding(case: Case, cotangents: Arrays | None, state: dict[str, Uncertain]
-                  ) -> tuple[Outcome, dict[str, Uncertain]]:
+def step_rounding(
+    case: Case, cotangents: Arrays | None, state: dict[str, Uncertain]
+) -> tuple[Outcome, dict[str, Uncertain]]:
     """One forward (and backward) from a state that carries its own bounds: the Outcome of
     bounds, and the new state with its bounds (the next step's input in a chain)."""
     spec: MLPSpec = case.spec
     ar = Arithmetic(spec.dtype)
     params = {k: ar.rounded(v) for k, v in case.params.items()}
-    Y, loss, grads, new_state = mlp_bn_passes(ar, spec, params, ar.rounded(case.inputs["X"]),
-                                              case.inputs["targets"], state, case.train, cotangents)
-    bounds = Outcome({"Y": ar.bound(Y), "loss": ar.bound(loss)},
-                     {k: ar.bound(g) for k, g in grads.items()},
-                     {k: ar.bound(s) for k, s in new_state.items()})
+    Y, loss, grads, new_state = mlp_bn_passes(
+        ar, spec, params, ar.rounded(case.inputs["X"]), case.inputs["targets"], state, case.train, cotangents
+    )
+    bounds = Outcome(
+        {"Y": ar.bound(Y), "loss": ar.bound(loss)},
+        {k: ar.bound(g) for k, g in grads.items()},
+        {k: ar.bound(s) for k, s in new_state.items()},
+    )
     return bounds, new_state
 
 

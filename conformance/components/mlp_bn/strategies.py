@@ -60,8 +60,7 @@ CI_LAYOUTS = ("contiguous", "transposed")
 CI_PATHS = ("functional",)
 
 
-def bn_case(spec: MLPSpec, batch: int, seed: int, *, train: bool,
-            ill_conditioned: bool = False) -> Case:
+def bn_case(spec: MLPSpec, batch: int, seed: int, *, train: bool, ill_conditioned: bool = False) -> Case:
     """A case of spec (batchnorm on) with `batch` rows.
 
     ill_conditioned: X = ILL_MEAN + N(0, 1) and each row of W1 shifted to sum to 1, so the
@@ -88,8 +87,12 @@ def bn_case(spec: MLPSpec, batch: int, seed: int, *, train: bool,
         targets = rng.integers(0, C, size=batch)
     else:
         targets = rng.standard_normal((batch, C))
-    inputs = {"X": X, "targets": targets, "dY": rng.standard_normal((batch, C)),
-              "dY2": rng.standard_normal((batch, C))}
+    inputs = {
+        "X": X,
+        "targets": targets,
+        "dY": rng.standard_normal((batch, C)),
+        "dY2": rng.standard_normal((batch, C)),
+    }
     return Case("mlp_bn", spec, params, inputs, state=state, train=train, seed=seed)
 
 
@@ -103,13 +106,17 @@ def bn_specs() -> st.SearchStrategy[MLPSpec]:
       an activation affine on the batch (identity; relu or leaky relu with every row on one
       side) the next normalization absorbs βˡ, whose gradient is then 0.
     """
+
     def build(depth: int) -> st.SearchStrategy[MLPSpec]:
         hidden = (3, 5, 8, 16) if depth == 2 else (5, 8, 16)
         acts = ACTIVATIONS if depth == 2 else ("tanh", "sigmoid")
         return st.builds(
             MLPSpec,
-            sizes=st.tuples(st.sampled_from((2, 3, 5, 8)), *[st.sampled_from(hidden)] * (depth - 1),
-                            st.sampled_from((1, 2, 3, 5))),
+            sizes=st.tuples(
+                st.sampled_from((2, 3, 5, 8)),
+                *[st.sampled_from(hidden)] * (depth - 1),
+                st.sampled_from((1, 2, 3, 5)),
+            ),
             hidden_activation=st.sampled_from(acts),
             output_activation=st.sampled_from(ACTIVATIONS),
             loss=st.sampled_from(LOSSES),
@@ -122,9 +129,16 @@ def bn_specs() -> st.SearchStrategy[MLPSpec]:
 
 
 @st.composite
-def bn_cases(draw: st.DrawFn, profile: Profile, *, train: bool = True, ci: tuple[MLPSpec, ...] = TRAIN_SPECS,
-             batch: int | None = None, affine: bool = False,
-             ill_conditioned: bool = False) -> Case:
+def bn_cases(
+    draw: st.DrawFn,
+    profile: Profile,
+    *,
+    train: bool = True,
+    ci: tuple[MLPSpec, ...] = TRAIN_SPECS,
+    batch: int | None = None,
+    affine: bool = False,
+    ill_conditioned: bool = False,
+) -> Case:
     """A random "mlp_bn" case. ci: the catalog entries the ci profile draws from; batch: a
     fixed number of rows (1 for the batch of one); affine: identity activations everywhere
     (the network is then affine in X in eval mode); ill_conditioned: see bn_case, on the first
@@ -158,11 +172,18 @@ def wide_cases(draw: st.DrawFn, profile: Profile) -> Case:
         spec, batch = WIDE_BN, WIDE_BN_BATCH
     else:
         wide = [n for n in VECTOR_WIDTHS if n >= 3]
-        spec = draw(st.builds(
-            MLPSpec, sizes=st.tuples(st.sampled_from(wide[:-3]), st.sampled_from(wide),
-                                     st.sampled_from(VECTOR_WIDTHS)),
-            hidden_activation=st.sampled_from(ACTIVATIONS), output_activation=st.sampled_from(ACTIVATIONS),
-            loss=st.sampled_from(LOSSES), batchnorm=st.just(True)))
+        spec = draw(
+            st.builds(
+                MLPSpec,
+                sizes=st.tuples(
+                    st.sampled_from(wide[:-3]), st.sampled_from(wide), st.sampled_from(VECTOR_WIDTHS)
+                ),
+                hidden_activation=st.sampled_from(ACTIVATIONS),
+                output_activation=st.sampled_from(ACTIVATIONS),
+                loss=st.sampled_from(LOSSES),
+                batchnorm=st.just(True),
+            )
+        )
         batch = draw(st.sampled_from(wide))
     train = True if profile.bounded_shapes else draw(st.booleans())
     case = bn_case(spec, batch, draw(seeds()), train=train)

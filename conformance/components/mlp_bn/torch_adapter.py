@@ -118,4 +118,3 @@ def _jvp(case: Case, tangents: Arrays, device: torch.device) -> Arrays:
 
     _, (dY, dloss) = torch.func.jvp(outputs, primals, directions)
     return {"Y": mlp._numpy(dY), "loss": mlp._numpy(dloss)}
-

@@ -42,8 +42,10 @@ from conformance.layouts import LAYOUT_INVARIANCE, SIZE_AGREEMENT
 from conformance.paths import PATH_AGREEMENT, Batching, batch_blocks, per_example_gradients
 from refimpl.rnn import RNNSpec
 
-ADAPTERS = {"torch": "conformance.components.rnn.torch_adapter",
-            "jax": "conformance.components.rnn.jax_adapter"}
+ADAPTERS = {
+    "torch": "conformance.components.rnn.torch_adapter",
+    "jax": "conformance.components.rnn.jax_adapter",
+}
 
 
 def golden_case(seed: int) -> Case:
@@ -66,7 +68,12 @@ def batch_axes(case: Case) -> dict[str, int]:
 SEQUENCES = Batching(batch_axes)
 
 RNN = Component(
-    "rnn", RNNSpec, ("X", "h0"), ("Y", "loss"), rnn_reference, golden_case,
+    "rnn",
+    RNNSpec,
+    ("X", "h0"),
+    ("Y", "loss"),
+    rnn_reference,
+    golden_case,
     checks=(
         Check(p.FORWARD_AGREEMENT, rnn_cases, "forward"),
         Check(p.GRADIENT_AGREEMENT, rnn_cases, "gradient"),
@@ -92,17 +99,28 @@ RNN = Component(
 )
 
 RNN_TRUNCATED = Component(
-    "rnn_truncated", RNNSpec, ("X", "h0"), ("Y", "loss"), rnn_reference, golden_truncated_case,
+    "rnn_truncated",
+    RNNSpec,
+    ("X", "h0"),
+    ("Y", "loss"),
+    rnn_reference,
+    golden_truncated_case,
     checks=(
         Check(p.FORWARD_AGREEMENT, truncated_cases, "truncated_forward"),
         Check(p.GRADIENT_AGREEMENT, truncated_cases, "truncated_gradient"),
         Check(p.LOSS_GRADIENT_AGREEMENT, truncated_cases, "truncated_loss_gradient"),
-        Check(rp.TRUNCATED_FINITE_DIFFERENCES, partial(truncated_cases, steps="long"),
-              "truncated_finite_differences"),
+        Check(
+            rp.TRUNCATED_FINITE_DIFFERENCES,
+            partial(truncated_cases, steps="long"),
+            "truncated_finite_differences",
+        ),
         Check(p.REVERSE_VS_FORWARD, truncated_cases, "truncated_reverse_vs_forward"),
         Check(p.UPSTREAM_LINEARITY, truncated_cases, "truncated_upstream_linearity"),
-        Check(rp.TRUNCATION_COVERS_SEQUENCE, partial(truncated_cases, window="covering"),
-              "window_covers_sequence"),
+        Check(
+            rp.TRUNCATION_COVERS_SEQUENCE,
+            partial(truncated_cases, window="covering"),
+            "window_covers_sequence",
+        ),
         Check(rp.TRUNCATION_WINDOW_ONE, partial(truncated_cases, window="one"), "window_one"),
     ),
     adapters=ADAPTERS,

@@ -82,8 +82,13 @@ class WindowedCell(nn.RNNCellBase):
     def __call__(self, carry: Any, x: jax.Array) -> Any:
         h, t, k = carry
         h = jnp.where(cut(t, k), jax.lax.stop_gradient(h), h)  # no gradient back across
-        cell = nn.SimpleCell(features=self.features, activation_fn=self.activation_fn,
-                             dtype=self.dtype, param_dtype=self.param_dtype, name="simple")
+        cell = nn.SimpleCell(
+            features=self.features,
+            activation_fn=self.activation_fn,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            name="simple",
+        )
         h, _ = cell(h, x)
         h = self.perturb("h", h)  # + 0; its gradient is ∂L/∂h_t
         return (h, t + 1, k), h
@@ -151,8 +156,9 @@ def loss_of(spec: RNNSpec, Y: jax.Array, targets: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(rows, targets.reshape(-1)).mean()
 
 
-def _outputs(spec: RNNSpec, layout: str, targets: jax.Array, k: jax.Array, variables: Any,
-             X: jax.Array, h0: jax.Array) -> Any:
+def _outputs(
+    spec: RNNSpec, layout: str, targets: jax.Array, k: jax.Array, variables: Any, X: jax.Array, h0: jax.Array
+) -> Any:
     """(Y, loss) from time-major X (T, N, D) stored in `layout`: through flax's batch-major
     layout, or handed as it is to nn.RNN(time_major=True) ("reordered")."""
     time_major = layout == "reordered"
@@ -167,8 +173,9 @@ def _outputs(spec: RNNSpec, layout: str, targets: jax.Array, k: jax.Array, varia
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def _evaluate(spec: RNNSpec, layout: str, variables: Any, X: Any, h0: Any, targets: Any, k: Any,
-              cot: Any, tangents: Any) -> Any:
+def _evaluate(
+    spec: RNNSpec, layout: str, variables: Any, X: Any, h0: Any, targets: Any, k: Any, cot: Any, tangents: Any
+) -> Any:
     """Outputs, the VJP of the cotangents (cot_Y, cot_loss) and the JVP of the tangents.
     `spec` carries no window (the static part); the window k is an argument."""
     f = partial(_outputs, spec, layout, targets, k)
@@ -177,8 +184,7 @@ def _evaluate(spec: RNNSpec, layout: str, variables: Any, X: Any, h0: Any, targe
     return Y, loss, pullback(cot), tangents_out
 
 
-def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None,
-          k: int | None = None) -> Any:
+def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None, k: int | None = None) -> Any:
     spec: RNNSpec = case.spec
     params = cast_floats(case.params, spec.dtype)
     x = cast_floats(case.inputs, spec.dtype)
@@ -189,9 +195,11 @@ def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None,
     # NumPy zeros: an eager jnp.zeros would compile a small program per shape
     cot_Y = cot["Y"] if "Y" in cot else np.zeros(Y_shape, dtype)
     cot_loss = np.asarray(cot.get("loss", 0.0), dtype=dtype)
-    d = cast_floats(tangents, spec.dtype) if tangents is not None else {
-        name: np.zeros_like(v) for name, v in {**params, **x}.items()
-    }
+    d = (
+        cast_floats(tangents, spec.dtype)
+        if tangents is not None
+        else {name: np.zeros_like(v) for name, v in {**params, **x}.items()}
+    )
     layout = _layout(case)
     on_disk = (lambda a: a) if layout == "reordered" else partial(stored, layout=layout)
     t = (to_variables(d, T, N), on_disk(d["X"]), on_disk(d["h0"]))
@@ -199,8 +207,17 @@ def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None,
     static = replace(spec, truncation=None)  # one program for every window
     variables = to_variables(params, T, N)
     with on_path(case):
-        return _evaluate(static, layout, variables, on_disk(x["X"]), on_disk(x["h0"]), x["targets"],
-                         steps, (cot_Y, cot_loss), t)
+        return _evaluate(
+            static,
+            layout,
+            variables,
+            on_disk(x["X"]),
+            on_disk(x["h0"]),
+            x["targets"],
+            steps,
+            (cot_Y, cot_loss),
+            t,
+        )
 
 
 def _from_stored(case: Case, d: Any) -> np.ndarray:
@@ -237,8 +254,7 @@ def _per_example(spec: RNNSpec, variables: Any, X: Any, h0: Any, targets: Any, k
     row_axis = 0 if spec.readout == "last" else 1  # of Y and the targets
 
     def loss_of_row(v: Any, x: jax.Array, h: jax.Array, t: jax.Array) -> jax.Array:
-        _, loss = _outputs(spec, "contiguous", jnp.expand_dims(t, row_axis), k, v, x[:, None],
-                           h[None])
+        _, loss = _outputs(spec, "contiguous", jnp.expand_dims(t, row_axis), k, v, x[:, None], h[None])
         return loss
 
     grad = jax.grad(loss_of_row, argnums=(0, 1, 2))
@@ -253,8 +269,9 @@ def per_example_grads(case: Case, device: Any = None) -> Arrays:
     x = cast_floats(case.inputs, spec.dtype)
     T, N = x["X"].shape[:2]
     steps = np.int32(window(spec, T))
-    d_variables, dX, dh0 = _per_example(replace(spec, truncation=None), to_variables(params, T, 1),
-                                        x["X"], x["h0"], x["targets"], steps)
+    d_variables, dX, dh0 = _per_example(
+        replace(spec, truncation=None), to_variables(params, T, 1), x["X"], x["h0"], x["targets"], steps
+    )
     simple = d_variables["rnn"]["params"]["cell"]["simple"]
     readout = d_variables["readout"]["params"]
 
@@ -262,11 +279,16 @@ def per_example_grads(case: Case, device: Any = None) -> Arrays:
         return np.swapaxes(np.asarray(kernel, np.float64), 1, 2)
 
     b = np.asarray(simple["i"]["bias"], np.float64)
-    return {"W_ih": W(simple["i"]["kernel"]), "W_hh": W(simple["h"]["kernel"]), "b_ih": b,
-            "b_hh": b.copy(), "W_out": W(readout["kernel"]),
-            "b_out": np.asarray(readout["bias"], np.float64),
-            "X": np.asarray(dX, np.float64).reshape(N, T, 1, -1),
-            "h0": np.asarray(dh0, np.float64).reshape(N, 1, -1)}
+    return {
+        "W_ih": W(simple["i"]["kernel"]),
+        "W_hh": W(simple["h"]["kernel"]),
+        "b_ih": b,
+        "b_hh": b.copy(),
+        "W_out": W(readout["kernel"]),
+        "b_out": np.asarray(readout["bias"], np.float64),
+        "X": np.asarray(dX, np.float64).reshape(N, T, 1, -1),
+        "h0": np.asarray(dh0, np.float64).reshape(N, 1, -1),
+    }
 
 
 @cache
@@ -278,8 +300,10 @@ def _initializer(spec: RNNSpec, draws: int) -> Callable[[int], Any]:
 
     def one(key: jax.Array) -> Any:
         k_rnn, k_readout = jax.random.split(key)
-        return (rnn.init(k_rnn, X, initial_carry=carry)["params"]["cell"]["simple"],
-                dense.init(k_readout, h)["params"])
+        return (
+            rnn.init(k_rnn, X, initial_carry=carry)["params"]["cell"]["simple"],
+            dense.init(k_readout, h)["params"],
+        )
 
     return jax_mlp.compiled(lambda seed: jax.vmap(one)(jax.random.split(jax.random.PRNGKey(seed), draws)))
 
@@ -295,6 +319,11 @@ def default_init(case: Case, device: Any = None) -> Arrays:
         return np.swapaxes(np.asarray(kernel, np.float64), 1, 2)
 
     b = np.asarray(simple["i"]["bias"], np.float64)
-    return {"W_ih": W(simple["i"]["kernel"]), "W_hh": W(simple["h"]["kernel"]), "b_ih": b,
-            "b_hh": np.zeros_like(b), "W_out": W(readout["kernel"]),
-            "b_out": np.asarray(readout["bias"], np.float64)}
+    return {
+        "W_ih": W(simple["i"]["kernel"]),
+        "W_hh": W(simple["h"]["kernel"]),
+        "b_ih": b,
+        "b_hh": np.zeros_like(b),
+        "W_out": W(readout["kernel"]),
+        "b_out": np.asarray(readout["bias"], np.float64),
+    }

@@ -57,12 +57,14 @@ def assert_same(ctx: Context, lhs: Arrays, rhs: Arrays, what: str, scale: Arrays
     for k, r in rhs.items():
         a = np.asarray(lhs[k], np.float64).reshape(r.shape)
         s = np.abs(r) if scale is None else scale[k]
-        size = max(float(np.max(np.abs(a), initial=0.0)), float(np.max(s, initial=0.0)),
-                   float(np.finfo(ctx.dtype).tiny) / rtol)
+        size = max(
+            float(np.max(np.abs(a), initial=0.0)),
+            float(np.max(s, initial=0.0)),
+            float(np.finfo(ctx.dtype).tiny) / rtol,
+        )
         worst = np.unravel_index(np.argmax(np.abs(a - r)), r.shape) if r.size else ()
         index = list(map(int, worst))
-        assert_identity(ctx, f"{k}{index} ({what})", float(a[worst]), float(r[worst]),
-                        scale=size, rtol=rtol)
+        assert_identity(ctx, f"{k}{index} ({what})", float(a[worst]), float(r[worst]), scale=size, rtol=rtol)
 
 
 # ---------------------------------------------------------------- chunk problems
@@ -187,9 +189,14 @@ def truncated_finite_differences(ctx: Context, backend: Backend) -> None:
         drift = abs(numeric - central(key, 4 * FINITE_DIFFERENCE_STEP))
         if drift > 1e-4 * (scale + abs(numeric)) + noise:
             reject()  # the step crossed a relu kink: differences say nothing about the derivative
-        assert_identity(ctx, f"{key} (directional, k = {k})", analytic, numeric,
-                        scale=scale + abs(numeric) + noise / FINITE_DIFFERENCE_RTOL,
-                        rtol=FINITE_DIFFERENCE_RTOL)
+        assert_identity(
+            ctx,
+            f"{key} (directional, k = {k})",
+            analytic,
+            numeric,
+            scale=scale + abs(numeric) + noise / FINITE_DIFFERENCE_RTOL,
+            rtol=FINITE_DIFFERENCE_RTOL,
+        )
 
 
 # ---------------------------------------------------------------- one step, two biases
@@ -200,13 +207,25 @@ def dense_case(case: Case) -> Case:
     spec: RNNSpec = case.spec
     p, x = case.params, case.inputs
     N, C = x["X"].shape[1], spec.output_size
-    mlp = MLPSpec((spec.input_size + spec.hidden_size, spec.hidden_size, C),
-                  spec.nonlinearity, "identity", spec.loss, dtype=spec.dtype)
-    params = {"W1": np.concatenate([p["W_ih"], p["W_hh"]], axis=1), "b1": p["b_ih"] + p["b_hh"],
-              "W2": p["W_out"], "b2": p["b_out"]}
+    mlp = MLPSpec(
+        (spec.input_size + spec.hidden_size, spec.hidden_size, C),
+        spec.nonlinearity,
+        "identity",
+        spec.loss,
+        dtype=spec.dtype,
+    )
+    params = {
+        "W1": np.concatenate([p["W_ih"], p["W_hh"]], axis=1),
+        "b1": p["b_ih"] + p["b_hh"],
+        "W2": p["W_out"],
+        "b2": p["b_out"],
+    }
     targets = x["targets"].reshape((N, C) if spec.loss == "mse" else (N,))
-    inputs = {"X": np.concatenate([x["X"][0], x["h0"]], axis=1), "targets": targets,
-              "dY": x["dY"].reshape(N, C)}
+    inputs = {
+        "X": np.concatenate([x["X"][0], x["h0"]], axis=1),
+        "targets": targets,
+        "dY": x["dY"].reshape(N, C),
+    }
     return Case("mlp", mlp, params, inputs, seed=case.seed)
 
 
@@ -221,8 +240,16 @@ def one_step_dense(ctx: Context, backend: Backend) -> None:
     want = backend.run(mlp, {"Y": mlp.inputs["dY"], "loss": np.ones(())})
     assert_same(ctx, got.outputs, want.outputs, "T = 1 vs one dense layer")
     g = want.grads
-    expected = {"W_ih": g["W1"][:, :D], "W_hh": g["W1"][:, D:], "b_ih": g["b1"], "b_hh": g["b1"],
-                "W_out": g["W2"], "b_out": g["b2"], "X": g["X"][None, :, :D], "h0": g["X"][:, D:]}
+    expected = {
+        "W_ih": g["W1"][:, :D],
+        "W_hh": g["W1"][:, D:],
+        "b_ih": g["b1"],
+        "b_hh": g["b1"],
+        "W_out": g["W2"],
+        "b_out": g["b2"],
+        "X": g["X"][None, :, :D],
+        "h0": g["X"][:, D:],
+    }
     assert_same(ctx, got.grads, expected, "T = 1 vs one dense layer")
 
 
@@ -264,8 +291,9 @@ def hidden_gradient_profile(ctx: Context, backend: Backend) -> None:
 
 TRUNCATION_COVERS_SEQUENCE = Property("truncation-covers-sequence", truncation_covers_sequence)
 TRUNCATION_WINDOW_ONE = Property("truncation-window-one", truncation_window_one)
-TRUNCATED_FINITE_DIFFERENCES = Property("truncated-finite-differences", truncated_finite_differences,
-                                        float64_only=True)
+TRUNCATED_FINITE_DIFFERENCES = Property(
+    "truncated-finite-differences", truncated_finite_differences, float64_only=True
+)
 ONE_STEP_DENSE = Property("one-step-dense", one_step_dense)
 TWO_BIAS_MAPPING = Property("two-bias-mapping", two_bias_mapping)
 HIDDEN_GRADIENT_PROFILE = Property("hidden-gradient-profile", hidden_gradient_profile, frameworks_only=True)

@@ -35,9 +35,16 @@ def _rows(ar: Arithmetic, x: Uncertain) -> Uncertain:
     return ar.reshape(x, (-1, x.v.shape[-1]))
 
 
-def rnn_passes(ar: Arithmetic, spec: RNNSpec, p: Grads, X: Uncertain, h0: Uncertain, targets: np.ndarray,
-               cotangents: Arrays | None, window: int | None
-               ) -> tuple[Uncertain, Uncertain, Grads, Uncertain]:
+def rnn_passes(
+    ar: Arithmetic,
+    spec: RNNSpec,
+    p: Grads,
+    X: Uncertain,
+    h0: Uncertain,
+    targets: np.ndarray,
+    cotangents: Arrays | None,
+    window: int | None,
+) -> tuple[Uncertain, Uncertain, Grads, Uncertain]:
     """(Y, loss, grads, ‖∂L/∂h_t‖ for t = 1..T) with their bounds; window None: full BPTT."""
     T, N, _ = X.v.shape
     h, pre, states = h0, [], []
@@ -69,8 +76,9 @@ def rnn_passes(ar: Arithmetic, spec: RNNSpec, p: Grads, X: Uncertain, h0: Uncert
     carry: Uncertain | None = None
     norm_list: list[Uncertain] = [ar.exact(np.zeros(()))] * T
     for t in range(T - 1, -1, -1):
-        readout_rows = (ar.take(dY, slice(t * N, (t + 1) * N))
-                        if spec.readout == "every" else dY if t == T - 1 else None)
+        readout_rows = (
+            ar.take(dY, slice(t * N, (t + 1) * N)) if spec.readout == "every" else dY if t == T - 1 else None
+        )
         products = [(readout_rows, ar.transpose(p["W_out"]))] if readout_rows is not None else []
         if carry is not None and (t + 1) % k != 0:
             products.append((carry, ar.transpose(p["W_hh"])))
@@ -90,14 +98,23 @@ def rnn_passes(ar: Arithmetic, spec: RNNSpec, p: Grads, X: Uncertain, h0: Uncert
     return Y, loss, grads, ar.stack(norm_list)
 
 
-def _run(case: Case, cotangents: Arrays | None, window: int | None
-         ) -> tuple[Arithmetic, Uncertain, Uncertain, Grads, Uncertain]:
+def _run(
+    case: Case, cotangents: Arrays | None, window: int | None
+) -> tuple[Arithmetic, Uncertain, Uncertain, Grads, Uncertain]:
     spec: RNNSpec = case.spec
     ar = Arithmetic(spec.dtype)
     params = {k: ar.rounded(v) for k, v in case.params.items()}
     inputs = case.inputs
-    return ar, *rnn_passes(ar, spec, params, ar.rounded(inputs["X"]), ar.rounded(inputs["h0"]),
-                      inputs["targets"], cotangents, window)
+    return ar, *rnn_passes(
+        ar,
+        spec,
+        params,
+        ar.rounded(inputs["X"]),
+        ar.rounded(inputs["h0"]),
+        inputs["targets"],
+        cotangents,
+        window,
+    )
 
 
 def rnn_rounding(case: Case, cotangents: Arrays | None = None) -> Outcome:

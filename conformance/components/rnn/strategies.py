@@ -136,11 +136,9 @@ def truncated_cases(draw: st.DrawFn, profile: Profile, *, window: str = "any", s
     the multi-step entries of RNN_CATALOG.
     """
     if window == "covering":
-        catalog = tuple(s._replace(spec=replace(s.spec, truncation=s.T)) for s in RNN_CATALOG
-                        if s.T > 1)
+        catalog = tuple(s._replace(spec=replace(s.spec, truncation=s.T)) for s in RNN_CATALOG if s.T > 1)
     elif window == "one":
-        catalog = tuple(s._replace(spec=replace(s.spec, truncation=1)) for s in TRUNCATED_CATALOG
-                        if s.T < 64)
+        catalog = tuple(s._replace(spec=replace(s.spec, truncation=1)) for s in TRUNCATED_CATALOG if s.T < 64)
     else:
         catalog = TRUNCATED_CATALOG
     if steps == "long":
@@ -158,9 +156,14 @@ def wide_cases(draw: st.DrawFn, profile: Profile) -> Case:
         shape = WIDE_RNN
     else:
         width = st.sampled_from(VECTOR_WIDTHS)
-        spec = RNNSpec(draw(width), draw(width), draw(st.sampled_from(VECTOR_WIDTHS[1:])),
-                       draw(st.sampled_from(NONLINEARITIES)), draw(st.sampled_from(READOUTS)),
-                       draw(st.sampled_from(LOSSES)))
+        spec = RNNSpec(
+            draw(width),
+            draw(width),
+            draw(st.sampled_from(VECTOR_WIDTHS[1:])),
+            draw(st.sampled_from(NONLINEARITIES)),
+            draw(st.sampled_from(READOUTS)),
+            draw(st.sampled_from(LOSSES)),
+        )
         shape = Shape(spec, draw(st.integers(1, 4)), draw(width))
     case = rnn_case(shape, draw(seeds()))
     return with_meta(case, layout=draw(st.sampled_from(layouts)), layouts=layouts)
@@ -199,12 +202,18 @@ def extreme_cases(draw: st.DrawFn, profile: Profile) -> Case:
         shape = EXTREME_CATALOG[regime]
     else:
         shape = draw(free_shapes())
-        fits: dict[str, dict[str, Any]] = {"logits": {"loss": "cross_entropy"},
-                                           "saturated": {"nonlinearity": "tanh"}}
+        fits: dict[str, dict[str, Any]] = {
+            "logits": {"loss": "cross_entropy"},
+            "saturated": {"nonlinearity": "tanh"},
+        }
         fit = fits.get(regime, {})
         shape = shape._replace(spec=replace(shape.spec, **fit))
     case = rnn_case(shape, draw(seeds()))
     factor = extreme_scale(regime, profile.dtype, draw(st.integers(0, 1)))
     names = EXTREME_NAMES[regime]
-    return replace(case, params=scaled(case.params, names, factor), inputs=scaled(case.inputs, names, factor),
-                   meta={**case.meta, "regime": regime, "factor": factor})
+    return replace(
+        case,
+        params=scaled(case.params, names, factor),
+        inputs=scaled(case.inputs, names, factor),
+        meta={**case.meta, "regime": regime, "factor": factor},
+    )

@@ -55,19 +55,28 @@ class TorchRNN(nn.Module):
     layout "reordered"), whose states come back time-major for the readout; cell=True steps
     an nn.RNNCell holding nn.RNN's own parameters through time instead (the path "cell")."""
 
-    def __init__(self, spec: RNNSpec, device: torch.device, batch_first: bool = False,
-                 cell: bool = False) -> None:
+    def __init__(
+        self, spec: RNNSpec, device: torch.device, batch_first: bool = False, cell: bool = False
+    ) -> None:
         super().__init__()
         dtype = getattr(torch, spec.dtype)
         self.spec = spec
         self.time = 1 if batch_first else 0  # X's time axis
-        self.rnn = nn.RNN(spec.input_size, spec.hidden_size, nonlinearity=spec.nonlinearity,
-                          bias=True, batch_first=batch_first, dtype=dtype, device=device)
+        self.rnn = nn.RNN(
+            spec.input_size,
+            spec.hidden_size,
+            nonlinearity=spec.nonlinearity,
+            bias=True,
+            batch_first=batch_first,
+            dtype=dtype,
+            device=device,
+        )
         self.readout = nn.Linear(spec.hidden_size, spec.output_size, dtype=dtype, device=device)
         self.cell: nn.RNNCell | None = None
         if cell:
-            self.cell = nn.RNNCell(spec.input_size, spec.hidden_size, nonlinearity=spec.nonlinearity,
-                                   dtype=dtype, device=device)
+            self.cell = nn.RNNCell(
+                spec.input_size, spec.hidden_size, nonlinearity=spec.nonlinearity, dtype=dtype, device=device
+            )
             for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):  # shared, not copied
                 setattr(self.cell, name, getattr(self.rnn, f"{name}_l0"))
 
@@ -113,7 +122,7 @@ def layouts(case: Case, device: torch.device) -> tuple[str, ...]:
 
 
 def paths(case: Case, device: torch.device) -> tuple[str, ...]:
-    """"cell": nn.RNNCell stepped through time. torch.compile has no path here: Dynamo refuses
+    """ "cell": nn.RNNCell stepped through time. torch.compile has no path here: Dynamo refuses
     nn.RNN ("Attempted to wrap RNN, GRU, or LSTM"; torch._dynamo.config.allow_rnn is experimental)."""
     return ("cell",)
 
@@ -202,14 +211,15 @@ def per_example_grads(case: Case, device: torch.device) -> Arrays:
     params = {PARAM_NAMES[k]: own[PARAM_NAMES[k]].detach() for k in PARAM_NAMES}
     row_axis = 0 if case.spec.readout == "last" else 1  # of Y and the targets
 
-    def loss_of_row(weights: dict[str, torch.Tensor], x: torch.Tensor, h0: torch.Tensor,
-                    targets: torch.Tensor) -> torch.Tensor:
+    def loss_of_row(
+        weights: dict[str, torch.Tensor], x: torch.Tensor, h0: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
         Y = torch.func.functional_call(model, weights, (x.unsqueeze(1), h0.unsqueeze(0)))
         return loss_of(case.spec, Y, targets.unsqueeze(row_axis))
 
-    d_params, dX, dh0 = torch.func.vmap(torch.func.grad(loss_of_row, argnums=(0, 1, 2)),
-                                        in_dims=(None, 1, 0, row_axis))(params, t["X"], t["h0"],
-                                                                         t["targets"])
+    d_params, dX, dh0 = torch.func.vmap(
+        torch.func.grad(loss_of_row, argnums=(0, 1, 2)), in_dims=(None, 1, 0, row_axis)
+    )(params, t["X"], t["h0"], t["targets"])
     grads = {k: torch_mlp._numpy(d_params[PARAM_NAMES[k]]) for k in PARAM_NAMES}
     grads["X"] = torch_mlp._numpy(dX).reshape(dX.shape[0], dX.shape[1], 1, -1)
     grads["h0"] = torch_mlp._numpy(dh0).reshape(dh0.shape[0], 1, -1)

@@ -27,7 +27,12 @@ def golden_case(seed: int) -> Case:
 
 
 RNN_VARLEN = Component(
-    "rnn_varlen", VarLenRNNSpec, ("X", "h0"), ("Y", "H", "h_n", "loss"), varlen_reference, golden_case,
+    "rnn_varlen",
+    VarLenRNNSpec,
+    ("X", "h0"),
+    ("Y", "H", "h_n", "loss"),
+    varlen_reference,
+    golden_case,
     checks=(
         Check(p.FORWARD_AGREEMENT, varlen_cases, "varlen_forward"),
         Check(p.GRADIENT_AGREEMENT, varlen_cases, "varlen_gradient"),
@@ -39,8 +44,10 @@ RNN_VARLEN = Component(
         Check(vp.FINAL_STATE, varlen_cases, "final_state"),
         Check(vp.ZERO_LENGTH, partial(varlen_cases, zero=True), "zero_length"),
     ),
-    adapters={"torch": "conformance.components.rnn_varlen.torch_adapter",
-              "jax": "conformance.components.rnn_varlen.jax_adapter"},
+    adapters={
+        "torch": "conformance.components.rnn_varlen.torch_adapter",
+        "jax": "conformance.components.rnn_varlen.jax_adapter",
+    },
 )
 
 COMPONENTS = (RNN_VARLEN,)

@@ -39,27 +39,36 @@ CONVENTIONS: dict[str, object] = {
 
 def modules(spec: VarLenRNNSpec) -> tuple[nn.RNN, nn.Dense]:
     dtype = jnp.dtype(spec.dtype)
-    cell = nn.SimpleCell(spec.hidden_size, activation_fn=jax_rnn.ACTIVATIONS[spec.nonlinearity],
-                         dtype=dtype, param_dtype=dtype)
+    cell = nn.SimpleCell(
+        spec.hidden_size, activation_fn=jax_rnn.ACTIVATIONS[spec.nonlinearity], dtype=dtype, param_dtype=dtype
+    )
     rnn = nn.RNN(cell, return_carry=True, reverse=spec.reverse, keep_order=True)
     return rnn, nn.Dense(spec.output_size, dtype=dtype, param_dtype=dtype)
 
 
 def to_variables(params: Arrays) -> dict[str, Any]:
-    cell = {"i": {"kernel": params["W_ih"].T, "bias": params["b_ih"] + params["b_hh"]},
-            "h": {"kernel": params["W_hh"].T}}
-    return {"rnn": {"params": {"cell": cell}},
-            "readout": {"params": {"kernel": params["W_out"].T, "bias": params["b_out"]}}}
+    cell = {
+        "i": {"kernel": params["W_ih"].T, "bias": params["b_ih"] + params["b_hh"]},
+        "h": {"kernel": params["W_hh"].T},
+    }
+    return {
+        "rnn": {"params": {"cell": cell}},
+        "readout": {"params": {"kernel": params["W_out"].T, "bias": params["b_out"]}},
+    }
 
 
 def from_variables(variables: dict[str, Any]) -> Arrays:
     cell = variables["rnn"]["params"]["cell"]
     readout = variables["readout"]["params"]
     b = np.asarray(cell["i"]["bias"], np.float64)
-    return {"W_ih": np.asarray(cell["i"]["kernel"], np.float64).T,
-            "W_hh": np.asarray(cell["h"]["kernel"], np.float64).T, "b_ih": b, "b_hh": b.copy(),
-            "W_out": np.asarray(readout["kernel"], np.float64).T,
-            "b_out": np.asarray(readout["bias"], np.float64)}
+    return {
+        "W_ih": np.asarray(cell["i"]["kernel"], np.float64).T,
+        "W_hh": np.asarray(cell["h"]["kernel"], np.float64).T,
+        "b_ih": b,
+        "b_hh": b.copy(),
+        "W_out": np.asarray(readout["kernel"], np.float64).T,
+        "b_out": np.asarray(readout["bias"], np.float64),
+    }
 
 
 def masked_mean(per_row: jax.Array, mask: jax.Array) -> jax.Array:
@@ -86,8 +95,9 @@ def _outputs(spec: VarLenRNNSpec, targets: Any, lengths: Any, variables: Any, X:
 
 
 @partial(jax.jit, static_argnums=0)
-def _evaluate(spec: VarLenRNNSpec, variables: Any, X: Any, h0: Any, lengths: Any, targets: Any,
-              cot: Any, tangents: Any) -> Any:
+def _evaluate(
+    spec: VarLenRNNSpec, variables: Any, X: Any, h0: Any, lengths: Any, targets: Any, cot: Any, tangents: Any
+) -> Any:
     f = partial(_outputs, spec, targets, lengths)
     outputs, pullback = jax.vjp(f, variables, X, h0)
     _, tangents_out = jax.jvp(f, (variables, X, h0), tangents)

@@ -36,8 +36,9 @@ def every_cotangent(case: Case) -> Arrays:
     return {"Y": case.inputs["dY"], "H": case.inputs["dH"], "h_n": case.inputs["dh_n"], "loss": np.ones(())}
 
 
-def adapter_arguments(case: Case, cotangents: Arrays | None,
-                      tangents: Arrays | None) -> tuple[Arrays, Arrays, tuple[np.ndarray, ...], Arrays]:
+def adapter_arguments(
+    case: Case, cotangents: Arrays | None, tangents: Arrays | None
+) -> tuple[Arrays, Arrays, tuple[np.ndarray, ...], Arrays]:
     """What a JAX-traced adapter's one call takes, in the spec's dtype: the parameters, the
     inputs, a cotangent for each output in the order (Y, H, h_n, loss), zeros where none is
     given, and a tangent for each parameter, X and h0, zeros where none is given."""
@@ -50,8 +51,11 @@ def adapter_arguments(case: Case, cotangents: Arrays | None,
     shapes = {"Y": (N, C) if spec.readout == "last" else (T, N, C), "H": (T, N, H), "h_n": (N, H), "loss": ()}
     c = cast_floats(cotangents or {}, spec.dtype)
     cot = tuple(np.asarray(c[k], dtype) if k in c else np.zeros(s, dtype) for k, s in shapes.items())
-    d = cast_floats(tangents, spec.dtype) if tangents is not None else {
-        k: np.zeros_like(v) for k, v in {**params, "X": x["X"], "h0": x["h0"]}.items()}
+    d = (
+        cast_floats(tangents, spec.dtype)
+        if tangents is not None
+        else {k: np.zeros_like(v) for k, v in {**params, "X": x["X"], "h0": x["h0"]}.items()}
+    )
     return params, x, cot, d
 
 
@@ -63,8 +67,11 @@ def with_padding(case: Case, fill: np.ndarray) -> Case:
     if case.spec.readout == "every":
         targets = case.inputs["targets"]
         rng = np.random.default_rng([case.seed, 7])
-        swap = (rng.integers(0, case.spec.output_size, targets.shape) if targets.dtype.kind in "iu"
-                else 1e4 * rng.standard_normal(targets.shape))
+        swap = (
+            rng.integers(0, case.spec.output_size, targets.shape)
+            if targets.dtype.kind in "iu"
+            else 1e4 * rng.standard_normal(targets.shape)
+        )
         shape = pad.shape + (1,) * (targets.ndim - 2)
         inputs["targets"] = np.where(pad.reshape(shape), swap, targets)
     return replace(case, inputs=inputs)

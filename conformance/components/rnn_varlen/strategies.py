@@ -51,12 +51,21 @@ def varlen_case(shape: Shape, seed: int, *, zero: bool = False) -> Case:
         L[int(np.argmin(L))] = 0
     C, H = spec.output_size, spec.hidden_size
     Y_shape = (N, C) if spec.readout == "last" else (T, N, C)
-    targets = (rng.integers(0, C, size=Y_shape[:-1]) if spec.loss == "cross_entropy"
-               else rng.standard_normal(Y_shape))
-    inputs = {"X": rng.standard_normal((T, N, spec.input_size)), "h0": rng.standard_normal((N, H)),
-              "lengths": L, "targets": targets, "dY": rng.standard_normal(Y_shape),
-              "dY2": rng.standard_normal(Y_shape), "dH": rng.standard_normal((T, N, H)),
-              "dh_n": rng.standard_normal((N, H))}
+    targets = (
+        rng.integers(0, C, size=Y_shape[:-1])
+        if spec.loss == "cross_entropy"
+        else rng.standard_normal(Y_shape)
+    )
+    inputs = {
+        "X": rng.standard_normal((T, N, spec.input_size)),
+        "h0": rng.standard_normal((N, H)),
+        "lengths": L,
+        "targets": targets,
+        "dY": rng.standard_normal(Y_shape),
+        "dY2": rng.standard_normal(Y_shape),
+        "dH": rng.standard_normal((T, N, H)),
+        "dh_n": rng.standard_normal((N, H)),
+    }
     return Case("rnn_varlen", spec, rnn_params(spec, rng), inputs, seed=seed)
 
 
@@ -66,10 +75,15 @@ def free_shapes(draw: st.DrawFn) -> Shape:
     lengths = draw(st.lists(st.integers(1, T), min_size=N, max_size=N))
     if draw(st.booleans()):
         lengths = sorted(lengths, reverse=True)
-    spec = VarLenRNNSpec(draw(st.integers(1, 4)), draw(st.integers(1, 5)), draw(st.integers(2, 3)),
-                         nonlinearity=draw(st.sampled_from(NONLINEARITIES)),
-                         readout=draw(st.sampled_from(READOUTS)), loss=draw(st.sampled_from(LOSSES)),
-                         reverse=draw(st.booleans()))
+    spec = VarLenRNNSpec(
+        draw(st.integers(1, 4)),
+        draw(st.integers(1, 5)),
+        draw(st.integers(2, 3)),
+        nonlinearity=draw(st.sampled_from(NONLINEARITIES)),
+        readout=draw(st.sampled_from(READOUTS)),
+        loss=draw(st.sampled_from(LOSSES)),
+        reverse=draw(st.booleans()),
+    )
     return Shape(spec, tuple(lengths), T)
 
 

@@ -53,8 +53,14 @@ class PackedRNN(nn.Module):
         super().__init__()
         dtype = getattr(torch, spec.dtype)
         self.spec = spec
-        self.rnn = nn.RNN(spec.input_size, spec.hidden_size, nonlinearity=spec.nonlinearity,
-                          bidirectional=spec.reverse, dtype=dtype, device=device)
+        self.rnn = nn.RNN(
+            spec.input_size,
+            spec.hidden_size,
+            nonlinearity=spec.nonlinearity,
+            bidirectional=spec.reverse,
+            dtype=dtype,
+            device=device,
+        )
         self.readout = nn.Linear(spec.hidden_size, spec.output_size, dtype=dtype, device=device)
 
     def forward(self, X: torch.Tensor, lengths: torch.Tensor, h0: torch.Tensor) -> Any:
@@ -71,8 +77,13 @@ class PackedRNN(nn.Module):
         return pad_packed_sequence(out._replace(data=Y_rows), total_length=T)[0], H, h_n[-1], Y_rows
 
 
-def loss_of(spec: VarLenRNNSpec, Y: torch.Tensor, Y_rows: torch.Tensor | None, targets: torch.Tensor,
-            lengths: torch.Tensor) -> torch.Tensor:
+def loss_of(
+    spec: VarLenRNNSpec,
+    Y: torch.Tensor,
+    Y_rows: torch.Tensor | None,
+    targets: torch.Tensor,
+    lengths: torch.Tensor,
+) -> torch.Tensor:
     if spec.readout == "every":  # over the packed rows: the valid steps
         Y, targets = Y_rows, pack(targets, lengths).data
     if spec.loss == "mse":

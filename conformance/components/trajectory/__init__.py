@@ -25,13 +25,20 @@ def golden_case(seed: int) -> Case:
 
 
 TRAJECTORY = Component(
-    "trajectory", TrajectorySpec, (), ("loss", "norm"), trajectory_reference, golden_case,
+    "trajectory",
+    TrajectorySpec,
+    (),
+    ("loss", "norm"),
+    trajectory_reference,
+    golden_case,
     checks=(
         Check(tp.TRAJECTORY_AGREEMENT, trajectory_cases, "agreement"),
         Check(tp.TRAJECTORY_RESTART, trajectory_cases, "restart"),
     ),
-    adapters={"torch": "conformance.components.trajectory.torch_adapter",
-              "jax": "conformance.components.trajectory.jax_adapter"},
+    adapters={
+        "torch": "conformance.components.trajectory.torch_adapter",
+        "jax": "conformance.components.trajectory.jax_adapter",
+    },
     rounding=trajectory_rounding,
     boundary=BOUNDARY,
 )

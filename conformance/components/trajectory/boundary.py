@@ -33,8 +33,11 @@ def case(shape: Shape, seed: int) -> Case:
 
 
 def T(network: MLPSpec | RNNSpec, kind: str, **fields: object) -> TrajectorySpec:
-    threshold = {"max_norm": 1.0, "clip_value": None} if kind == "global_norm" else (
-        {"max_norm": None, "clip_value": 1.0} if kind == "value" else {"max_norm": None})
+    threshold = (
+        {"max_norm": 1.0, "clip_value": None}
+        if kind == "global_norm"
+        else ({"max_norm": None, "clip_value": 1.0} if kind == "value" else {"max_norm": None})
+    )
     return TrajectorySpec(network, clip_kind=kind, **threshold, **fields)  # type: ignore[arg-type]
 
 

@@ -59,11 +59,16 @@ RNN_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 def rnn_loss(network: RNNSpec, variables: Any, batch: dict[str, jax.Array]) -> jax.Array:
     """nn.RNN(nn.SimpleCell) from h0 over X (T, N, D), time-major in, batch-major inside."""
     dtype = jnp.dtype(network.dtype)
-    cell = nn.SimpleCell(network.hidden_size, activation_fn=RNN_ACTIVATIONS[network.nonlinearity],
-                         dtype=dtype, param_dtype=dtype)
+    cell = nn.SimpleCell(
+        network.hidden_size,
+        activation_fn=RNN_ACTIVATIONS[network.nonlinearity],
+        dtype=dtype,
+        param_dtype=dtype,
+    )
     # Module.apply returns (output, variables) only under mutable=...: here the output alone
-    H_bm = cast(jax.Array, nn.RNN(cell).apply(variables["rnn"], batch["X"].swapaxes(0, 1),
-                                              initial_carry=batch["h0"]))  # (N, T, H)
+    H_bm = cast(
+        jax.Array, nn.RNN(cell).apply(variables["rnn"], batch["X"].swapaxes(0, 1), initial_carry=batch["h0"])
+    )  # (N, T, H)
     dense = nn.Dense(network.output_size, dtype=dtype, param_dtype=dtype)
     if network.readout == "last":
         Y = cast(jax.Array, dense.apply(variables["readout"], H_bm[:, -1]))  # (N, C)
@@ -77,8 +82,10 @@ def rnn_loss(network: RNNSpec, variables: Any, batch: dict[str, jax.Array]) -> j
 
 def rnn_variables(params: Arrays) -> dict[str, Any]:
     b = params["b_ih"] + params["b_hh"]  # SimpleCell's one bias, in the dtype
-    cell = {"i": {"kernel": jnp.asarray(params["W_ih"].T), "bias": jnp.asarray(b)},
-            "h": {"kernel": jnp.asarray(params["W_hh"].T)}}
+    cell = {
+        "i": {"kernel": jnp.asarray(params["W_ih"].T), "bias": jnp.asarray(b)},
+        "h": {"kernel": jnp.asarray(params["W_hh"].T)},
+    }
     readout = {"kernel": jnp.asarray(params["W_out"].T), "bias": jnp.asarray(params["b_out"])}
     return {"rnn": {"params": {"cell": cell}}, "readout": {"params": readout}}
 
@@ -110,8 +117,16 @@ def loss_of(network: MLPSpec | RNNSpec, variables: Any, stats: Any, batch: dict[
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def _step(network: Any, clip_kind: str, variables: Any, stats: Any, opt_state: Any, batch: Any, lr: Any,
-          threshold: Any) -> Any:
+def _step(
+    network: Any,
+    clip_kind: str,
+    variables: Any,
+    stats: Any,
+    opt_state: Any,
+    batch: Any,
+    lr: Any,
+    threshold: Any,
+) -> Any:
     value_and_grad = jax.value_and_grad(partial(loss_of, network), has_aux=True)
     (loss, stats), grads = value_and_grad(variables, stats, batch)
     updates, opt_state = optimizer(clip_kind, lr, threshold).update(grads, opt_state, variables)
@@ -122,8 +137,10 @@ def mlp_variables(network: MLPSpec, params: Arrays) -> dict[str, Any]:
     """{"params": Dense kernels and biases, BatchNorm scale γ and bias β}."""
     layers = dict(jax_mlp.to_variables(network, params)["params"])
     for l in jax_mlp.normalized_layers(network):
-        layers[f"BatchNorm_{l}"] = {"scale": jnp.asarray(params[f"gamma{l}"]),
-                                    "bias": jnp.asarray(params[f"beta{l}"])}
+        layers[f"BatchNorm_{l}"] = {
+            "scale": jnp.asarray(params[f"gamma{l}"]),
+            "bias": jnp.asarray(params[f"beta{l}"]),
+        }
     return {"params": layers}
 
 
@@ -145,8 +162,10 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     spec: TrajectorySpec = case.spec
     network = network_of(spec)
     if spec.convention != "optax" or spec.norm_type != 2.0:
-        raise ValueError(f"convention, norm_type: optax implements 'optax', 2.0, received"
-                         f" {spec.convention!r}, {spec.norm_type}")
+        raise ValueError(
+            f"convention, norm_type: optax implements 'optax', 2.0, received"
+            f" {spec.convention!r}, {spec.norm_type}"
+        )
     check_biases(spec)
     params = cast_floats(case.params, spec.dtype)
     stats: Any = {}
@@ -161,8 +180,9 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     losses, norms = [], []
     for step in batches(case):
         batch = {k: jnp.asarray(v) for k, v in cast_floats(step, spec.dtype).items()}
-        variables, stats, opt_state, loss, norm = _step(network, spec.clip_kind, variables, stats,
-                                                        opt_state, batch, spec.lr, threshold)
+        variables, stats, opt_state, loss, norm = _step(
+            network, spec.clip_kind, variables, stats, opt_state, batch, spec.lr, threshold
+        )
         losses.append(float(loss))
         norms.append(float(norm))
     outputs = {"loss": np.array(losses, dtype=np.float64)}

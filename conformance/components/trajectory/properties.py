@@ -1,10 +1,10 @@
 """Trajectory properties, each under a stable id (bound to strategies in conformance.components.trajectory).
 
-  trajectory-agreement  every step's loss and pre-clip norm, the final parameters and the final
-                        state equal the reference's, run under the framework's conventions
-  trajectory-restart    S steps in one run equal k steps, then the remaining S - k steps started
-                        from the returned parameters and state: nothing is carried between runs
-                        but what the contract passes (no stale gradient, optimizer or module state)
+trajectory-agreement  every step's loss and pre-clip norm, the final parameters and the final
+                      state equal the reference's, run under the framework's conventions
+trajectory-restart    S steps in one run equal k steps, then the remaining S - k steps started
+                      from the returned parameters and state: nothing is carried between runs
+                      but what the contract passes (no stale gradient, optimizer or module state)
 """
 
 from __future__ import annotations
@@ -42,14 +42,21 @@ def trajectory_restart(ctx: Context, backend: Backend) -> None:
     rest = backend.run(replace(_steps(case, k, S), params=params, state=first.state))
     pairs: dict[str, tuple[np.ndarray, np.ndarray]] = {
         n: (np.concatenate([first.outputs[n], rest.outputs[n]]), full.outputs[n])
-        for n in ("loss", "norm") if n in full.outputs}
+        for n in ("loss", "norm")
+        if n in full.outputs
+    }
     pairs.update({n: (rest.outputs[n], v) for n, v in full.outputs.items() if n.startswith("final/")})
     pairs.update({f"state {n}": (rest.state[n], v) for n, v in full.state.items()})
     for name, (split, whole) in pairs.items():
         worst = np.unravel_index(np.argmax(np.abs(split - whole)), whole.shape)
-        assert_identity(ctx, f"{name}{list(map(int, worst))} ({k} steps, then {S - k})",
-                        float(split[worst]), float(whole[worst]),
-                        scale=float(np.max(np.abs(whole), initial=0.0)), rtol=IDENTITY_RTOL[ctx.dtype])
+        assert_identity(
+            ctx,
+            f"{name}{list(map(int, worst))} ({k} steps, then {S - k})",
+            float(split[worst]),
+            float(whole[worst]),
+            scale=float(np.max(np.abs(whole), initial=0.0)),
+            rtol=IDENTITY_RTOL[ctx.dtype],
+        )
 
 
 # ---------------------------------------------------------------- the properties, by id

@@ -37,8 +37,14 @@ from refimpl.rnn import RNNSpec
 from refimpl.train import SGDSpec, mlp_objective, rnn_objective, train
 
 CLIP_KINDS = ("global_norm", "value", "none")
-MLP_CONVENTIONS = ("leaky_kink", "bn_momentum", "bn_momentum_convention", "bn_running_var", "bn_eps",
-                   "bn_single_example")
+MLP_CONVENTIONS = (
+    "leaky_kink",
+    "bn_momentum",
+    "bn_momentum_convention",
+    "bn_running_var",
+    "bn_eps",
+    "bn_single_example",
+)
 RNN_BIASES = ("two", "one")
 NETWORKS: dict[str, Any] = {"mlp": MLPSpec, "rnn": RNNSpec}
 
@@ -90,8 +96,9 @@ class TrajectorySpec:
     def clip_spec(self) -> ClipSpec | None:
         if self.clip_kind == "none":
             return None
-        return ClipSpec(self.clip_kind, self.max_norm, self.clip_value, self.norm_type, self.convention,
-                        self.eps)
+        return ClipSpec(
+            self.clip_kind, self.max_norm, self.clip_value, self.norm_type, self.convention, self.eps
+        )
 
     def sgd(self) -> SGDSpec:
         frozen = ("b_hh",) if self.model == "rnn" and self.rnn_biases == "one" else ()

@@ -27,19 +27,29 @@ from refimpl.mlp import MLPSpec
 LOSS = {"loss": np.ones(())}
 
 
-def objective(ar: Arithmetic, network: object, params: Grads, state: dict[str, Uncertain],
-              batch: Arrays) -> tuple[Uncertain, Grads, dict[str, Uncertain]]:
+def objective(
+    ar: Arithmetic, network: object, params: Grads, state: dict[str, Uncertain], batch: Arrays
+) -> tuple[Uncertain, Grads, dict[str, Uncertain]]:
     """(L_t, ∂L_t/∂θ_t, s_{t+1}) with their bounds, in training mode."""
     X = ar.rounded(batch["X"])
     if isinstance(network, MLPSpec) and network.batchnorm:
-        _, loss, grads, new_state = mlp_bn_passes(ar, network, params, X, batch["targets"], state,
-                                                  True, LOSS, variance="either")
+        _, loss, grads, new_state = mlp_bn_passes(
+            ar, network, params, X, batch["targets"], state, True, LOSS, variance="either"
+        )
         return loss, grads, new_state
     if isinstance(network, MLPSpec):
         _, loss, grads = network_passes(ar, network, params, X, batch["targets"], LOSS)
         return loss, grads, state
-    _, loss, grads, _ = rnn_passes(ar, network, params, X, ar.rounded(batch["h0"]),  # type: ignore[arg-type]
-                                   batch["targets"], LOSS, network.truncation)  # type: ignore[attr-defined]
+    _, loss, grads, _ = rnn_passes(
+        ar,
+        network,
+        params,
+        X,
+        ar.rounded(batch["h0"]),  # type: ignore[arg-type]
+        batch["targets"],
+        LOSS,
+        network.truncation,
+    )  # type: ignore[attr-defined]
     return loss, grads, state
 
 

@@ -94,8 +94,7 @@ def trajectory_case(plan: Plan, seed: int, ratio: float | None = None) -> Case:
     per_step = [_batch(network, rng, N, T) for _ in range(steps)]
     inputs = {k: np.stack([b[k] for b in per_step]) for k in per_step[0]}
     if spec.clip_kind != "none":
-        objective = (mlp_objective(network) if isinstance(network, mlp.MLPSpec)
-                     else rnn_objective(network))
+        objective = mlp_objective(network) if isinstance(network, mlp.MLPSpec) else rnn_objective(network)
         _, g, _ = objective(params, state, per_step[0])
         ratio = RATIOS[int(rng.integers(len(RATIOS)))] if ratio is None else ratio
         size = global_norm(g, spec.norm_type if spec.clip_kind == "global_norm" else math.inf)
@@ -127,14 +126,22 @@ def free_plans(draw: st.DrawFn) -> Plan:
         network: mlp.MLPSpec | rnn.RNNSpec = replace(draw(specs), batchnorm=batchnorm)
         T = 1
     else:
-        network = rnn.RNNSpec(draw(st.integers(1, 4)), draw(st.integers(1, 5)), draw(st.integers(2, 3)),
-                              draw(st.sampled_from(rnn.NONLINEARITIES)), draw(st.sampled_from(rnn.READOUTS)),
-                              draw(st.sampled_from(("mse", "cross_entropy"))))
+        network = rnn.RNNSpec(
+            draw(st.integers(1, 4)),
+            draw(st.integers(1, 5)),
+            draw(st.integers(2, 3)),
+            draw(st.sampled_from(rnn.NONLINEARITIES)),
+            draw(st.sampled_from(rnn.READOUTS)),
+            draw(st.sampled_from(("mse", "cross_entropy"))),
+        )
         T = draw(st.integers(1, 6))
     kind = draw(st.sampled_from(CLIP_KINDS))
     spec = TrajectorySpec(
-        network, lr=draw(st.sampled_from((0.05, 0.1, 0.3, 0.5))), clip_kind=kind,
-        max_norm=1.0 if kind == "global_norm" else None, clip_value=1.0 if kind == "value" else None,
+        network,
+        lr=draw(st.sampled_from((0.05, 0.1, 0.3, 0.5))),
+        clip_kind=kind,
+        max_norm=1.0 if kind == "global_norm" else None,
+        clip_value=1.0 if kind == "value" else None,
         norm_type=draw(st.sampled_from((2.0, math.inf))),
     )
     return Plan(spec, draw(st.integers(1, 5)), N, T)

@@ -37,6 +37,7 @@ CONVENTIONS: dict[str, object] = {
     "rnn_biases": "two",  # nn.RNN trains bias_ih_l0 and bias_hh_l0, each by -lr ∂L/∂b
 }
 
+
 def _given(threshold: float | None) -> float:
     """The clipping kind's threshold, which the spec sets whenever it clips by that kind."""
     if threshold is None:
@@ -46,7 +47,8 @@ def _given(threshold: float | None) -> float:
 
 CLIP: dict[str, Callable[[list[nn.Parameter], TrajectorySpec], Any]] = {
     "global_norm": lambda params, spec: torch.nn.utils.clip_grad_norm_(
-        params, _given(spec.max_norm), norm_type=spec.norm_type),
+        params, _given(spec.max_norm), norm_type=spec.norm_type
+    ),
     "value": lambda params, spec: torch.nn.utils.clip_grad_value_(params, _given(spec.clip_value)),
     "none": lambda params, spec: None,
 }
@@ -59,8 +61,9 @@ def network_of(spec: TrajectorySpec) -> MLPSpec | RNNSpec:
     return replace(spec.network, dtype=spec.dtype, **(fixed if isinstance(spec.network, MLPSpec) else {}))
 
 
-def build(network: MLPSpec | RNNSpec, params: Arrays,
-          device: torch.device) -> tuple[nn.Module, dict[str, str]]:
+def build(
+    network: MLPSpec | RNNSpec, params: Arrays, device: torch.device
+) -> tuple[nn.Module, dict[str, str]]:
     """The network with the case's parameters, and reference name -> torch parameter name."""
     if isinstance(network, MLPSpec):
         (torch_mlp_bn if network.batchnorm else torch_mlp).check_conventions(network)
@@ -97,8 +100,10 @@ def run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome:
 def _run(case: Case, device: torch.device) -> Outcome:
     spec: TrajectorySpec = case.spec
     if spec.convention != "torch" or spec.rnn_biases != "two":
-        raise ValueError(f"convention, rnn_biases: torch implements 'torch', 'two', received"
-                         f" {spec.convention!r}, {spec.rnn_biases!r}")
+        raise ValueError(
+            f"convention, rnn_biases: torch implements 'torch', 'two', received"
+            f" {spec.convention!r}, {spec.rnn_biases!r}"
+        )
     network = network_of(spec)
     model, names = build(network, cast_floats(case.params, spec.dtype), device)
     buffers = running_stats(model)

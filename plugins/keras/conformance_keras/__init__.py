@@ -38,9 +38,11 @@ def backend_mismatch() -> str | None:
 
     found = keras.backend.backend()
     if found != BACKEND:
-        return (f"keras: runs on its {found!r} backend in this process (imported before the"
-                f" conformance plugin, KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r});"
-                f" the keras adapters need KERAS_BACKEND={BACKEND}")
+        return (
+            f"keras: runs on its {found!r} backend in this process (imported before the"
+            f" conformance plugin, KERAS_BACKEND={os.environ.get('KERAS_BACKEND')!r});"
+            f" the keras adapters need KERAS_BACKEND={BACKEND}"
+        )
     return None
 
 

@@ -51,8 +51,10 @@ OPTIONS = {"global_norm": "global_clipnorm", "value": "clipvalue", "norm": "clip
 def _step(layout: tuple[tuple[str, tuple[int, ...]], ...], dtype: str, kind: str, threshold: float) -> Any:
     """The compiled step: (gradients) -> (clipped gradients, global norm)."""
     names = [name for name, _ in layout]
-    variables = [keras.Variable(np.zeros(shape, dtype), dtype=dtype, name=f"v{i}")
-                 for i, (_, shape) in enumerate(layout)]
+    variables = [
+        keras.Variable(np.zeros(shape, dtype), dtype=dtype, name=f"v{i}")
+        for i, (_, shape) in enumerate(layout)
+    ]
     optimizer = keras.optimizers.SGD(learning_rate=1.0, **{OPTIONS[kind]: threshold})
     optimizer.build(variables)
     zeros = [jnp.zeros(shape, dtype) for _, shape in layout]
@@ -80,7 +82,8 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     if spec.convention != "tensorflow" or spec.norm_type != 2.0 or spec.error_if_nonfinite:
         raise ValueError(
             "convention: keras implements convention 'tensorflow', norm_type 2.0 and no error mode,"
-            f" received {spec.convention!r}, {spec.norm_type}, {spec.error_if_nonfinite}")
+            f" received {spec.convention!r}, {spec.norm_type}, {spec.error_if_nonfinite}"
+        )
     grads = cast_floats(case.inputs, spec.dtype)
     result, norm = clipped(grads, spec.kind, spec.threshold)
     outputs = {f"clipped/{k}": v for k, v in result.items()}

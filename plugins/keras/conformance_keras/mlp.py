@@ -50,8 +50,14 @@ CONVENTIONS: dict[str, object] = {
 }
 
 # Keras variable name -> reference name (with the layer number appended)
-REFERENCE_NAMES = {"kernel": "W", "bias": "b", "gamma": "gamma", "beta": "beta",
-                   "moving_mean": "running_mean", "moving_variance": "running_var"}
+REFERENCE_NAMES = {
+    "kernel": "W",
+    "bias": "b",
+    "gamma": "gamma",
+    "beta": "beta",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
 TRANSPOSED = ("W",)  # Dense kernels: K = Wᵀ
 
 
@@ -85,8 +91,9 @@ class Network:
             dense.build((None, spec.sizes[l - 1]))
             self.layers.append((l, dense))
             if l in normalized:
-                norm = keras.layers.BatchNormalization(momentum=spec.bn_momentum, epsilon=spec.bn_eps,
-                                                       dtype=dtype)
+                norm = keras.layers.BatchNormalization(
+                    momentum=spec.bn_momentum, epsilon=spec.bn_eps, dtype=dtype
+                )
                 norm.build((None, spec.sizes[l]))
                 self.layers.append((l, norm))
             activation = spec.hidden_activation if l < depth else spec.output_activation
@@ -103,8 +110,9 @@ class Network:
     def state_names(self) -> list[str]:
         return [n for l, layer in self.layers for n in self.names(l, layer.non_trainable_variables)]
 
-    def forward(self, params: dict[str, Any], state: dict[str, Any], X: Any, taps: dict[str, Any],
-                train: bool) -> tuple[Any, dict[str, Any]]:
+    def forward(
+        self, params: dict[str, Any], state: dict[str, Any], X: Any, taps: dict[str, Any], train: bool
+    ) -> tuple[Any, dict[str, Any]]:
         """(Y, new state) through every layer's stateless_call; taps[f"Z{l}"] is added to Zˡ."""
         new_state = {}
         for l, layer in self.layers:
@@ -129,53 +137,78 @@ def to_keras(params: Arrays) -> dict[str, jax.Array]:
 
 
 def from_keras(arrays: dict[str, Any]) -> Arrays:
-    return {k: np.asarray(v, np.float64).T if k.rstrip("0123456789") in TRANSPOSED
-            else np.asarray(v, np.float64) for k, v in arrays.items()}
+    return {
+        k: np.asarray(v, np.float64).T if k.rstrip("0123456789") in TRANSPOSED else np.asarray(v, np.float64)
+        for k, v in arrays.items()
+    }
 
 
-def _outputs(spec: MLPSpec, train: bool, targets: Any, state: Any, params: Any, X: Any,
-             taps: Any) -> Any:
+def _outputs(spec: MLPSpec, train: bool, targets: Any, state: Any, params: Any, X: Any, taps: Any) -> Any:
     net = network(spec)
     Y, new_state = net.forward(params, state, X, taps, train)
     return (Y, net.loss(targets, Y)), new_state
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def _vjp(spec: MLPSpec, train: bool, params: Any, state: Any, X: Any, taps: Any, targets: Any,
-         cot_Y: Any, cot_loss: Any) -> Any:
-    (Y, loss), pullback, new_state = jax.vjp(partial(_outputs, spec, train, targets, state),
-                                             params, X, taps, has_aux=True)
+def _vjp(
+    spec: MLPSpec,
+    train: bool,
+    params: Any,
+    state: Any,
+    X: Any,
+    taps: Any,
+    targets: Any,
+    cot_Y: Any,
+    cot_loss: Any,
+) -> Any:
+    (Y, loss), pullback, new_state = jax.vjp(
+        partial(_outputs, spec, train, targets, state), params, X, taps, has_aux=True
+    )
     # Keras may return float32 from a float64 network (known issue keras-float64-computed-in-float32):
     # the cotangents take the dtype of what came out
     return Y, loss, new_state, pullback((cot_Y.astype(Y.dtype), cot_loss.astype(loss.dtype)))
 
 
 @partial(jax.jit, static_argnums=(0, 1))
-def _jvp(spec: MLPSpec, train: bool, params: Any, state: Any, X: Any, taps: Any, targets: Any,
-         t_params: Any, t_X: Any) -> Any:
+def _jvp(
+    spec: MLPSpec,
+    train: bool,
+    params: Any,
+    state: Any,
+    X: Any,
+    taps: Any,
+    targets: Any,
+    t_params: Any,
+    t_X: Any,
+) -> Any:
     zero = jax.tree.map(jnp.zeros_like, taps)
-    _, tangents, _ = jax.jvp(partial(_outputs, spec, train, targets, state), (params, X, taps),
-                             (t_params, t_X, zero), has_aux=True)
+    _, tangents, _ = jax.jvp(
+        partial(_outputs, spec, train, targets, state), (params, X, taps), (t_params, t_X, zero), has_aux=True
+    )
     return tangents
 
 
 def check_spec(spec: MLPSpec, *, batchnorm: bool) -> None:
     if spec.batchnorm != batchnorm:
         expected = "with" if batchnorm else "without"
-        raise ValueError(f"batchnorm: this adapter runs specs {expected} batch norm,"
-                         f" received batchnorm={spec.batchnorm}")
+        raise ValueError(
+            f"batchnorm: this adapter runs specs {expected} batch norm, received batchnorm={spec.batchnorm}"
+        )
     used = {spec.hidden_activation, spec.output_activation}
     if "leaky_relu" in used and spec.leaky_kink != CONVENTIONS["leaky_kink"]:
         raise ValueError(f"leaky_kink: keras implements 'one', received {spec.leaky_kink!r}")
     if used & {"elu", "selu"} and spec.elu_kink != CONVENTIONS["elu_kink"]:
         raise ValueError(f"elu_kink: keras implements 'negative', received {spec.elu_kink!r}")
     if "softplus" in used and (spec.softplus_beta, spec.softplus_threshold) != (1.0, None):
-        raise ValueError("softplus_beta, softplus_threshold: keras's softplus implements (1.0, None),"
-                         f" received {(spec.softplus_beta, spec.softplus_threshold)}")
+        raise ValueError(
+            "softplus_beta, softplus_threshold: keras's softplus implements (1.0, None),"
+            f" received {(spec.softplus_beta, spec.softplus_threshold)}"
+        )
 
 
-def prepare(case: Case) -> tuple[MLPSpec, dict[str, Any], dict[str, Any], jax.Array, dict[str, Any],
-                                  jax.Array]:
+def prepare(
+    case: Case,
+) -> tuple[MLPSpec, dict[str, Any], dict[str, Any], jax.Array, dict[str, Any], jax.Array]:
     """(spec, parameters, state, X, zero taps, targets) as JAX arrays in spec.dtype."""
     spec: MLPSpec = case.spec
     inputs = cast_floats(case.inputs, spec.dtype)
@@ -194,8 +227,9 @@ def run_network(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Outco
     cot_Y = jnp.asarray(cot["Y"]) if "Y" in cot else jnp.zeros(Y_shape, spec.dtype)
     cot_loss = jnp.asarray(cot.get("loss", np.zeros((), spec.dtype)), dtype=spec.dtype)
     with on_path(case):  # meta "path" "eager": the layers op by op (conformance.paths)
-        Y, loss, new_state, (d_params, dX, d_taps) = _vjp(spec, case.train, params, state, X, taps,
-                                                          targets, cot_Y, cot_loss)
+        Y, loss, new_state, (d_params, dX, d_taps) = _vjp(
+            spec, case.train, params, state, X, taps, targets, cot_Y, cot_loss
+        )
     outputs = {"Y": np.asarray(Y, np.float64), "loss": np.asarray(loss, np.float64)}
     new = {k: np.asarray(v, np.float64) for k, v in new_state.items()}
     if not cotangents:

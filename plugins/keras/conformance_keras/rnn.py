@@ -44,8 +44,9 @@ CONVENTIONS: dict[str, object] = {}  # the one-bias mapping is in the parameters
 class Network:
     def __init__(self, spec: RNNSpec) -> None:
         dtype = spec.dtype
-        self.rnn = keras.layers.SimpleRNN(spec.hidden_size, activation=spec.nonlinearity, use_bias=True,
-                                          return_sequences=True, dtype=dtype)
+        self.rnn = keras.layers.SimpleRNN(
+            spec.hidden_size, activation=spec.nonlinearity, use_bias=True, return_sequences=True, dtype=dtype
+        )
         self.rnn.build((None, None, spec.input_size))
         self.readout = keras.layers.Dense(spec.output_size, dtype=dtype)
         self.readout.build((None, spec.hidden_size))
@@ -53,8 +54,9 @@ class Network:
         names = {"kernel": "K", "recurrent_kernel": "R", "bias": "b"}
         self.rnn_names = [names[v.name] for v in self.rnn.trainable_variables]
         self.rnn_state = [v.value for v in self.rnn.non_trainable_variables]  # its dropout seed
-        self.readout_names = [{"kernel": "K_out", "bias": "b_out"}[v.name]
-                              for v in self.readout.trainable_variables]
+        self.readout_names = [
+            {"kernel": "K_out", "bias": "b_out"}[v.name] for v in self.readout.trainable_variables
+        ]
 
 
 @cache
@@ -72,7 +74,7 @@ def _outputs(spec: RNNSpec, targets: Any, params: Any, X: Any, h0: Any) -> Any:
     for start in range(0, T, k):
         if start > 0:
             h = jax.lax.stop_gradient(h)  # truncated BPTT: nothing flows back across the boundary
-        chunk = jnp.swapaxes(X[start:start + k], 0, 1)  # (N, k, D), batch-major
+        chunk = jnp.swapaxes(X[start : start + k], 0, 1)  # (N, k, D), batch-major
         seq, _ = net.rnn.stateless_call(rnn_vars, net.rnn_state, chunk, initial_state=[h])
         states.append(seq)
         h = seq[:, -1]
@@ -85,15 +87,25 @@ def _outputs(spec: RNNSpec, targets: Any, params: Any, X: Any, h0: Any) -> Any:
 
 
 def to_keras(params: Arrays) -> dict[str, jax.Array]:
-    return {"K": jnp.asarray(params["W_ih"].T), "R": jnp.asarray(params["W_hh"].T),
-            "b": jnp.asarray(params["b_ih"] + params["b_hh"]),
-            "K_out": jnp.asarray(params["W_out"].T), "b_out": jnp.asarray(params["b_out"])}
+    return {
+        "K": jnp.asarray(params["W_ih"].T),
+        "R": jnp.asarray(params["W_hh"].T),
+        "b": jnp.asarray(params["b_ih"] + params["b_hh"]),
+        "K_out": jnp.asarray(params["W_out"].T),
+        "b_out": jnp.asarray(params["b_out"]),
+    }
 
 
 def from_keras(grads: dict[str, Any]) -> Arrays:
     g = {k: np.asarray(v, np.float64) for k, v in grads.items()}
-    return {"W_ih": g["K"].T, "W_hh": g["R"].T, "b_ih": g["b"], "b_hh": g["b"].copy(),
-            "W_out": g["K_out"].T, "b_out": g["b_out"]}
+    return {
+        "W_ih": g["K"].T,
+        "W_hh": g["R"].T,
+        "b_ih": g["b"],
+        "b_hh": g["b"].copy(),
+        "W_out": g["K_out"].T,
+        "b_out": g["b_out"],
+    }
 
 
 @partial(jax.jit, static_argnums=0)
@@ -104,8 +116,9 @@ def _vjp(spec: RNNSpec, params: Any, X: Any, h0: Any, targets: Any, cot_Y: Any, 
 
 
 @partial(jax.jit, static_argnums=0)
-def _jvp(spec: RNNSpec, params: Any, X: Any, h0: Any, targets: Any, t_params: Any, t_X: Any,
-         t_h0: Any) -> Any:
+def _jvp(
+    spec: RNNSpec, params: Any, X: Any, h0: Any, targets: Any, t_params: Any, t_X: Any, t_h0: Any
+) -> Any:
     return jax.jvp(partial(_outputs, spec, targets), (params, X, h0), (t_params, t_X, t_h0))[1]
 
 
@@ -135,6 +148,7 @@ def jvp(case: Case, tangents: Arrays, device: Any = None) -> Arrays:
     """jax.jvp along tangents for every parameter, X and h0 (b_ih and b_hh both move the one bias)."""
     spec, params, t = _prepare(case)
     d = cast_floats(tangents, spec.dtype)
-    dY, dloss = _jvp(spec, params, t["X"], t["h0"], t["targets"], to_keras(d), jnp.asarray(d["X"]),
-                     jnp.asarray(d["h0"]))
+    dY, dloss = _jvp(
+        spec, params, t["X"], t["h0"], t["targets"], to_keras(d), jnp.asarray(d["X"]), jnp.asarray(d["h0"])
+    )
     return {"Y": np.asarray(dY, np.float64), "loss": np.asarray(dloss, np.float64)}

@@ -42,9 +42,16 @@ CONVENTIONS: dict[str, object] = {
 class Network:
     def __init__(self, spec: VarLenRNNSpec) -> None:
         dtype = spec.dtype
-        self.rnn = keras.layers.SimpleRNN(spec.hidden_size, activation=spec.nonlinearity, use_bias=True,
-                                          return_sequences=True, return_state=True,
-                                          go_backwards=spec.reverse, zero_output_for_mask=True, dtype=dtype)
+        self.rnn = keras.layers.SimpleRNN(
+            spec.hidden_size,
+            activation=spec.nonlinearity,
+            use_bias=True,
+            return_sequences=True,
+            return_state=True,
+            go_backwards=spec.reverse,
+            zero_output_for_mask=True,
+            dtype=dtype,
+        )
         self.rnn.build((None, None, spec.input_size))
         self.readout = keras.layers.Dense(spec.output_size, dtype=dtype)
         self.readout.build((None, spec.hidden_size))
@@ -52,8 +59,9 @@ class Network:
         names = {"kernel": "K", "recurrent_kernel": "R", "bias": "b"}
         self.rnn_names = [names[v.name] for v in self.rnn.trainable_variables]
         self.rnn_state = [v.value for v in self.rnn.non_trainable_variables]
-        self.readout_names = [{"kernel": "K_out", "bias": "b_out"}[v.name]
-                              for v in self.readout.trainable_variables]
+        self.readout_names = [
+            {"kernel": "K_out", "bias": "b_out"}[v.name] for v in self.readout.trainable_variables
+        ]
 
 
 @cache
@@ -65,8 +73,13 @@ def _outputs(spec: VarLenRNNSpec, targets: Any, lengths: Any, params: Any, X: An
     net = network(spec)
     T = X.shape[0]
     mask = jnp.arange(T)[:, None] < lengths[None, :]  # (T, N)
-    (H_bm, h_n), _ = net.rnn.stateless_call([params[n] for n in net.rnn_names], net.rnn_state,
-                                            jnp.swapaxes(X, 0, 1), initial_state=[h0], mask=mask.T)
+    (H_bm, h_n), _ = net.rnn.stateless_call(
+        [params[n] for n in net.rnn_names],
+        net.rnn_state,
+        jnp.swapaxes(X, 0, 1),
+        initial_state=[h0],
+        mask=mask.T,
+    )
     if spec.reverse:
         H_bm = H_bm[:, ::-1]  # go_backwards returns the outputs in the order it read them
     H = jnp.swapaxes(H_bm, 0, 1)  # (T, N, H), 0 at the padded steps
@@ -85,8 +98,9 @@ def _outputs(spec: VarLenRNNSpec, targets: Any, lengths: Any, params: Any, X: An
 
 
 @partial(jax.jit, static_argnums=0)
-def _evaluate(spec: VarLenRNNSpec, params: Any, X: Any, h0: Any, lengths: Any, targets: Any,
-              cot: Any, tangents: Any) -> Any:
+def _evaluate(
+    spec: VarLenRNNSpec, params: Any, X: Any, h0: Any, lengths: Any, targets: Any, cot: Any, tangents: Any
+) -> Any:
     f = partial(_outputs, spec, targets, lengths)
     outputs, pullback = jax.vjp(f, params, X, h0)
     # Keras may return float32 from a float64 network (known issue keras-float64-computed-in-float32)
@@ -99,8 +113,16 @@ def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None) -> Any
     params, x, cot, d = adapter_arguments(case, cotangents, tangents)
     t = (to_keras(d), jnp.asarray(d["X"]), jnp.asarray(d["h0"]))
     lengths = jnp.asarray(x["lengths"].astype(np.int32))
-    return _evaluate(case.spec, to_keras(params), jnp.asarray(x["X"]), jnp.asarray(x["h0"]), lengths,
-                     jnp.asarray(x["targets"]), tuple(jnp.asarray(c) for c in cot), t)
+    return _evaluate(
+        case.spec,
+        to_keras(params),
+        jnp.asarray(x["X"]),
+        jnp.asarray(x["h0"]),
+        lengths,
+        jnp.asarray(x["targets"]),
+        tuple(jnp.asarray(c) for c in cot),
+        t,
+    )
 
 
 def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:

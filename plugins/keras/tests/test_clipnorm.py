@@ -23,15 +23,18 @@ def assert_close(got: dict[str, np.ndarray], want: dict[str, np.ndarray], dtype:
     for k, w in want.items():
         scale = float(np.max(np.abs(np.where(np.isfinite(w), w, 0.0)), initial=0.0)) or 1.0
         np.testing.assert_array_equal(np.isnan(got[k]), np.isnan(w), err_msg=k)
-        np.testing.assert_allclose(np.nan_to_num(got[k]), np.nan_to_num(w), rtol=0,
-                                   atol=ROUNDINGS * EPS[dtype] * scale, err_msg=k)
+        np.testing.assert_allclose(
+            np.nan_to_num(got[k]), np.nan_to_num(w), rtol=0, atol=ROUNDINGS * EPS[dtype] * scale, err_msg=k
+        )
 
 
 def grads(dtype: str, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
-    return {"W": (rng.standard_normal((4, 3)) * 3).astype(dtype),
-            "b": (rng.standard_normal(4) * 0.1).astype(dtype),
-            "s": np.asarray(rng.standard_normal(), dtype)}
+    return {
+        "W": (rng.standard_normal((4, 3)) * 3).astype(dtype),
+        "b": (rng.standard_normal(4) * 0.1).astype(dtype),
+        "s": np.asarray(rng.standard_normal(), dtype),
+    }
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

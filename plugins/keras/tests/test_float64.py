@@ -24,12 +24,18 @@ def test_float64_layers_compute_in_float32() -> None:
     mse = keras.losses.MeanSquaredError(dtype="float64")(np.zeros_like(x), x)
     norm = keras.layers.BatchNormalization(dtype="float64")
     norm.build((None, 3))
-    y, _ = norm.stateless_call([v.value for v in norm.trainable_variables],
-                               [v.value for v in norm.non_trainable_variables], x, training=True)
+    y, _ = norm.stateless_call(
+        [v.value for v in norm.trainable_variables],
+        [v.value for v in norm.non_trainable_variables],
+        x,
+        training=True,
+    )
     exact_y = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-3)
-    errors = {"tanh": float(np.max(np.abs(np.asarray(tanh, np.float64) - np.tanh(x)))),
-              "mse": abs(float(mse) - float(np.mean(x**2))),
-              "batch norm": float(np.max(np.abs(np.asarray(y, np.float64) - exact_y)))}
+    errors = {
+        "tanh": float(np.max(np.abs(np.asarray(tanh, np.float64) - np.tanh(x)))),
+        "mse": abs(float(mse) - float(np.mean(x**2))),
+        "batch norm": float(np.max(np.abs(np.asarray(y, np.float64) - exact_y))),
+    }
     assert str(tanh.dtype) == "float32", FIXED
     assert all(1e-12 < e < 1e-5 for e in errors.values()), (FIXED, errors)  # float32 roundings
 

@@ -43,22 +43,43 @@ def test_the_keras_rows_appear_in_the_matrix(tmp_path: Path) -> None:
     """`python -m conformance` over one cheap component: a keras column with passing rows."""
     report = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "conformance", "--frameworks", "numpy,keras", "--dtypes", "float32",
-         "--report", str(report), "--", "-k", "test_clip and (test_agreement or test_norm_bound)"],
-        capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "-m",
+            "conformance",
+            "--frameworks",
+            "numpy,keras",
+            "--dtypes",
+            "float32",
+            "--report",
+            str(report),
+            "--",
+            "-k",
+            "test_clip and (test_agreement or test_norm_bound)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     rows = json.loads(report.read_text())["rows"]
     keras_rows = [r for r in rows if r["framework"] == "keras"]
     assert {(r["component"], r["property"], r["status"]) for r in keras_rows} == {
-        ("clip", "clip-agreement", "passed"), ("clip", "clip-norm-bound", "passed")}
+        ("clip", "clip-agreement", "passed"),
+        ("clip", "clip-norm-bound", "passed"),
+    }
     assert "keras" in done.stdout
 
 
 def test_a_keras_imported_with_another_backend_is_a_skip_with_the_reason() -> None:
-    code = ("import os; os.environ['KERAS_BACKEND'] = 'numpy'; import keras; "
-            "from conformance import frameworks; print(frameworks.skip_reason('keras'))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          check=True)
+    code = (
+        "import os; os.environ['KERAS_BACKEND'] = 'numpy'; import keras; "
+        "from conformance import frameworks; print(frameworks.skip_reason('keras'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
     assert "KERAS_BACKEND=jax" in done.stdout and "'numpy' backend" in done.stdout
 
 
