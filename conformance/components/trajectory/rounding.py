@@ -23,12 +23,13 @@ from conformance.components.rnn.rounding import rnn_passes
 from conformance.components.trajectory.reference import TrajectorySpec, batches
 from conformance.rounding import Arithmetic, Uncertain
 from refimpl.mlp import MLPSpec
+from refimpl.rnn import RNNSpec
 
 LOSS = {"loss": np.ones(())}
 
 
 def objective(
-    ar: Arithmetic, network: object, params: Grads, state: dict[str, Uncertain], batch: Arrays
+    ar: Arithmetic, network: MLPSpec | RNNSpec, params: Grads, state: dict[str, Uncertain], batch: Arrays
 ) -> tuple[Uncertain, Grads, dict[str, Uncertain]]:
     """(L_t, ∂L_t/∂θ_t, s_{t+1}) with their bounds, in training mode."""
     X = ar.rounded(batch["X"])
@@ -45,11 +46,11 @@ def objective(
         network,
         params,
         X,
-        ar.rounded(batch["h0"]),  # type: ignore[arg-type]
+        ar.rounded(batch["h0"]),
         batch["targets"],
         LOSS,
         network.truncation,
-    )  # type: ignore[attr-defined]
+    )
     return loss, grads, state
 
 
