@@ -273,7 +273,17 @@ def per_example_grads(case: Case, device: Any = None) -> Arrays:
         replace(spec, truncation=None), to_variables(params, T, 1), x["X"], x["h0"], x["targets"], steps
     )
     simple = d_variables["rnn"]["params"]["cell"]["simple"]
-    readout = d_variables["readout"]["params"]
+    grads = _by_reference_names(simple, d_variables["readout"]["params"], b_hh="b_ih")
+    grads["X"] = np.asarray(dX, np.float64).reshape(N, T, 1, -1)
+    grads["h0"] = np.asarray(dh0, np.float64).reshape(N, 1, -1)
+    return grads
+
+
+def _by_reference_names(simple: Any, readout: Any, b_hh: str) -> Arrays:
+    """Stacked flax variables (a leading axis of draws or examples) by the reference's names,
+    kernels transposed. SimpleCell has one bias b, the reference two: b_ih is b, and b_hh is
+    b again ("b_ih": a gradient, which the one bias receives for both) or 0 ("zero": an
+    initialization, where flax has no second bias)."""
 
     def W(kernel: Any) -> np.ndarray:
         return np.swapaxes(np.asarray(kernel, np.float64), 1, 2)
@@ -283,11 +293,9 @@ def per_example_grads(case: Case, device: Any = None) -> Arrays:
         "W_ih": W(simple["i"]["kernel"]),
         "W_hh": W(simple["h"]["kernel"]),
         "b_ih": b,
-        "b_hh": b.copy(),
+        "b_hh": b.copy() if b_hh == "b_ih" else np.zeros_like(b),
         "W_out": W(readout["kernel"]),
         "b_out": np.asarray(readout["bias"], np.float64),
-        "X": np.asarray(dX, np.float64).reshape(N, T, 1, -1),
-        "h0": np.asarray(dh0, np.float64).reshape(N, 1, -1),
     }
 
 
@@ -314,16 +322,4 @@ def default_init(case: Case, device: Any = None) -> Arrays:
     is b_ih, and b_hh, which flax does not have, is 0 (the property init-distribution)."""
     spec = replace(case.spec, truncation=None)  # the window plays no part in the layers
     simple, readout = _initializer(spec, case.meta["init_draws"])(case.seed)
-
-    def W(kernel: Any) -> np.ndarray:
-        return np.swapaxes(np.asarray(kernel, np.float64), 1, 2)
-
-    b = np.asarray(simple["i"]["bias"], np.float64)
-    return {
-        "W_ih": W(simple["i"]["kernel"]),
-        "W_hh": W(simple["h"]["kernel"]),
-        "b_ih": b,
-        "b_hh": np.zeros_like(b),
-        "W_out": W(readout["kernel"]),
-        "b_out": np.asarray(readout["bias"], np.float64),
-    }
+    return _by_reference_names(simple, readout, b_hh="zero")
