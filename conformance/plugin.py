@@ -101,6 +101,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # before xdist's own, which always answers
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`-n N` without `--dist`: rows grouped by the programs they compile
+    (conformance.distribution); an explicit `--dist` keeps xdist's scheduler."""
+    args = [str(a) for a in config.invocation_params.args]
+    explicit = any(a in ("--dist", "-d") or a.startswith("--dist=") for a in args)
+    if config.getvalue("dist") != "load" or explicit:
+        return None
+    from conformance.distribution import ByCompiledPrograms
+
+    return ByCompiledPrograms(config, log)
+
+
 def _registered(parser: pytest.Parser) -> set[str]:
     groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]
     return {name for g in groups if g is not None for opt in g.options for name in opt.names()}

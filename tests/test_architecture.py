@@ -85,6 +85,7 @@ LAYERS = (
     (
         "conformance.testing",
         "conformance.plugin",
+        "conformance.distribution",
         "conformance.session",
         "conformance.outcome",
         "conformance.report",

@@ -174,3 +174,31 @@ def test_rows_of_component_specific_checks_travel_under_xdist(pytester: pytest.P
     found = json.loads(report.read_text())["rows"]
     assert {r["property"] for r in found} == {"truncated-finite-differences", "two-bias-mapping"}
     assert all(isinstance(r["worst_ratio"], float) for r in found)
+
+
+def test_xdist_keeps_a_group_on_one_worker(pytester: pytest.Pytester) -> None:
+    """-n without --dist: the rows of one (component, framework, dtype) share one worker (they
+    compile the same programs: conformance.distribution); an explicit --dist keeps xdist's."""
+    subset = ["-k", "float32 and (test_forward or test_gradient or linearity or test_extreme)", "-v"]
+    result = pytester.runpytest_subprocess(*SUITE, *subset, "-n", "2")
+    result.stdout.fnmatch_lines(["*scheduling tests via ByCompiledPrograms*"])
+    workers: dict[str, set[str]] = {}
+    for line in result.stdout.lines:
+        if line.startswith("[gw") and "::" in line:
+            worker, test = line.split()[0], line.split("::")[-1].strip()
+            workers.setdefault(test.split("[")[1], set()).add(worker)
+    assert set(workers) == {"numpy-float32]", "torch-float32]"}
+    assert all(len(w) == 1 for w in workers.values()), workers
+    explicit = pytester.runpytest_subprocess(*SUITE, *subset, "-n", "2", "--dist", "load")
+    explicit.stdout.fnmatch_lines(["*scheduling tests via LoadScheduling*"])
+
+
+def test_group_of_a_row_is_its_component_framework_and_dtype() -> None:
+    from conformance.distribution import group_of
+
+    forward = "conformance/components/mlp/test_mlp.py::test_forward[jax-float32]"
+    gradient = "conformance/components/mlp/test_mlp.py::test_gradient[jax-float32]"
+    assert group_of(forward) == group_of(gradient) == "conformance/components/mlp/test_mlp.py[jax-float32]"
+    assert group_of(forward.replace("float32", "float64")) != group_of(forward)
+    assert group_of(forward.replace("/mlp/", "/mlp_bn/")) != group_of(forward)
+    assert group_of("tests/test_cli.py::test_help") == "tests/test_cli.py::test_help"
