@@ -313,6 +313,16 @@ class Arithmetic:
 
         return self._elementary("sqrt", x, 1 / r, change)
 
+    def function(
+        self, name: str, x: Uncertain, f: Callable[[np.ndarray], np.ndarray], size: np.ndarray
+    ) -> Uncertain:
+        """f(x) for a function a library composes from a few elementary ones and products (GELU,
+        SiLU, softplus and their derivatives): the exact change f(x + d) - f(x), and c_f ulps of
+        `size`, the magnitude of the terms the library's formula adds (where they cancel, as in
+        1 - σ or 1 + erf, its error is relative to them, not to the result)."""
+        value = f(x.v)
+        return self._elementary(name, x, value, lambda d: f(x.v + d) - value, size)
+
     # ------------------------------------------------------------ branches
 
     def uncertain(self, x: Uncertain, threshold: float | np.ndarray = 0.0) -> np.ndarray:

@@ -40,6 +40,7 @@ LAYERS = (
         "conformance.components.*.strategies",
         "conformance.components.*.properties",
         "conformance.components.*.rounding",
+        "conformance.components.*.smooth_rounding",
         "conformance.components.*.boundary",
         "conformance.components.*.range_ends",
     ),

@@ -98,3 +98,18 @@ def test_a_wrong_reference_derivative_fails_finite_differences(monkeypatch: pyte
         )
     with pytest.raises(ConformanceFailure, match=r"gradient-agreement, component mlp_silu.*torch"):
         test_activations.test_silu_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "softplus"])
+def test_an_activation_computed_in_float32_fails_its_float64_rows(
+    monkeypatch: pytest.MonkeyPatch, activation: str
+) -> None:
+    """The activation of a float64 network evaluated in float32 (and cast back): 1e-8 relative,
+    a million float64 ulps, and within the float32 rows' bound. The per-entry rounding bound
+    (components/mlp/smooth_rounding.py) must keep the float64 rows tight enough to see it."""
+    right = torch_mlp.ACTIVATIONS[activation]
+    monkeypatch.setitem(torch_mlp.ACTIVATIONS, activation, lambda z, spec: right(z.float(), spec).to(z.dtype))
+    forward = getattr(test_activations, f"test_{activation}_forward")
+    with pytest.raises(ConformanceFailure, match=rf"forward-agreement, component mlp_{activation}.*float64"):
+        forward(framework="torch", dtype="float64", conformance_run=META_RUN)
+    forward(framework="torch", dtype="float32", conformance_run=META_RUN)

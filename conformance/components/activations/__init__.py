@@ -3,7 +3,8 @@
 Each is the MLP of conformance/components/mlp with that activation in its hidden layers (its
 reference runner and its torch and JAX adapters: `nn.GELU`, `F.gelu(approximate="tanh")`,
 `F.elu`, `F.selu`, `F.silu`, `F.softplus`; `jax.nn.gelu(approximate=...)`, `jax.nn.elu`, ...),
-so the matrix has a row per activation and property. The generic properties run on it; ELU
+so the matrix has a row per activation and property. Its rounding bound is the MLP's, with
+the smooth activations' steps (components/mlp/smooth_rounding.py). The generic properties run on it; ELU
 and SELU pin their derivative at 0 (`kink-convention`, α ≠ 1 so the two sides differ), softplus
 its threshold (`softplus-threshold`).
 """
@@ -16,6 +17,7 @@ from conformance import properties as p
 from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.activations import properties as ap
+from conformance.components.activations.boundary import boundary
 from conformance.components.activations.strategies import (
     CATALOG,
     CI_BATCH,
@@ -24,6 +26,7 @@ from conformance.components.activations.strategies import (
     component_name,
 )
 from conformance.components.mlp.reference import mlp_reference
+from conformance.components.mlp.rounding import mlp_rounding
 from refimpl.mlp import MLPSpec
 from refimpl.smooth import NAMES
 
@@ -58,6 +61,8 @@ def record(activation: str) -> Component:
         golden_case,
         checks=tuple(checks),
         adapters=ADAPTERS,
+        rounding=mlp_rounding,
+        boundary=boundary(activation),
     )
 
 

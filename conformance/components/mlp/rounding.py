@@ -27,8 +27,10 @@ import numpy as np
 
 from conformance.backend import Outcome
 from conformance.case import Arrays, Case
+from conformance.components.mlp.smooth_rounding import smooth_derivative, smooth_value
 from conformance.rounding import Arithmetic, Uncertain
 from refimpl.mlp import MLPSpec
+from refimpl.smooth import NAMES, SmoothParams
 
 Grads = dict[str, Uncertain]
 
@@ -36,8 +38,12 @@ Grads = dict[str, Uncertain]
 # ---------------------------------------------------------------- activations
 
 
-def activation(ar: Arithmetic, name: str, z: Uncertain, slope: float) -> Uncertain:
-    """A = f(Z)."""
+def activation(
+    ar: Arithmetic, name: str, z: Uncertain, slope: float, smooth: SmoothParams | None = None
+) -> Uncertain:
+    """A = f(Z); the smooth activations with `smooth`'s parameters (smooth_rounding.py)."""
+    if name in NAMES:
+        return smooth_value(ar, name, z, smooth or SmoothParams())
     if name == "identity":
         return z
     if name == "tanh":
@@ -48,9 +54,20 @@ def activation(ar: Arithmetic, name: str, z: Uncertain, slope: float) -> Uncerta
     return ar.select(z, z, below, below)
 
 
-def derivative(ar: Arithmetic, name: str, z: Uncertain, a: Uncertain, slope: float, kink: str) -> Uncertain:
+def derivative(
+    ar: Arithmetic,
+    name: str,
+    z: Uncertain,
+    a: Uncertain,
+    slope: float,
+    kink: str,
+    smooth: SmoothParams | None = None,
+) -> Uncertain:
     """f'(Z): from the output A for tanh and sigmoid (1 - A², A (1 - A)), as torch and JAX
-    form them; a step for relu and leaky relu, taken at each implementation's own Z."""
+    form them; a step for relu and leaky relu, taken at each implementation's own Z; the
+    smooth activations' at Z (smooth_rounding.py)."""
+    if name in NAMES:
+        return smooth_derivative(ar, name, z, smooth or SmoothParams())
     one = ar.exact(np.ones_like(z.v))
     if name == "identity":
         return one
@@ -140,7 +157,7 @@ def network_passes(
         Z = ar.affine(A, params[f"W{l}"], bias)
         pre, cache = normalization.forward(l, Z) if normalization and l in spec.bn_layers() else (Z, None)
         layers.append((A, pre, cache))
-        A = activation(ar, spec.activation(l), pre, spec.slope)
+        A = activation(ar, spec.activation(l), pre, spec.slope, spec.smooth_params())
     Y = A
     loss, loss_cache = loss_forward(ar, spec.loss, Y, targets)
     grads: Grads = {}
@@ -149,7 +166,10 @@ def network_passes(
         for l in range(spec.depth, 0, -1):
             A_prev, pre, cache = layers[l - 1]
             A_l = layers[l][0] if l < spec.depth else Y
-            delta = ar.mul(derivative(ar, spec.activation(l), pre, A_l, spec.slope, spec.leaky_kink), dA)
+            f_prime = derivative(
+                ar, spec.activation(l), pre, A_l, spec.slope, spec.leaky_kink, spec.smooth_params()
+            )
+            delta = ar.mul(f_prime, dA)
             if cache is not None and normalization is not None:
                 delta, grads[f"gamma{l}"], grads[f"beta{l}"] = normalization.backward(delta, cache)
             grads[f"Z{l}"] = delta
