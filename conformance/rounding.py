@@ -226,6 +226,19 @@ class Arithmetic:
     def stack(self, parts: list[Uncertain]) -> Uncertain:
         return Uncertain(np.stack([p.v for p in parts]), np.stack([p.d for p in parts], axis=1))
 
+    def where(self, mask: np.ndarray, a: Uncertain, b: Uncertain) -> Uncertain:
+        """a where the exact boolean mask holds, else b (a padded step's carry, say): no rounding."""
+        v = np.where(mask, a.v, b.v)
+        return Uncertain(v, np.where(mask, _dev(a, v.ndim), _dev(b, v.ndim)))
+
+    def scatter(self, rows: Uncertain, mask: np.ndarray, width: int) -> Uncertain:
+        """(mask.size, width) with `rows` (mask.sum(), width) at the rows the flat mask holds, 0
+        (exact) elsewhere: values computed on the valid rows put back in place."""
+        v = np.zeros((mask.size, width))
+        d = np.zeros((self.samples, mask.size, width))
+        v[mask], d[:, mask] = rows.v, rows.d
+        return Uncertain(v, d)
+
     def concatenate(self, parts: list[Uncertain]) -> Uncertain:
         """The parts flattened and concatenated, as one vector."""
         return Uncertain(

@@ -37,8 +37,8 @@ Why float64 still catches a layer computed in float32: that layer errs by about 
 √n u_64 = 1e-15 relative (tests/meta_tests/test_tolerance_faults.py).
 
 A component without a rounding module gets the `sampled` bound below: looser, and an
-estimate rather than a bound. Every component has one but rnn_varlen (padded sequences),
-whose rows are still judged by the sampled bound.
+estimate rather than a bound. Every component here has a rounding module; the sampled
+bound serves a new component until it writes its own.
 
 The table's rows are dtypes (PRECISIONS): a dtype is its unit roundoff, its smallest
 normal number, its identity tolerance and the wider dtype its failures are rerun in;

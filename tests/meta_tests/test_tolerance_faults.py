@@ -8,7 +8,8 @@ failure says "rounding" or "disagreement": faults injected into the real torch a
 * a fault that only shows at N = 1;
 * arbitration: an injected fault reads "disagreement", a float32-only error of a few dozen
   ulps (a sloppier kernel, correct in float64) reads "rounding";
-* a component without a rounding module is held to the sampled bound, and still fails.
+* a component without a rounding module is held to the sampled bound, and still fails;
+* padded sequences (rnn_varlen) computed in float32 fail its float64 rows.
 """
 
 from __future__ import annotations
@@ -184,3 +185,21 @@ def test_a_component_without_a_rounding_module_is_sampled(monkeypatch: pytest.Mo
     monkeypatch.setattr(torch_mlp, "run", off_at_one_row)
     with pytest.raises(ConformanceFailure, match=r"^disagreement: torch float32"):
         test_mlp.test_gradient(framework="torch", dtype="float32", conformance_run=META_RUN)
+
+
+def test_padded_sequences_computed_in_float32_fail_the_float64_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rnn_varlen's own rounding module (per entry, through the masks) keeps its float64 rows
+    tight: torch's packed RNN run in float32 on a float64 case fails them, and passes float32's."""
+    from conformance.components.rnn_varlen import test_rnn_varlen
+    from conformance.components.rnn_varlen import torch_adapter as torch_varlen
+
+    right = torch_varlen.run
+
+    def in_float32(case: Any, cotangents: Any, device: Any = None) -> Outcome:
+        return right(case.with_dtype("float32"), cotangents, device)
+
+    assert component("rnn_varlen").rounding is not None
+    monkeypatch.setattr(torch_varlen, "run", in_float32)
+    test_rnn_varlen.test_varlen_gradient(framework="torch", dtype="float32", conformance_run=META_RUN)
+    with pytest.raises(ConformanceFailure, match=r"^disagreement: torch float64"):
+        test_rnn_varlen.test_varlen_gradient(framework="torch", dtype="float64", conformance_run=META_RUN)

@@ -18,6 +18,7 @@ from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.rnn_varlen import properties as vp
 from conformance.components.rnn_varlen.reference import varlen_reference
+from conformance.components.rnn_varlen.rounding import varlen_rounding
 from conformance.components.rnn_varlen.strategies import CATALOG, varlen_case, varlen_cases
 from refimpl.varlen import VarLenRNNSpec
 
@@ -48,6 +49,7 @@ RNN_VARLEN = Component(
         "torch": "conformance.components.rnn_varlen.torch_adapter",
         "jax": "conformance.components.rnn_varlen.jax_adapter",
     },
+    rounding=varlen_rounding,
 )
 
 COMPONENTS = (RNN_VARLEN,)
