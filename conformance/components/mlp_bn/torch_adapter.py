@@ -20,7 +20,7 @@ from conformance.backend import Outcome, cast_floats, require_conventions
 from conformance.case import Arrays, Case
 from conformance.components.mlp import torch_adapter as mlp
 from conformance.frameworks.torch import from_numpy
-from conformance.frameworks.torch_paths import one_thread
+from conformance.frameworks.torch_paths import one_thread, path_of
 from refimpl.mlp import MLPSpec
 
 # nn.BatchNorm1d (torch/nn/modules/batchnorm.py, _BatchNorm and F.batch_norm):
@@ -87,8 +87,11 @@ def _run(case: Case, cotangents: Arrays | None, device: torch.device) -> Outcome
     objective = mlp.objective(Y, loss, cotangents)
     names = mlp.param_names(case.spec)
     own = dict(model.named_parameters())
-    keys = [*names, "X", *(f"Z{l}" for l in range(1, len(model.taps) + 1))]
-    grads = torch.autograd.grad(objective, [own[names[k]] for k in names] + [X, *model.taps])
+    # ∂L/∂Zˡ through the taps, the eager module's intermediates; a compiled graph computes Y
+    # inside itself and hands no intermediate back to autograd, so its path answers without them
+    taps = [] if path_of(case, mlp.PATHS) == "compiled" else model.taps
+    keys = [*names, "X", *(f"Z{l}" for l in range(1, len(taps) + 1))]
+    grads = torch.autograd.grad(objective, [own[names[k]] for k in names] + [X, *taps])
     return Outcome(outputs, {k: mlp._numpy(g) for k, g in zip(keys, grads, strict=True)}, state)
 
 
