@@ -17,6 +17,7 @@ from conformance import properties as p
 from conformance.case import Case
 from conformance.component import Check, Component
 from conformance.components.rnn_varlen import properties as vp
+from conformance.components.rnn_varlen.boundary import BOUNDARY
 from conformance.components.rnn_varlen.reference import varlen_reference
 from conformance.components.rnn_varlen.rounding import varlen_rounding
 from conformance.components.rnn_varlen.strategies import CATALOG, varlen_case, varlen_cases
@@ -50,6 +51,7 @@ RNN_VARLEN = Component(
         "jax": "conformance.components.rnn_varlen.jax_adapter",
     },
     rounding=varlen_rounding,
+    boundary=BOUNDARY,
 )
 
 COMPONENTS = (RNN_VARLEN,)
