@@ -1,13 +1,14 @@
 """Under pytest-xdist (`-n N`): each worker runs whole groups of rows that compile the same
 programs.
 
-A JAX or Keras row compiles every (spec, shape, dtype) it meets, and the properties of one
-component in one framework and dtype meet the same ones (the ci profile draws them from the
-component's catalog). Spread test by test, as xdist's `load` does, two workers compiled them
-all twice. Grouped by test module (a component's) and `[framework-dtype]`, each is compiled
-once: the ci profile went from 229 s to 197 s wall on 2 cores (947 rows). The groups go out
-largest first (xdist's `loadscope` order); a test without a `[framework-dtype]`
-parametrization is a group of its own, as under `load`.
+A row of a compiling framework (JAX, a plugin built on it) compiles every (spec, shape,
+dtype) it meets, and the properties of one component in one framework and dtype meet the
+same ones (the ci profile draws them from the component's catalog). Spread test by test,
+as xdist's `load` does, two workers compiled them all twice. Grouped by test module (a
+component's) and `[framework-dtype]`, each is compiled once: the ci profile went from 229 s
+to 197 s wall on 2 cores (947 rows). The groups go out largest first (xdist's `loadscope`
+order); a test without a `[framework-dtype]` parametrization is a group of its own, as
+under `load`.
 
 The plugin (`conformance.plugin.pytest_xdist_make_scheduler`) uses this scheduler when
 `-n` is given without `--dist`; `--dist load` (or any other mode) keeps xdist's own.
