@@ -297,8 +297,13 @@ class Arithmetic:
         return self._elementary("sigmoid", x, value, change, np.maximum(value, 1 - value))
 
     def exp(self, x: Uncertain) -> Uncertain:
-        e = np.exp(x.v)  # where it underflowed to 0, e expm1(d) would be 0 · inf for a large d
-        return self._elementary("exp", x, e, lambda d: np.where(e == 0, np.exp(x.v + d), e * np.expm1(d)))
+        # e expm1(d) is accurate for small d, but overflows for d > 709 even where e(x + d) does
+        # not (e = 1e-304, d = 720: bfloat16 logits of 6e3 move by hundreds), and is 0 · inf where
+        # e underflowed: there the difference of the two exponentials serves
+        e = np.exp(x.v)
+        return self._elementary(
+            "exp", x, e, lambda d: np.where((e == 0) | (d > 1), np.exp(x.v + d) - e, e * np.expm1(d))
+        )
 
     def log(self, x: Uncertain) -> Uncertain:
         # a deviation that takes a sample to or below 0 (a low-precision sum of exponentials

@@ -80,6 +80,20 @@ def test_elementary_functions_propagate_without_cancellation() -> None:
         assert np.all(rms(got) < 1e-14 * np.maximum(np.abs(got.v), 1e-300) + 1e-300)
 
 
+def test_exp_of_a_tiny_value_moved_by_hundreds_stays_finite() -> None:
+    """bfloat16 logits of thousands move by hundreds between implementations: exp(-800 + 790) is
+    e^-10, not e^-800 · expm1(790) = 0 · inf (a NaN bound, a dev seed's false alarm)."""
+    from conformance.rounding import Uncertain
+
+    ar = Arithmetic("bfloat16", samples=2)
+    x = Uncertain(np.array([-800.0, -3.0]), np.array([[790.0, 0.5], [-5.0, -0.5]]))
+    got = ar.exp(x)
+    assert np.all(np.isfinite(got.d))
+    moved = got.v[0] + got.d[0, 0]
+    assert abs(moved - np.exp(-10.0)) <= 1e-3 * np.exp(-10.0)
+    assert abs(got.v[1] + got.d[0, 1] - np.exp(-2.5)) <= 0.02 * np.exp(-2.5)
+
+
 def test_deviations_far_below_the_square_root_of_the_smallest_normal_keep_their_bound() -> None:
     """A float64 gradient that vanished to 1e-148 deviates by about 1e-164: squared, that
     underflows, and an rms taken as √(mean d²) was 0 (found by the stress command)."""

@@ -61,11 +61,16 @@ def batchnorm_forward(
     if train:
         mu = ar.mean(Z, axis=0)
         c = ar.sub(Z, _row(mu))
-        sigma2 = batch_variance(ar, Z, mu, c, variance)
+        # every implementation's batch variance is >= 0 (a mean of squares; the one-pass E[z²] -
+        # E[z]² is clipped at 0, as flax does): samples held there, else a bfloat16 variance of
+        # three rows whose deviation exceeds it takes rsqrt(σ² + ε) below 0 (a NaN bound)
+        sigma2 = ar.within(batch_variance(ar, Z, mu, c, variance), low=0.0)
         stats = running_statistics(ar, spec, mean, var, mu, sigma2, N)
     else:
         c, sigma2, stats = ar.sub(Z, _row(mean)), var, {"mean": mean, "var": var}
-    s = ar.rsqrt(ar.add(sigma2, eps))
+    # and σ² + ε >= ε (rounded) in every one: where σ²'s deviation is as large as σ² (bfloat16,
+    # a huge mean over three rows) the sample's own rounding must not take it below
+    s = ar.rsqrt(ar.within(ar.add(sigma2, eps), low=float(eps.v) * (1 - ar.u)))
     xhat = ar.mul(c, _row(s))
     out = ar.add(ar.mul(xhat, _row(gamma)), _row(beta))
     return out, (xhat, s, gamma, train), stats
