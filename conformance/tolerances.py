@@ -162,9 +162,6 @@ SAMPLED_ULPS = 64.0
 # Finite differences, float64 only, ε = 1e-6: truncation ε²·|f'''| and round-off
 # ε64·|f|/ε give relative errors near 1e-10; 1e-6 of the scale of the summed terms
 # leaves room for curvature while a wrong formula is off by O(1).
-# The property extrapolates the steps ε and 4ε (Richardson), so a curvature as large as a deep
-# batch-norm chain's at N = 3 (an ε² term of 1e-6 relative, seen once in a dev seed) leaves only
-# its ε⁴ term.
 FINITE_DIFFERENCE_RTOL = 1e-6
 FINITE_DIFFERENCE_STEP = 1e-6
 
