@@ -49,6 +49,11 @@ def _gelu_tanh_u(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, _SQRT_2_OVER_PI * (1 + 3 * smooth.GELU_TANH_C * xc * xc)
 
 
+def _elu_constants(name: str, p: SmoothParams) -> tuple[float, float]:
+    """(α, λ) of f = λ elu(·; α): ELU's own α and 1, or SELU's α_S and λ."""
+    return (p.alpha, 1.0) if name == "elu" else (smooth.SELU_ALPHA, smooth.SELU_SCALE)
+
+
 def _elu_terms(x: np.ndarray, alpha: float) -> np.ndarray:
     below = np.minimum(x, 0.0)
     return alpha * (np.exp(below) + np.abs(np.expm1(below)))
@@ -59,7 +64,7 @@ def smooth_value(ar: Arithmetic, name: str, z: Uncertain, p: SmoothParams) -> Un
     x = z.v
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         if name in ("elu", "selu"):
-            alpha, scale = (p.alpha, 1.0) if name == "elu" else (smooth.SELU_ALPHA, smooth.SELU_SCALE)
+            alpha, scale = _elu_constants(name, p)
             # elu(0) = α (e^0 - 1) = 0 exactly in every implementation: no rounding there, so an
             # exact 0 (a kink case) reaches the next layer exact and its side stays certain
             size = np.where(x == 0, 0.0, scale * _elu_terms(x, alpha))
@@ -88,7 +93,7 @@ def smooth_derivative(ar: Arithmetic, name: str, z: Uncertain, p: SmoothParams) 
     one = ar.exact(np.ones_like(x))
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         if name in ("elu", "selu"):
-            alpha, scale = (p.alpha, 1.0) if name == "elu" else (smooth.SELU_ALPHA, smooth.SELU_SCALE)
+            alpha, scale = _elu_constants(name, p)
             below = ar.function(
                 "elu",
                 z,
