@@ -7,6 +7,7 @@ import pytest
 
 from conformance.compare import ConformanceFailure, Context, assert_agree, assert_identity, exact
 from conformance.components.mlp.strategies import MLP_CATALOG, mlp_case
+from conformance.properties import richardson
 from conformance.registry import component
 from conformance.replay import load_case
 from conformance.rounding import Arithmetic
@@ -117,3 +118,29 @@ def test_identity_helper_fails_beyond_tolerance(tmp_path, monkeypatch) -> None: 
         assert_identity(ctx, "adjoint", 1.0, 1.0 + 1e-9, scale=1.0, rtol=1e-11)
     with pytest.raises(ConformanceFailure):
         assert_identity(ctx, "adjoint", 1.0, float("nan"), scale=1.0, rtol=1e-11)
+
+
+def central_differences(f, x: float, step: float) -> tuple[float, float, float]:  # type: ignore[no-untyped-def]
+    return tuple((f(x + m * step) - f(x - m * step)) / (2 * m * step) for m in (1, 2, 4))  # type: ignore[return-value]
+
+
+def test_richardson_removes_the_curvature_term_of_a_smooth_function() -> None:
+    # exp(40 x) at 0.25: f''' / f' = 1600, so D(ε) is off by 2.7e-10 of f' (steps in
+    # powers of two: x ± mε is exact, the differences carry f's rounding only).
+    f, step = (lambda x: np.exp(40 * x)), 2.0**-20
+    exact_derivative = 40 * np.exp(10.0)
+    d1, d2, d4 = central_differences(f, 0.25, step)
+    extrapolated = richardson(d1, d2, d4, noise=8 * np.finfo(float).eps * f(0.25) / step)
+    assert extrapolated is not None
+    assert abs(extrapolated - exact_derivative) < abs(d1 - exact_derivative) / 10
+
+
+@pytest.mark.parametrize("distance", [0.5e-6, 1.5e-6, 3e-6])
+def test_richardson_refuses_steps_that_cross_a_kink(distance: float) -> None:
+    # |x| seen from `distance` away: the steps past the kink are not the h² law.
+    d1, d2, d4 = central_differences(abs, distance, 1e-6)
+    assert richardson(d1, d2, d4, noise=1e-12) is None
+
+
+def test_richardson_leaves_differences_within_rounding_alone() -> None:
+    assert richardson(1.0, 1.0 + 1e-12, 1.0 - 1e-12, noise=1e-10) is None
