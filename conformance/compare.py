@@ -115,15 +115,18 @@ def observe(ctx: Context, worst: record.Worst) -> None:
 
 
 def _worst_element(
-    name: str, actual: np.ndarray, expected: np.ndarray, allowed: np.ndarray
+    name: str, actual: np.ndarray, expected: np.ndarray, allowed: np.ndarray, overflow: float = np.inf
 ) -> tuple[record.Worst, int]:
     """The element with the largest |a - e| / allowed (mismatched NaN/inf count as infinite),
-    and its flat index."""
+    and its flat index. An infinite a of e's sign agrees where |e| + allowed reaches
+    `overflow` (the dtype's, Precision.overflow): there ±inf is the dtype's rounding of e."""
     if not expected.size:
         return record.Worst(0.0, name, (), 0.0, 0.0), 0
     a = actual.astype(np.float64)
     e = expected.astype(np.float64)
-    same_special = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & (a == e))
+    with np.errstate(invalid="ignore"):
+        overflowed = np.isinf(a) & (np.sign(a) == np.sign(e)) & (np.abs(e) + allowed >= overflow)
+    same_special = (np.isnan(a) & np.isnan(e)) | (np.isinf(a) & (a == e)) | overflowed
     special = ~np.isfinite(a) | ~np.isfinite(e)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         ratio = np.where(special, np.where(same_special, 0.0, np.inf), np.abs(a - e) / allowed)
@@ -181,7 +184,7 @@ def assert_agree(
         if a.shape != r64.shape:
             fail(ctx, f"{label}{name}: expected shape {r64.shape}, {ctx.framework} gave {a.shape}")
         allowed = allowed_error(ctx.dtype, np.broadcast_to(bound[name], r64.shape))
-        w, flat = _worst_element(label + name, a, r64, allowed.total)
+        w, flat = _worst_element(label + name, a, r64, allowed.total, PRECISIONS[ctx.dtype].overflow)
         if found is None or not w.ratio <= found[0].ratio:
             found = (w, name, flat, allowed)
     if found is None:

@@ -85,6 +85,13 @@ class Precision:
         """Machine epsilon 2u: the distance from 1 to the next number."""
         return 2 * self.unit_roundoff
 
+    @property
+    def overflow(self) -> float:
+        """The least magnitude that rounds to ±inf: the largest finite value plus half its
+        spacing, max · (1 + u/2). A result of ±inf is the dtype's correct answer for a value
+        this large (a gradient of -82485 in float16: its largest finite value is 65504)."""
+        return float(np.finfo(self.numpy_dtype).max) * (1 + self.unit_roundoff / 2)
+
 
 # c_f of every elementary function in float16 and bfloat16: torch and XLA on CPU evaluate them
 # in float32 and round once. Largest error measured over 200,000 arguments each (torch 2.13 and

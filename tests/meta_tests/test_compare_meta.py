@@ -144,3 +144,25 @@ def test_richardson_refuses_steps_that_cross_a_kink(distance: float) -> None:
 
 def test_richardson_leaves_differences_within_rounding_alone() -> None:
     assert richardson(1.0, 1.0 + 1e-12, 1.0 - 1e-12, noise=1e-10) is None
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual", "agrees"),
+    [
+        (-82485.0, -np.inf, True),  # beyond float16's 65504: -inf is its rounding
+        (-82485.0, np.inf, False),  # the wrong sign
+        (-60000.0, -np.inf, False),  # representable: inf is an overflow of the computation
+        (3015.0, np.inf, False),  # a mean whose sum overflowed (torch's float16 cross-entropy)
+    ],
+)
+def test_an_infinite_result_agrees_only_where_the_dtype_rounds_the_value_to_it(
+    tmp_path, monkeypatch, expected: float, actual: float, agrees: bool
+) -> None:  # type: ignore[no-untyped-def]
+    reference = {"W1": np.array([expected, 1.0])}
+    result = {"W1": np.array([actual, 1.0])}
+    ctx, bound = context(tmp_path, monkeypatch, "float16"), rounding(reference, "float16")
+    if agrees:
+        assert_agree(ctx, result, reference, bound, kind="gradient")
+    else:
+        with pytest.raises(ConformanceFailure, match="inf tolerances"):
+            assert_agree(ctx, result, reference, bound, kind="gradient")
