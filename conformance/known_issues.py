@@ -7,13 +7,20 @@ carries the whole entry. While the issue reproduces the row reads "known"; when
 a release fixes it the test XPASSes, strict turns that into a failure, and the
 message says the issue looks fixed and which file to remove the entry from.
 
+An entry with `reached = "module:function"` holds only for the cases that function
+says reach it (conformance.scopes): its row is judged case by case, not marked xfail.
+A case that reaches it and fails is the issue ("known"), one that reaches it and passes
+says it looks fixed (a failure), and the other cases are judged as in any row.
+
 A file that cannot be read is an error naming the file, the entry and the field,
 raised before any test runs.
 """
 
 from __future__ import annotations
 
+import importlib
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,11 +29,13 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from conformance import files
+from conformance.case import Case
 from conformance.dtypes import DTYPES  # an entry without dtypes applies to every one
 
 DEFAULT_PATH = Path(__file__).with_name("known_issues.toml")
 KINDS = ("bug", "convention")
 REQUIRED = ("id", "kind", "property", "component", "framework", "package", "versions", "link", "expected")
+OPTIONAL = ("dtypes", "reached")
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,7 @@ class KnownIssue:
     link: str
     expected: str  # what the framework does, in words
     dtypes: tuple[str, ...] = DTYPES
+    reached: str = ""  # "module:function" of a conformance.scopes predicate; "" for the whole row
     source: Path = field(default=DEFAULT_PATH, compare=False)  # the file it was read from
 
     def installed(self) -> str | None:
@@ -56,6 +66,10 @@ class KnownIssue:
             return False
         installed = self.installed()
         return installed is not None and SpecifierSet(self.versions).contains(installed, prereleases=True)
+
+    def reaches(self, case: Case) -> bool | None:
+        """Whether `case` reaches this issue (True for every case of a row-wide entry)."""
+        return scope(self.reached)(case) if self.reached else True
 
     def reason(self) -> str:
         """The xfail reason pytest prints: one short line."""
@@ -77,7 +91,19 @@ class KnownIssue:
             "package": self.package,
             "versions": self.versions,
             "file": str(self.source),
-        }
+        } | ({"reached": self.reached} if self.reached else {})
+
+
+def scope(path: str) -> Callable[[Case], bool | None]:
+    """The predicate a `reached` field names; ValueError naming the path if there is none."""
+    module, _, name = path.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), name, None) if name else None
+    except ImportError as err:
+        raise ValueError(f"reached: cannot import {module!r} ({err}), received {path!r}") from None
+    if not callable(found):
+        raise ValueError(f"reached: expected 'module:function' naming a function, received {path!r}")
+    return found
 
 
 def _entry(path: Path, n: int, entry: Any) -> KnownIssue:
@@ -89,9 +115,9 @@ def _entry(path: Path, n: int, entry: Any) -> KnownIssue:
     missing = [k for k in REQUIRED if k not in entry]
     if missing:
         raise ValueError(f"{where}: expected the fields {list(REQUIRED)}, missing {missing}")
-    unknown = sorted(set(entry) - {*REQUIRED, "dtypes"})
+    unknown = sorted(set(entry) - {*REQUIRED, *OPTIONAL})
     if unknown:
-        raise ValueError(f"{where}: unknown fields {unknown}; expected {[*REQUIRED, 'dtypes']}")
+        raise ValueError(f"{where}: unknown fields {unknown}; expected {[*REQUIRED, *OPTIONAL]}")
     for key in REQUIRED:
         if not isinstance(entry[key], str) or not entry[key].strip():
             raise ValueError(f"{where} {key}: expected a non-empty string, received {entry[key]!r}")
@@ -106,6 +132,13 @@ def _entry(path: Path, n: int, entry: Any) -> KnownIssue:
     dtypes = entry.get("dtypes", list(DTYPES))
     if not isinstance(dtypes, list) or not dtypes or any(d not in DTYPES for d in dtypes):
         raise ValueError(f"{where} dtypes: expected a list of {list(DTYPES)}, received {dtypes!r}")
+    if "reached" in entry:
+        if not isinstance(entry["reached"], str):
+            raise ValueError(f"{where} reached: expected 'module:function', received {entry['reached']!r}")
+        try:
+            scope(entry["reached"])
+        except ValueError as err:
+            raise ValueError(f"{where} {err}") from None
     return KnownIssue(**{**entry, "dtypes": tuple(dtypes), "source": path})
 
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 ROW = "conformance_row"
 KNOWN = "conformance_known_issue"
+SCOPED = "conformance_scoped_known_issue"
 OPTIONS = (
     "frameworks",
     "dtypes",
@@ -218,7 +219,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         item.extra_keyword_matches.update(info[:2])  # -k bn-gradient-sums, -k mlp_bn
         for issue in known:
-            if issue.applies(*info):
+            if issue.applies(*info) and issue.reached:  # judged case by case (conformance.scopes)
+                item.user_properties.append((SCOPED, issue.id))
+            elif issue.applies(*info):
                 item.add_marker(pytest.mark.xfail(strict=True, reason=issue.reason()))
                 item.user_properties.append((KNOWN, issue.id))
 
@@ -229,7 +232,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         from conformance.record import Record
 
         known = dict(item.user_properties).get(KNOWN, "")
-        item.stash[_RECORD] = Record(*info, _session(item.config).run.device, known_issue=str(known))
+        scoped = {v for k, v in item.user_properties if k == SCOPED}
+        item.stash[_RECORD] = Record(
+            *info,
+            _session(item.config).run.device,
+            known_issue=str(known),
+            scoped=tuple(i for i in _session(item.config).known() if i.id in scoped),
+        )
 
 
 @pytest.hookimpl(wrapper=True)

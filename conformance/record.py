@@ -9,11 +9,14 @@ case that produced it), and the plugin turns it into the report row.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from conformance.case import Case
+
+if TYPE_CHECKING:
+    from conformance.known_issues import KnownIssue
 
 
 @dataclass
@@ -39,6 +42,11 @@ class Record:
     reproducer: str = ""
     known_issue: str = ""
     pinned: bool = False  # set by pin: later observations (reruns) leave the row as it is
+    # known issues that hold only for the cases reaching them (conformance.scopes), and what
+    # the examples showed: those that reproduced one (by id) and those that reached one and passed
+    scoped: tuple[KnownIssue, ...] = ()
+    reproduced: dict[str, int] = field(default_factory=dict)
+    not_reproduced: list[tuple[KnownIssue, Case]] = field(default_factory=list)
 
     def observe(self, worst: Worst, case: Case) -> None:
         if self.pinned:

@@ -61,13 +61,23 @@ def run_property(prop: Property, case: Case, framework: str, dtype: str, run: Ru
     if run.record is not None:
         run.record.examples += 1
         run.record.framework_version = ctx.version
+    scoped = run.record.scoped if run.record is not None else ()
+    reaching = [(i, r) for i in scoped if (r := i.reaches(ctx.case)) is not False]
     try:
         prop.check(ctx, backend)
-    except (AssertionError, NotApplicable, Unsupported):
+    except AssertionError:
+        if not reaching or run.record is None:
+            raise
+        issue = reaching[0][0]  # the case reaches a known issue and fails: the issue, not a new failure
+        run.record.reproduced[issue.id] = run.record.reproduced.get(issue.id, 0) + 1
+    except (NotApplicable, Unsupported):
         raise
     except Exception:  # the check raised: the row is an error, and this case replays it
         keep_case(ctx)
         raise
+    else:
+        if run.record is not None:
+            run.record.not_reproduced += [(issue, ctx.case) for issue, surely in reaching if surely]
 
 
 def rerun(

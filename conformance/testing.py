@@ -26,6 +26,7 @@ from conformance.backend import Unsupported
 from conformance.case import Case
 from conformance.component import Check, Component, NotApplicable
 from conformance.config import Run
+from conformance.record import Record
 from conformance.runner import conclude, run_property
 
 ConformanceTest = Callable[[str, str, Run], None]
@@ -63,6 +64,8 @@ def check_test(component: Component, check: Check) -> ConformanceTest:
             if concluded is failure:
                 raise
             raise concluded from None
+        if run.record is not None:
+            judge_scoped(run.record)
 
     test.__name__ = check.test_name
     test.__qualname__ = check.test_name
@@ -82,3 +85,18 @@ def component_tests(*names: str) -> dict[str, Any]:
                 )
             tests[check.test_name] = check_test(component, check)
     return tests
+
+
+def judge_scoped(record: Record) -> None:
+    """The row's verdict on its case-scoped known issues (conformance.scopes), once every
+    example passed or reproduced one: an issue that a case reached without reproducing looks
+    fixed (a failure, as a strict XPASS); one that reproduced makes the row "known"."""
+    if record.not_reproduced:
+        issue, case = record.not_reproduced[0]
+        record.known_issue = issue.id
+        pytest.fail(f"[XPASS(strict)] {issue.fixed()} (it was reached by {case.describe()})", pytrace=False)
+    if record.reproduced:
+        found = {i.id: i for i in record.scoped}
+        record.known_issue = next(iter(record.reproduced))
+        counts = record.reproduced.items()
+        pytest.xfail("; ".join(f"{found[k].reason()} on {n} of {record.examples} cases" for k, n in counts))
