@@ -36,6 +36,7 @@ LAYERS = (
         "conformance.initialization",
         "conformance.paths",
         "conformance.layouts",
+        "conformance.isolation",
         "conformance.components.*.reference",
         "conformance.components.*.strategies",
         "conformance.components.*.properties",

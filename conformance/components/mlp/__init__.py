@@ -31,6 +31,7 @@ from conformance.components.mlp.strategies import (
     wide_cases,
 )
 from conformance.initialization import init_distribution
+from conformance.isolation import isolation_cases, nonfinite_isolation
 from conformance.layouts import LAYOUT_INVARIANCE, SIZE_AGREEMENT
 from conformance.paths import (
     COMPILED_AGREEMENT,
@@ -75,6 +76,10 @@ MLP = Component(
         Check(PATH_AGREEMENT, path_cases, "path_agreement"),
         Check(COMPILED_AGREEMENT, partial(path_cases, compiled=True), "compiled_agreement"),
         Check(per_example_gradients(ROWS), path_cases, "per_example_gradients"),
+        # special values (conformance.isolation)
+        Check(
+            nonfinite_isolation(ROWS), partial(isolation_cases, cases=mlp_cases, batching=ROWS), "isolation"
+        ),
     ),
     adapters={
         "torch": "conformance.components.mlp.torch_adapter",

@@ -38,6 +38,7 @@ from conformance.components.rnn.strategies import (
     wide_cases,
 )
 from conformance.initialization import init_distribution
+from conformance.isolation import isolation_cases, nonfinite_isolation
 from conformance.layouts import LAYOUT_INVARIANCE, SIZE_AGREEMENT
 from conformance.paths import PATH_AGREEMENT, Batching, batch_blocks, per_example_gradients
 from refimpl.rnn import RNNSpec
@@ -92,6 +93,12 @@ RNN = Component(
         Check(PATH_AGREEMENT, path_cases, "path_agreement"),
         Check(per_example_gradients(SEQUENCES), path_cases, "per_example_gradients"),
         Check(batch_blocks(SEQUENCES), partial(path_cases, blocks=True), "batch_blocks"),
+        # special values (conformance.isolation)
+        Check(
+            nonfinite_isolation(SEQUENCES),
+            partial(isolation_cases, cases=rnn_cases, batching=SEQUENCES),
+            "isolation",
+        ),
     ),
     adapters=ADAPTERS,
     rounding=rnn_rounding,
