@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from conformance import frameworks, registry
+from conformance.case import Case
+from conformance.dtypes import rounded_case
 from conformance.hunt.findings import Finding, Ledger, path_of
 from conformance.hunt.populations import drawer_of
 from conformance.hunt.tasks import FAST_FRAMEWORKS, POPULATION, Task, TaskResult, population_of
@@ -40,6 +42,8 @@ class KnownIssueLike(Protocol):
     id: str
 
     def applies(self, property_id: str, component: str, framework: str, dtype: str) -> bool: ...
+
+    def reaches(self, case: Case) -> bool | None: ...
 
 
 @dataclass(frozen=True)
@@ -219,7 +223,11 @@ class Hunt:
 
     def known_issue(self, finding: Finding) -> str:
         for issue in self.config.known_issues:
-            if issue.applies(finding.property, finding.component, finding.framework, finding.dtype):
+            if not issue.applies(finding.property, finding.component, finding.framework, finding.dtype):
+                continue
+            # an issue scoped to the cases that reach it (conformance.scopes) matches those only
+            case = None if finding.case is None else rounded_case(finding.case.with_dtype(finding.dtype))
+            if case is None or issue.reaches(case) is not False:
                 return f"{issue.id} ({issue.kind}: {issue.link})"
         return ""
 

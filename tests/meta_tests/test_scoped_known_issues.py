@@ -111,3 +111,17 @@ def test_an_entry_whose_scope_cannot_be_found_is_refused(tmp_path, reached: str,
     path.write_text("[[issue]]\n" + "".join(f'{k} = "{v}"\n' for k, v in fields.items()))
     with pytest.raises(ValueError, match=f"known.toml .*reached: .*{message}"):
         load(path)
+
+
+def test_the_hunt_names_a_scoped_issue_only_for_the_findings_that_reach_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from conformance.hunt.engine import Hunt, HuntConfig
+    from conformance.hunt.findings import Finding
+
+    hunt = Hunt(HuntConfig(out=tmp_path, seed=0, known_issues=(issue("torch"),)), display=None)  # type: ignore[arg-type]
+
+    def finding(case: Case) -> Finding:
+        row = ("rnn", "extreme-agreement", "torch", "2", "float16")
+        return Finding(*row, path="default", parameter="loss", kind="forward", case=case)
+
+    assert hunt.known_issue(finding(overflowing_case())).startswith("float16-mean-loss-overflow")
+    assert hunt.known_issue(finding(overflowing_case(steps=4))) == ""  # another failure on the same row
