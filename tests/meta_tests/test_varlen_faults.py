@@ -74,3 +74,17 @@ def test_flax_without_seq_lengths_leaks_padding(
 def test_the_unpatched_adapters_pass() -> None:
     test_rnn_varlen.test_padding_invariance(framework="torch", dtype="float64", conformance_run=META_RUN)
     test_rnn_varlen.test_padding_invariance(framework="jax", dtype="float32", conformance_run=META_RUN)
+
+
+def clamped(x: Any, lengths: Any) -> Any:
+    """Lengths past T taken as T: what flax does (a clamped gather), silently."""
+    return torch_pack(x, lengths.clamp(max=x.shape[0]))
+
+
+torch_pack = torch_varlen.pack
+
+
+def test_torch_clamping_lengths_past_t_fails_length_beyond_t(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch_varlen, "pack", clamped)
+    with pytest.raises(ConformanceFailure, match=r"varlen-length-beyond-t.*torch"):
+        test_rnn_varlen.test_length_beyond_t(framework="torch", dtype="float64", conformance_run=META_RUN)

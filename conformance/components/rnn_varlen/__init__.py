@@ -45,6 +45,7 @@ RNN_VARLEN = Component(
         Check(vp.PADDING_NONFINITE, varlen_cases, "padding_nonfinite"),
         Check(vp.FINAL_STATE, varlen_cases, "final_state"),
         Check(vp.ZERO_LENGTH, partial(varlen_cases, zero=True), "zero_length"),
+        Check(vp.LENGTH_BEYOND_T, partial(varlen_cases, beyond=True), "length_beyond_t"),
     ),
     adapters={
         "torch": "conformance.components.rnn_varlen.torch_adapter",

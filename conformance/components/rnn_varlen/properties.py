@@ -10,6 +10,7 @@ Ids:
   varlen-zero-length         a sequence of length 0: refused (zero_length "raise", torch's
                              pack_padded_sequence), or h_n = h0 and the reference's outputs and
                              gradients ("allow")
+  varlen-length-beyond-t     a length past T (no step holds it): refused, as the reference does
 """
 
 from __future__ import annotations
@@ -132,7 +133,22 @@ def zero_length(ctx: Context, backend: Backend) -> None:
     assert_identity(ctx, "an error on a length of 0 (zero_length='raise')", raised, 1.0, scale=1.0, rtol=0.5)
 
 
+def length_beyond_t(ctx: Context, backend: Backend) -> None:
+    """A length past T names steps that do not exist: no result is defined, so the call must
+    refuse it (the reference raises ValueError naming `lengths`); a result is a clamp or a read
+    past the end, silently."""
+    lengths, T = ctx.case.inputs["lengths"], ctx.case.inputs["X"].shape[0]
+    try:
+        backend.run(ctx.case)
+        raised = 0.0
+    except (ValueError, RuntimeError, IndexError):
+        raised = 1.0
+    name = f"an error on lengths {lengths.tolist()} with T = {T}"
+    assert_identity(ctx, name, raised, 1.0, scale=1.0, rtol=0.5)
+
+
 PADDING_INVARIANCE = Property("varlen-padding-invariance", padding_invariance)
 PADDING_NONFINITE = Property("varlen-padding-nonfinite", padding_nonfinite)
 FINAL_STATE = Property("varlen-final-state", final_state)
 ZERO_LENGTH = Property("varlen-zero-length", zero_length)
+LENGTH_BEYOND_T = Property("varlen-length-beyond-t", length_beyond_t)

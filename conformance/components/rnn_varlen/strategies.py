@@ -12,6 +12,7 @@ data to JAX, so every property, the zero-length one included, reuses the program
 dev, thorough, hunt: T 1-8, N 1-4, lengths in 1..T, sorted half the time.
 
 zero=True: one sequence of length 0 (the convention zero_length: torch refuses it).
+beyond=True: the longest sequence's length set past T (T + 1 to 2T), which no step holds.
 """
 
 from __future__ import annotations
@@ -42,13 +43,15 @@ CATALOG = (
 )
 
 
-def varlen_case(shape: Shape, seed: int, *, zero: bool = False) -> Case:
+def varlen_case(shape: Shape, seed: int, *, zero: bool = False, beyond: bool = False) -> Case:
     spec, lengths, T = shape
     N = len(lengths)
     rng = np.random.default_rng(seed)
     L = np.array(lengths, dtype=np.int64)
     if zero:
         L[int(np.argmin(L))] = 0
+    if beyond:
+        L[int(np.argmax(L))] = T + 1 + seed % T  # T + 1 to 2T: steps that do not exist
     C, H = spec.output_size, spec.hidden_size
     Y_shape = (N, C) if spec.readout == "last" else (T, N, C)
     targets = (
@@ -88,5 +91,6 @@ def free_shapes(draw: st.DrawFn) -> Shape:
 
 
 @st.composite
-def varlen_cases(draw: st.DrawFn, profile: Profile, *, zero: bool = False) -> Case:
-    return varlen_case(draw(catalog_or(profile, CATALOG, free_shapes())), draw(seeds()), zero=zero)
+def varlen_cases(draw: st.DrawFn, profile: Profile, *, zero: bool = False, beyond: bool = False) -> Case:
+    shape = draw(catalog_or(profile, CATALOG, free_shapes()))
+    return varlen_case(shape, draw(seeds()), zero=zero, beyond=beyond)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from conformance.backend import Outcome
+from conformance.backend import Outcome, Unsupported
 from conformance.case import Arrays, Case
 from conformance.components.rnn_varlen.properties import adapter_arguments
 from conformance_keras import enable_float64
@@ -111,6 +111,12 @@ def _evaluate(
 
 def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None) -> Any:
     params, x, cot, d = adapter_arguments(case, cotangents, tangents)
+    T = x["X"].shape[0]
+    if int(np.max(x["lengths"], initial=0)) > T:  # varlen-length-beyond-t: no Keras call to ask
+        raise Unsupported(
+            f"keras: SimpleRNN takes a mask of the T = {T} steps, not lengths; a length past T"
+            f" ({int(np.max(x['lengths']))}) has no mask, so Keras never sees it"
+        )
     t = (to_keras(d), jnp.asarray(d["X"]), jnp.asarray(d["h0"]))
     lengths = jnp.asarray(x["lengths"].astype(np.int32))
     return _evaluate(
