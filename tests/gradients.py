@@ -135,11 +135,13 @@ def objective_scale(Y: Array, dY: Array) -> float:
     return float(np.sum(np.abs(Y * dY)))
 
 
-KINKED = ("relu", "leaky_relu")
+# activations whose derivative jumps at 0: relu, leaky_relu, and elu and selu (1 against α, λ
+# against λα; a SELU network's adjoint test once crossed it, 1.3e5 of its tolerance)
+KINKED = ("relu", "leaky_relu", "elu", "selu")
 
 
 def min_abs_preactivation(cache: Any) -> float:
-    """min |Zˡ| over the relu and leaky_relu layers of an `MLPCache` (inf if there are none).
+    """min |Zˡ| over the KINKED layers of an `MLPCache` (inf if there are none).
 
     Those layers keep Zˡ itself in their cache (refimpl.activations.ActivationCache).
     """
@@ -148,7 +150,7 @@ def min_abs_preactivation(cache: Any) -> float:
 
 
 def has_kink(spec: MLPSpec) -> bool:
-    """Whether some layer of the spec is relu or leaky_relu."""
+    """Whether some layer of the spec is KINKED."""
     return any(spec.activation(l) in KINKED for l in range(1, spec.depth + 1))
 
 
@@ -167,7 +169,7 @@ def mlp_adjoint_mismatch(
     Returns the worst over `draws` random pairs (u, v) of
     |<u, J v> - <Jᵀ u, v>| / (ADJOINT_RTOL Σ|terms| + FD_ATOL (1 + Σ |u ⊙ Y|)), <= 1 passes:
     one pair is one random projection of the error, small by chance once in ~1e4 draws. And
-    whether some relu-family Zˡ changed sign between x and x ± εv: v is not normalized
+    whether some KINKED Zˡ changed sign between x and x ± εv: v is not normalized
     (|v| ~ √size), so near a kink the difference quotient is not J v.
     """
     Y, cache = mlp_forward(spec, params, X)
