@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -61,8 +60,9 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
             f" received {spec.convention!r}, {spec.norm_type}, {spec.error_if_nonfinite}"
         )
     layout = layout_of(case)
-    updates = {k: jnp.asarray(v) for k, v in cast_floats(case.inputs, spec.dtype).items()}
-    params = {k: jnp.asarray(v) for k, v in cast_floats(case.params, spec.dtype).items()}
+    # the caller's arrays on the device (jax.device_put: an eager jnp.asarray compiles a program per shape)
+    updates = jax.device_put(cast_floats(case.inputs, spec.dtype))
+    params = jax.device_put(cast_floats(case.params, spec.dtype))
     threshold = spec.max_norm if spec.kind == "global_norm" else spec.clip_value
     with on_path(case):
         both, norm = _clip(

@@ -155,12 +155,14 @@ def check_conventions(spec: MLPSpec, *, batchnorm: bool = False) -> None:
 
 
 def to_variables(spec: MLPSpec, params: Arrays) -> dict[str, Any]:
+    """Flax's variables, put on the device by `jax.device_put`, which compiles nothing (an eager
+    jnp.asarray or jnp.zeros compiles a program per shape)."""
     layers: dict[str, Any] = {}
     for l in range(1, len(spec.sizes)):
-        layers[f"Dense_{l}"] = {"kernel": jnp.asarray(params[f"W{l}"].T)}
+        layers[f"Dense_{l}"] = {"kernel": params[f"W{l}"].T}
         if f"b{l}" in params:  # none before batch norm
-            layers[f"Dense_{l}"]["bias"] = jnp.asarray(params[f"b{l}"])
-    return {"params": layers}
+            layers[f"Dense_{l}"]["bias"] = params[f"b{l}"]
+    return jax.device_put({"params": layers})
 
 
 def from_variables(spec: MLPSpec, variables: dict[str, Any]) -> Arrays:
@@ -209,7 +211,7 @@ def _prepare(case: Case) -> tuple[MLPSpec, str, Any, np.ndarray, jax.Array]:
         layout,
         to_variables(spec, params),
         stored(inputs["X"], layout),
-        jnp.asarray(inputs["targets"]),
+        jax.device_put(inputs["targets"]),
     )
 
 

@@ -82,12 +82,10 @@ def rnn_loss(network: RNNSpec, variables: Any, batch: dict[str, jax.Array]) -> j
 
 def rnn_variables(params: Arrays) -> dict[str, Any]:
     b = params["b_ih"] + params["b_hh"]  # SimpleCell's one bias, in the dtype
-    cell = {
-        "i": {"kernel": jnp.asarray(params["W_ih"].T), "bias": jnp.asarray(b)},
-        "h": {"kernel": jnp.asarray(params["W_hh"].T)},
-    }
-    readout = {"kernel": jnp.asarray(params["W_out"].T), "bias": jnp.asarray(params["b_out"])}
-    return {"rnn": {"params": {"cell": cell}}, "readout": {"params": readout}}
+    cell = {"i": {"kernel": params["W_ih"].T, "bias": b}, "h": {"kernel": params["W_hh"].T}}
+    readout = {"kernel": params["W_out"].T, "bias": params["b_out"]}
+    # jax.device_put compiles nothing (an eager jnp.asarray compiles a program per shape)
+    return jax.device_put({"rnn": {"params": {"cell": cell}}, "readout": {"params": readout}})
 
 
 def rnn_params(variables: dict[str, Any], b_hh: np.ndarray) -> Arrays:
@@ -137,10 +135,7 @@ def mlp_variables(network: MLPSpec, params: Arrays) -> dict[str, Any]:
     """{"params": Dense kernels and biases, BatchNorm scale γ and bias β}."""
     layers = dict(jax_mlp.to_variables(network, params)["params"])
     for l in jax_mlp.normalized_layers(network):
-        layers[f"BatchNorm_{l}"] = {
-            "scale": jnp.asarray(params[f"gamma{l}"]),
-            "bias": jnp.asarray(params[f"beta{l}"]),
-        }
+        layers[f"BatchNorm_{l}"] = jax.device_put({"scale": params[f"gamma{l}"], "bias": params[f"beta{l}"]})
     return {"params": layers}
 
 
@@ -179,7 +174,7 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     opt_state = optimizer(spec.clip_kind, spec.lr, threshold).init(variables)
     losses, norms = [], []
     for step in batches(case):
-        batch = {k: jnp.asarray(v) for k, v in cast_floats(step, spec.dtype).items()}
+        batch = jax.device_put(cast_floats(step, spec.dtype))
         variables, stats, opt_state, loss, norm = _step(
             network, spec.clip_kind, variables, stats, opt_state, batch, spec.lr, threshold
         )

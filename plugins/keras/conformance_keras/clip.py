@@ -24,7 +24,6 @@ from functools import cache
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import keras
 import numpy as np
 from keras.src.optimizers import base_optimizer
@@ -57,7 +56,7 @@ def _step(layout: tuple[tuple[str, tuple[int, ...]], ...], dtype: str, kind: str
     ]
     optimizer = keras.optimizers.SGD(learning_rate=1.0, **{OPTIONS[kind]: threshold})
     optimizer.build(variables)
-    zeros = [jnp.zeros(shape, dtype) for _, shape in layout]
+    zeros = jax.device_put([np.zeros(shape, dtype) for _, shape in layout])  # jnp.zeros: a program each
     state = [v.value for v in optimizer.variables]
 
     @jax.jit
@@ -73,7 +72,7 @@ def clipped(grads: Arrays, kind: str, threshold: float) -> tuple[Arrays, float]:
     """(the gradients as one SGD step with lr 1 clips them, their global norm), in their dtype."""
     dtype = str(next(iter(grads.values())).dtype)
     layout = tuple((k, tuple(v.shape)) for k, v in grads.items())
-    result, norm = _step(layout, dtype, kind, threshold)({k: jnp.asarray(v) for k, v in grads.items()})
+    result, norm = _step(layout, dtype, kind, threshold)(jax.device_put(grads))
     return {k: np.asarray(v, np.float64) for k, v in result.items()}, float(norm)
 
 

@@ -132,8 +132,9 @@ def network(spec: MLPSpec) -> Network:
 
 
 def to_keras(params: Arrays) -> dict[str, jax.Array]:
-    """Reference parameters in Keras's layout (kernels transposed)."""
-    return {k: jnp.asarray(v.T if k.rstrip("0123456789") in TRANSPOSED else v) for k, v in params.items()}
+    """Reference parameters in Keras's layout (kernels transposed), on the device: `jax.device_put`
+    compiles nothing, where an eager `jnp.asarray` or `jnp.zeros` compiles a program per shape."""
+    return {k: jax.device_put(v.T if k.rstrip("0123456789") in TRANSPOSED else v) for k, v in params.items()}
 
 
 def from_keras(arrays: dict[str, Any]) -> Arrays:
@@ -212,11 +213,11 @@ def prepare(
     """(spec, parameters, state, X, zero taps, targets) as JAX arrays in spec.dtype."""
     spec: MLPSpec = case.spec
     inputs = cast_floats(case.inputs, spec.dtype)
-    X = jnp.asarray(inputs["X"])
+    X = jax.device_put(inputs["X"])
     params = to_keras(cast_floats(case.params, spec.dtype))
-    state = {k: jnp.asarray(v) for k, v in cast_floats(case.state, spec.dtype).items()}
-    taps = {f"Z{l}": jnp.zeros((X.shape[0], spec.sizes[l]), spec.dtype) for l in range(1, len(spec.sizes))}
-    return spec, params, state, X, taps, jnp.asarray(inputs["targets"])
+    state = jax.device_put(cast_floats(case.state, spec.dtype))
+    taps = {f"Z{l}": np.zeros((X.shape[0], spec.sizes[l]), spec.dtype) for l in range(1, len(spec.sizes))}
+    return spec, params, state, X, jax.device_put(taps), jax.device_put(inputs["targets"])
 
 
 def run_network(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Outcome:
@@ -224,8 +225,8 @@ def run_network(case: Case, cotangents: Arrays | None, *, deltas: bool) -> Outco
     spec, params, state, X, taps, targets = prepare(case)
     cot = cast_floats(cotangents or {}, spec.dtype)
     Y_shape = (X.shape[0], spec.sizes[-1])
-    cot_Y = jnp.asarray(cot["Y"]) if "Y" in cot else jnp.zeros(Y_shape, spec.dtype)
-    cot_loss = jnp.asarray(cot.get("loss", np.zeros((), spec.dtype)), dtype=spec.dtype)
+    cot_Y = jax.device_put(cot["Y"] if "Y" in cot else np.zeros(Y_shape, spec.dtype))
+    cot_loss = jax.device_put(np.asarray(cot.get("loss", 0.0), dtype=spec.dtype))
     with on_path(case):  # meta "path" "eager": the layers op by op (conformance.paths)
         Y, loss, new_state, (d_params, dX, d_taps) = _vjp(
             spec, case.train, params, state, X, taps, targets, cot_Y, cot_loss
@@ -244,7 +245,7 @@ def jvp_network(case: Case, tangents: Arrays) -> Arrays:
     spec, params, state, X, taps, targets = prepare(case)
     t = cast_floats(tangents, spec.dtype)
     t_params = to_keras({k: t[k] for k in case.params})
-    dY, dloss = _jvp(spec, case.train, params, state, X, taps, targets, t_params, jnp.asarray(t["X"]))
+    dY, dloss = _jvp(spec, case.train, params, state, X, taps, targets, t_params, jax.device_put(t["X"]))
     return {"Y": np.asarray(dY, np.float64), "loss": np.asarray(dloss, np.float64)}
 
 

@@ -87,13 +87,16 @@ def _outputs(spec: RNNSpec, targets: Any, params: Any, X: Any, h0: Any) -> Any:
 
 
 def to_keras(params: Arrays) -> dict[str, jax.Array]:
-    return {
-        "K": jnp.asarray(params["W_ih"].T),
-        "R": jnp.asarray(params["W_hh"].T),
-        "b": jnp.asarray(params["b_ih"] + params["b_hh"]),
-        "K_out": jnp.asarray(params["W_out"].T),
-        "b_out": jnp.asarray(params["b_out"]),
+    """On the device by `jax.device_put`, which compiles nothing (an eager jnp.asarray compiles a
+    program per shape)."""
+    keras_params = {
+        "K": params["W_ih"].T,
+        "R": params["W_hh"].T,
+        "b": params["b_ih"] + params["b_hh"],
+        "K_out": params["W_out"].T,
+        "b_out": params["b_out"],
     }
+    return jax.device_put(keras_params)
 
 
 def from_keras(grads: dict[str, Any]) -> Arrays:
@@ -125,7 +128,7 @@ def _jvp(
 def _prepare(case: Case) -> tuple[RNNSpec, dict[str, jax.Array], dict[str, jax.Array]]:
     spec: RNNSpec = case.spec
     params = to_keras(cast_floats(case.params, spec.dtype))
-    inputs = {k: jnp.asarray(v) for k, v in cast_floats(case.inputs, spec.dtype).items()}
+    inputs = jax.device_put(cast_floats(case.inputs, spec.dtype))
     return spec, params, inputs
 
 
@@ -133,8 +136,8 @@ def run(case: Case, cotangents: Arrays | None, device: Any = None) -> Outcome:
     spec, params, t = _prepare(case)
     cot = cast_floats(cotangents or {}, spec.dtype)
     Y_shape = case.inputs["dY"].shape
-    cot_Y = jnp.asarray(cot["Y"]) if "Y" in cot else jnp.zeros(Y_shape, spec.dtype)
-    cot_loss = jnp.asarray(cot.get("loss", np.zeros((), spec.dtype)), dtype=spec.dtype)
+    cot_Y = jax.device_put(cot["Y"] if "Y" in cot else np.zeros(Y_shape, spec.dtype))
+    cot_loss = jax.device_put(np.asarray(cot.get("loss", 0.0), dtype=spec.dtype))
     with on_path(case):  # meta "path" "eager": the layers op by op (conformance.paths)
         Y, loss, (d_params, dX, dh0) = _vjp(spec, params, t["X"], t["h0"], t["targets"], cot_Y, cot_loss)
     outputs = {"Y": np.asarray(Y, np.float64), "loss": np.asarray(loss, np.float64)}
@@ -148,7 +151,6 @@ def jvp(case: Case, tangents: Arrays, device: Any = None) -> Arrays:
     """jax.jvp along tangents for every parameter, X and h0 (b_ih and b_hh both move the one bias)."""
     spec, params, t = _prepare(case)
     d = cast_floats(tangents, spec.dtype)
-    dY, dloss = _jvp(
-        spec, params, t["X"], t["h0"], t["targets"], to_keras(d), jnp.asarray(d["X"]), jnp.asarray(d["h0"])
-    )
+    t_X, t_h0 = jax.device_put((d["X"], d["h0"]))
+    dY, dloss = _jvp(spec, params, t["X"], t["h0"], t["targets"], to_keras(d), t_X, t_h0)
     return {"Y": np.asarray(dY, np.float64), "loss": np.asarray(dloss, np.float64)}

@@ -117,16 +117,11 @@ def _call(case: Case, cotangents: Arrays | None, tangents: Arrays | None) -> Any
             f"keras: SimpleRNN takes a mask of the T = {T} steps, not lengths; a length past T"
             f" ({int(np.max(x['lengths']))}) has no mask, so Keras never sees it"
         )
-    t = (to_keras(d), jnp.asarray(d["X"]), jnp.asarray(d["h0"]))
-    lengths = jnp.asarray(x["lengths"].astype(np.int32))
+    t = (to_keras(d), jax.device_put(d["X"]), jax.device_put(d["h0"]))
     return _evaluate(
         case.spec,
         to_keras(params),
-        jnp.asarray(x["X"]),
-        jnp.asarray(x["h0"]),
-        lengths,
-        jnp.asarray(x["targets"]),
-        tuple(jnp.asarray(c) for c in cot),
+        *jax.device_put((x["X"], x["h0"], x["lengths"].astype(np.int32), x["targets"], tuple(cot))),
         t,
     )
 
