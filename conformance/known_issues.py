@@ -10,7 +10,10 @@ message says the issue looks fixed and which file to remove the entry from.
 An entry with `reached = "module:function"` holds only for the cases that function
 says reach it (conformance.scopes): its row is judged case by case, not marked xfail.
 A case that reaches it and fails is the issue ("known"), one that reaches it and passes
-says it looks fixed (a failure), and the other cases are judged as in any row.
+says it looks fixed (a failure), and the other cases are judged as in any row. Such an
+entry's failure is a disagreement (an assertion of the property), or, with
+`raises = "TypeError"` (a built-in exception's name), the framework raising that
+exception: a disagreement on a reaching case is then a failure as on any other.
 
 A file that cannot be read is an error naming the file, the entry and the field,
 raised before any test runs.
@@ -18,6 +21,7 @@ raised before any test runs.
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import tomllib
 from collections.abc import Callable
@@ -35,7 +39,7 @@ from conformance.dtypes import DTYPES  # an entry without dtypes applies to ever
 DEFAULT_PATH = Path(__file__).with_name("known_issues.toml")
 KINDS = ("bug", "convention")
 REQUIRED = ("id", "kind", "property", "component", "framework", "package", "versions", "link", "expected")
-OPTIONAL = ("dtypes", "reached")
+OPTIONAL = ("dtypes", "reached", "raises")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class KnownIssue:
     expected: str  # what the framework does, in words
     dtypes: tuple[str, ...] = DTYPES
     reached: str = ""  # "module:function" of a conformance.scopes predicate; "" for the whole row
+    raises: str = ""  # with `reached`: the built-in exception a reaching case raises; "": it disagrees
     source: Path = field(default=DEFAULT_PATH, compare=False)  # the file it was read from
 
     def installed(self) -> str | None:
@@ -70,6 +75,19 @@ class KnownIssue:
     def reaches(self, case: Case) -> bool | None:
         """Whether `case` reaches this issue (True for every case of a row-wide entry)."""
         return scope(self.reached)(case) if self.reached else True
+
+    def reproduced_by(self, failure: BaseException) -> bool:
+        """Whether `failure`, on a case this issue reaches, is this issue: the exception it
+        `raises`, or a failed assertion of the property where it names none."""
+        if self.raises:
+            return any(cls.__name__ == self.raises for cls in type(failure).__mro__)
+        return isinstance(failure, AssertionError)
+
+    def describes(self, exception: str | None) -> bool:
+        """Whether a failure on a case this issue reaches is this issue, by the name of the
+        exception the framework raised (None: it returned a wrong value); a row-wide entry
+        describes any failure of its row."""
+        return not self.reached or exception == (self.raises or None)
 
     def reason(self) -> str:
         """The xfail reason pytest prints: one short line."""
@@ -91,7 +109,7 @@ class KnownIssue:
             "package": self.package,
             "versions": self.versions,
             "file": str(self.source),
-        } | ({"reached": self.reached} if self.reached else {})
+        } | {k: v for k, v in (("reached", self.reached), ("raises", self.raises)) if v}
 
 
 def scope(path: str) -> Callable[[Case], bool | None]:
@@ -139,6 +157,16 @@ def _entry(path: Path, n: int, entry: Any) -> KnownIssue:
             scope(entry["reached"])
         except ValueError as err:
             raise ValueError(f"{where} {err}") from None
+    if "raises" in entry:
+        raised = entry["raises"]
+        known = isinstance(raised, str) and isinstance(getattr(builtins, raised, None), type)
+        if not known or not issubclass(getattr(builtins, raised), Exception):
+            raise ValueError(f"{where} raises: expected a built-in exception's name, received {raised!r}")
+        if "reached" not in entry:
+            raise ValueError(
+                f"{where} raises: applies to an entry with `reached` (a row-wide entry's xfail takes"
+                f" any failure), received raises = {raised!r} without it"
+            )
     return KnownIssue(**{**entry, "dtypes": tuple(dtypes), "source": path})
 
 

@@ -232,12 +232,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         from conformance.record import Record
 
         known = dict(item.user_properties).get(KNOWN, "")
-        scoped = {v for k, v in item.user_properties if k == SCOPED}
         item.stash[_RECORD] = Record(
             *info,
             _session(item.config).run.device,
             known_issue=str(known),
-            scoped=tuple(i for i in _session(item.config).known() if i.id in scoped),
+            # this row's entries (one id may have entries for several rows, scoped or not)
+            scoped=tuple(i for i in _session(item.config).known() if i.reached and i.applies(*info)),
         )
 
 

@@ -65,16 +65,16 @@ def run_property(prop: Property, case: Case, framework: str, dtype: str, run: Ru
     reaching = [(i, r) for i in scoped if (r := i.reaches(ctx.case)) is not False]
     try:
         prop.check(ctx, backend)
-    except AssertionError:
-        if not reaching or run.record is None:
-            raise
-        issue = reaching[0][0]  # the case reaches a known issue and fails: the issue, not a new failure
-        run.record.reproduced[issue.id] = run.record.reproduced.get(issue.id, 0) + 1
     except (NotApplicable, Unsupported):
         raise
-    except Exception:  # the check raised: the row is an error, and this case replays it
-        keep_case(ctx)
-        raise
+    except Exception as failure:
+        issue = next((i for i, _ in reaching if i.reproduced_by(failure)), None)
+        if issue is None or run.record is None:
+            if not isinstance(failure, AssertionError):  # the check raised: an error row, this case
+                keep_case(ctx)  # replays it
+            raise
+        # the case reaches a known issue and fails as it says: the issue, not a new failure
+        run.record.reproduced[issue.id] = run.record.reproduced.get(issue.id, 0) + 1
     else:
         if run.record is not None:
             run.record.not_reproduced += [(issue, ctx.case) for issue, surely in reaching if surely]

@@ -45,6 +45,8 @@ class KnownIssueLike(Protocol):
 
     def reaches(self, case: Case) -> bool | None: ...
 
+    def describes(self, exception: str | None) -> bool: ...
+
 
 @dataclass(frozen=True)
 class HuntConfig:
@@ -227,7 +229,8 @@ class Hunt:
                 continue
             # an issue scoped to the cases that reach it (conformance.scopes) matches those only
             case = None if finding.case is None else rounded_case(finding.case.with_dtype(finding.dtype))
-            if case is None or issue.reaches(case) is not False:
+            raised = finding.parameter if finding.kind == "exception" else None  # the exception's name
+            if (case is None or issue.reaches(case) is not False) and issue.describes(raised):
                 return f"{issue.id} ({issue.kind}: {issue.link})"
         return ""
 

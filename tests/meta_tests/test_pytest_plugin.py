@@ -101,6 +101,27 @@ def test_known_issue_outside_its_versions_is_not_applied(pytester: pytest.Pytest
     result.assert_outcomes(passed=1)
 
 
+def test_a_row_is_judged_by_its_own_scoped_entries_not_by_others_of_the_same_id(
+    pytester: pytest.Pytester,
+) -> None:
+    """One id, two entries: scoped on this row (no float64 case reaches a float16 overflow) and
+    row-wide on float16 only. The row-wide entry would reach every float64 case, whose passing
+    would read as the issue fixed."""
+    fields = (
+        'id = "torch-forward-demo"\nkind = "bug"\nproperty = "forward-agreement"\ncomponent = "mlp"\n'
+        'framework = "torch"\npackage = "torch"\nversions = ">=1.0"\nlink = "https://example.org/1"\n'
+        'expected = "disagrees"\n'
+    )
+    path = pytester.path / "known.toml"
+    path.write_text(
+        f'[[issue]]\n{fields}reached = "conformance.scopes:low_precision_mean_overflows"\n\n'
+        f'[[issue]]\n{fields}dtypes = ["float16"]\n'
+    )
+    options = ["--conformance-dtypes", "float64", "--conformance-known-issues", str(path)]
+    result = pytester.runpytest_subprocess(*SUITE, "-k", "test_forward", *options)
+    result.assert_outcomes(passed=1)
+
+
 def test_missing_framework_is_a_skip_with_reason(pytester: pytest.Pytester) -> None:
     """Not asked for by name (the default: every framework installed), a missing one is skipped."""
     pytester.makeconftest("import sys\nsys.modules['jax'] = None\n")
