@@ -11,3 +11,12 @@ def simplernn_tanh_float64(case: Case) -> bool:
     `ops.tanh` hands back float32 for the float64 state, and `jax.lax.scan` refuses a carry
     that changes dtype. A relu network runs, so a row draws both kinds of case."""
     return case.spec.dtype == "float64" and getattr(case.spec, "nonlinearity", None) == "tanh"
+
+
+def mlp_tanh_float64(case: Case) -> bool:
+    """A float64 MLP with a tanh layer (keras-float64-computed-in-float32 on kink-convention):
+    `ops.tanh` computes in float32 and casts back, ~1e-8 relative, where relu, leaky ReLU and
+    sigmoid stay in float64. The kink cases of a dev draw are relu and leaky-ReLU networks
+    (every value agrees), those of the ci catalog include a tanh network (it reproduces)."""
+    spec = case.spec
+    return spec.dtype == "float64" and "tanh" in (spec.hidden_activation, spec.output_activation)

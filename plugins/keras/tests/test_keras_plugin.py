@@ -93,3 +93,24 @@ def test_a_missing_device_is_a_skip(device: str) -> None:
         assert frameworks.skip_reason("keras", device) == f"jax: no {device} device is available"
     else:
         assert frameworks.skip_reason("keras", device) is None
+
+
+def test_the_scoped_entries_reach_tanh_networks_in_float64_only() -> None:
+    """keras-simplernn-float64-scan-carry and the kink rows of keras-float64-computed-in-float32
+    hold where Keras's tanh runs in float64 (conformance_keras/scopes.py), and nowhere else."""
+    from conformance.case import Case
+    from conformance_keras.scopes import mlp_tanh_float64, simplernn_tanh_float64
+    from refimpl.mlp import MLPSpec
+    from refimpl.rnn import RNNSpec
+
+    def case(spec: object) -> Case:
+        return Case("x", spec, {}, {}, seed=0)
+
+    assert simplernn_tanh_float64(case(RNNSpec(2, 3, 2, "tanh", dtype="float64")))
+    assert not simplernn_tanh_float64(case(RNNSpec(2, 3, 2, "relu", dtype="float64")))
+    assert not simplernn_tanh_float64(case(RNNSpec(2, 3, 2, "tanh", dtype="float32")))
+    assert mlp_tanh_float64(case(MLPSpec((2, 3, 1), "relu", "tanh", "mse", dtype="float64")))
+    assert not mlp_tanh_float64(case(MLPSpec((2, 3, 1), "relu", "sigmoid", "mse", dtype="float64")))
+    assert not mlp_tanh_float64(case(MLPSpec((2, 3, 1), "tanh", "tanh", "mse", dtype="float32")))
+    scoped = [i for i in known_issues.load(FRAMEWORK.known_issues()[0]) if i.reached]
+    assert {i.reached.rsplit(":", 1)[1] for i in scoped} >= {"simplernn_tanh_float64", "mlp_tanh_float64"}
