@@ -241,6 +241,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
 
 
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """After a row: JAX's compiled programs dropped if they near the process's mapping limit."""
+    if _info(item) is not None:
+        from conformance.frameworks.jax import release_compiled_programs
+
+        release_compiled_programs()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report: pytest.TestReport = yield

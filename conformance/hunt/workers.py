@@ -24,6 +24,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
+from conformance.frameworks.jax import release_compiled_programs
 from conformance.hunt.tasks import Task, TaskResult, run_task
 
 ONE_THREAD = {
@@ -89,6 +90,7 @@ def _serve(conn: Connection, name: str, folder: str, out: str) -> None:
         result = run_task(task, mark)
         result.worker = name
         conn.send(result)
+        release_compiled_programs()  # a long hunt compiles a program per drawn shape
 
 
 class Worker:
@@ -210,6 +212,7 @@ class InlinePool:
             return []
         result = run_task(self.queue.popleft())
         result.worker = "main"
+        release_compiled_programs()
         return [result]
 
     def close(self, grace: float) -> list[TaskResult | Crash]:
