@@ -98,14 +98,17 @@ def mlp_case(spec: MLPSpec, batch: int, seed: int, *, kinks: bool = False) -> Ca
     """Parameters (torch's init, float64), a batch, targets and two upstream gradients.
 
     With kinks=True every bias is 0 and every other row of X is 0, so those rows
-    reach every activation with a pre-activation of exactly 0.
+    reach every activation with a pre-activation of exactly 0. The zero rows are +0.0 and
+    -0.0 in turn (rows 0, 4, ... and 2, 6, ...): -0 = 0, so every answer is the one at +0.
+    Through a matrix product they reach the activations as +0 (BLAS and XLA sum from +0, and
+    -0 + +0 = +0): the sign of a zero pre-activation is out of reach of a dense layer.
     """
     rng = np.random.default_rng(seed)
     params = mlp_params(spec, rng)
     X = rng.standard_normal((batch, spec.sizes[0]))
     if kinks:
         params = {k: (np.zeros_like(v) if k.startswith("b") else v) for k, v in params.items()}
-        X[::2] = 0.0
+        X[0::4], X[2::4] = 0.0, -0.0
     C = spec.sizes[-1]
     targets: np.ndarray
     if spec.loss == "cross_entropy":
