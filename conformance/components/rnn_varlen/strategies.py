@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from conformance.case import Case
@@ -93,4 +94,7 @@ def free_shapes(draw: st.DrawFn) -> Shape:
 @st.composite
 def varlen_cases(draw: st.DrawFn, profile: Profile, *, zero: bool = False, beyond: bool = False) -> Case:
     shape = draw(catalog_or(profile, CATALOG, free_shapes()))
+    # a lone sequence of length 0 under readout "every": a mean over no valid step, which the
+    # reference refuses (ValueError naming lengths); the convention at 0 needs a valid neighbour
+    assume(not (zero and len(shape.lengths) == 1 and shape.spec.readout == "every"))
     return varlen_case(shape, draw(seeds()), zero=zero, beyond=beyond)

@@ -99,7 +99,12 @@ def test_the_scoped_entries_reach_tanh_networks_in_float64_only() -> None:
     """keras-simplernn-float64-scan-carry and the kink rows of keras-float64-computed-in-float32
     hold where Keras's tanh runs in float64 (conformance_keras/scopes.py), and nowhere else."""
     from conformance.case import Case
-    from conformance_keras.scopes import mlp_tanh_float64, simplernn_tanh_float64
+    from conformance_keras.scopes import (
+        mlp_tanh_float64,
+        mse_float64,
+        mse_float64_gradient,
+        simplernn_tanh_float64,
+    )
     from refimpl.mlp import MLPSpec
     from refimpl.rnn import RNNSpec
 
@@ -112,5 +117,9 @@ def test_the_scoped_entries_reach_tanh_networks_in_float64_only() -> None:
     assert mlp_tanh_float64(case(MLPSpec((2, 3, 1), "relu", "tanh", "mse", dtype="float64")))
     assert not mlp_tanh_float64(case(MLPSpec((2, 3, 1), "relu", "sigmoid", "mse", dtype="float64")))
     assert not mlp_tanh_float64(case(MLPSpec((2, 3, 1), "tanh", "tanh", "mse", dtype="float32")))
+    relu_mse = RNNSpec(2, 3, 2, "relu", dtype="float64")
+    relu_ce = RNNSpec(2, 3, 2, "relu", loss="cross_entropy", dtype="float64")
+    assert mse_float64(case(relu_mse)) and not mse_float64(case(relu_ce))
+    assert mse_float64_gradient(case(relu_mse)) is None and mse_float64_gradient(case(relu_ce)) is False
     scoped = [i for i in known_issues.load(FRAMEWORK.known_issues()[0]) if i.reached]
     assert {i.reached.rsplit(":", 1)[1] for i in scoped} >= {"simplernn_tanh_float64", "mlp_tanh_float64"}
