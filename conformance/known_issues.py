@@ -77,11 +77,11 @@ class KnownIssue:
         return scope(self.reached)(case) if self.reached else True
 
     def reproduced_by(self, failure: BaseException) -> bool:
-        """Whether `failure`, on a case this issue reaches, is this issue: the exception it
-        `raises`, or a failed assertion of the property where it names none."""
-        if self.raises:
-            return any(cls.__name__ == self.raises for cls in type(failure).__mro__)
-        return isinstance(failure, AssertionError)
+        """`describes` for a raised failure: a failed assertion of the property is a wrong value,
+        any other exception is named by its class or one of its bases."""
+        if isinstance(failure, AssertionError):
+            return self.describes(None)
+        return any(self.describes(cls.__name__) for cls in type(failure).__mro__)
 
     def describes(self, exception: str | None) -> bool:
         """Whether a failure on a case this issue reaches is this issue, by the name of the
